@@ -1,0 +1,5 @@
+import sys
+
+from virnucpro.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""The `virnucpro` command group and its error policy.
+
+Subcommands live in their own modules and are imported lazily, so `virnucpro --help` and light
+commands never pay for importing torch. User errors print one line and exit 1, usage errors exit 2,
+Ctrl-C exits 130; a traceback is shown only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from virnucpro import __version__
+from virnucpro.errors import VirnucproError
+
+# name -> "module:attribute"; every entry is a click.Command in its own module.
+SUBCOMMANDS: dict[str, str] = {
+    "frames": "virnucpro.cli.frames_cmd:frames",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+_debug = False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="virnucpro")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """Find viral sequences in reads and contigs (DNABERT-S + ESM-2 features, VirNucPro classifier)."""
+    global _debug
+    _debug = debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and turn exceptions into exit codes; callable in-process for tests."""
+    global _debug
+    _debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="virnucpro", standalone_mode=False)
+    except click.exceptions.Exit as stop:
+        return stop.exit_code
+    except click.ClickException as usage:
+        usage.show()
+        return usage.exit_code
+    except click.exceptions.Abort:
+        click.echo("virnucpro: interrupted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        if _debug:
+            raise
+        click.echo("virnucpro: interrupted", err=True)
+        return 130
+    except VirnucproError as error:
+        if _debug:
+            raise
+        click.echo(f"virnucpro: error: {error}", err=True)
+        return error.exit_code
+    except OSError as error:
+        if _debug:
+            raise
+        where = f": {error.filename}" if getattr(error, "filename", None) else ""
+        click.echo(f"virnucpro: error: {error.strerror or error}{where}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Developer tools: random-weight checkpoints in the real on-disk formats (tests, benchmarks)."""
