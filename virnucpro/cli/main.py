@@ -18,6 +18,13 @@ from virnucpro.errors import VirnucproError
 # name -> "module:attribute"; every entry is a click.Command in its own module.
 SUBCOMMANDS: dict[str, str] = {
     "frames": "virnucpro.cli.frames_cmd:frames",
+    "predict": "virnucpro.cli.predict_cmd:predict",
+    "embed": "virnucpro.cli.embed_cmd:embed",
+    "convert-classifier": "virnucpro.cli.convert_cmd:convert_classifier",
+    "train": "virnucpro.cli.train_cmd:train",
+    "plot": "virnucpro.cli.plot_cmd:plot",
+    "download": "virnucpro.cli.download_cmd:download",
+    "doctor": "virnucpro.cli.doctor_cmd:doctor",
 }
 
 

@@ -1,0 +1,261 @@
+"""ESM-2 3B throughput and accuracy on one GPU: our packed encoder vs transformers' EsmModel.
+
+One command runs everything, alternating candidates and the baseline, and writes one JSON:
+  python benchmarks/bench_esm2.py --model /tmp/esm2-full --out results.json [--variants ...]
+- workloads: proteins of 150-bp reads (48-50 aa) and of 300-bp chunks (95-100 aa), random residues;
+- baseline: transformers EsmModel, bf16, SDPA attention, length-sorted padded batches of 65,536 tokens;
+- ours: packed batches of <= 65,536 tokens, in each variant given (eager, compiled, ...);
+- accuracy: cosine per sequence of each candidate's mean embedding vs our fp32 eager path (which
+  tests/test_esm2.py pins to transformers' fp32 eager EsmModel);
+- a GEMM-only ceiling (the four weight matmuls per layer) and a kernel-time profile of one batch.
+Random weights: throughput does not depend on the values (write them with `python -m
+virnucpro.devtools random-models DIR --size full`, or let this script write DIR/esm2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from virnucpro.engine.batching import token_budget_batches
+from virnucpro.models.esm2_loader import load_esm2
+from virnucpro.tokenize.esm_alphabet import encode_protein, encode_proteins
+
+AMINO = "LAGVSERTIDPKQNFYMHWC"
+WORKLOADS = {"read150_48-50aa": (48, 50), "chunk300_95-100aa": (95, 100)}
+VARIANTS = {
+    "eager": dict(fast=False),
+    "compiled": dict(fast=True, mode="default"),
+    "compiled-max-autotune": dict(fast=True, mode="max-autotune-no-cudagraphs"),
+}
+
+
+def proteins(lo: int, hi: int, count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choices(AMINO, k=rng.randint(lo, hi))) for _ in range(count)]
+
+
+DTYPE = torch.bfloat16
+DEVICE = "cuda"  # --device cpu runs the same code on the tiny model: a smoke test before GPU time
+
+
+def sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn) -> tuple[float, float]:
+    """(seconds, peak GiB) of fn() with the device synchronised around it."""
+    sync()
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    fn()
+    sync()
+    peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE == "cuda" else 0.0
+    return time.perf_counter() - start, peak
+
+
+class Ours:
+    def __init__(self, model_dir, variant: str, budget: int):
+        options = VARIANTS[variant]
+        self.model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
+        if options["fast"]:
+            self.model.enable_compile(budget, mode=options["mode"])
+        self.budget = budget
+
+    def batches(self, seqs):
+        return [
+            encode_proteins(b.items)
+            for b in token_budget_batches(seqs, lambda p: len(p) + 2, self.budget, window=len(seqs))
+        ]
+
+    def run(self, batches):
+        return [self.model.embed(b) for b in batches]
+
+
+class Baseline:
+    """transformers EsmModel bf16 + SDPA on length-sorted padded batches of <= budget tokens."""
+
+    def __init__(self, model_dir, budget: int):
+        from transformers import EsmModel
+
+        self.model = EsmModel.from_pretrained(
+            model_dir, dtype=DTYPE, attn_implementation="sdpa", add_pooling_layer=False
+        ).to(DEVICE).eval()
+        self.budget = budget
+
+    def batches(self, seqs):
+        out, order, i = [], sorted(seqs, key=len), 0
+        while i < len(order):
+            j = i + 1  # grow while rows x (longest + 2) fits the budget (order is sorted)
+            while j < len(order) and (j + 1 - i) * (len(order[j]) + 2) <= self.budget:
+                j += 1
+            group = [torch.from_numpy(encode_protein(p)) for p in order[i:j]]
+            ids = torch.nn.utils.rnn.pad_sequence(group, batch_first=True, padding_value=1)
+            ids = ids.pin_memory() if DEVICE == "cuda" else ids
+            out.append((ids, torch.tensor([len(g) for g in group])))
+            i = j
+        return out
+
+    @torch.inference_mode()
+    def run(self, batches):
+        means = []
+        for ids, lengths in batches:
+            ids, lengths = ids.to(DEVICE, non_blocking=True), lengths.to(DEVICE, non_blocking=True)
+            positions = torch.arange(ids.shape[1], device=DEVICE)
+            mask = positions < lengths[:, None]
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            residues = ((positions >= 1) & (positions < lengths[:, None] - 1)).unsqueeze(-1)
+            means.append((hidden.float() * residues).sum(1) / (lengths[:, None] - 2))
+        return means
+
+
+def throughput(name, seconds, peak, tokens, seqs, params):
+    return {
+        "candidate": name, "seconds_median": statistics.median(seconds), "seconds_all": seconds,
+        "tokens": tokens, "sequences": seqs, "tokens_per_s": tokens / statistics.median(seconds),
+        "seq_per_s": seqs / statistics.median(seconds),
+        "tflops": 2 * params * tokens / statistics.median(seconds) / 1e12, "peak_gib": peak,
+    }  # fmt: skip
+
+
+def bench_workload(candidates, seqs, repeats, params):
+    tokens = sum(len(p) + 2 for p in seqs)
+    prepared = {name: c.batches(seqs) for name, c in candidates.items()}
+    for name, c in candidates.items():  # warm up: compile, cuBLAS handles, allocator
+        t0 = time.perf_counter()
+        c.run(prepared[name])
+        sync()
+        print(f"  warm-up {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+    times = {name: [] for name in candidates}
+    peaks = {}
+    for _ in range(repeats):
+        for name, c in candidates.items():
+            seconds, peaks[name] = timed(lambda: c.run(prepared[name]))
+            times[name].append(seconds)
+    rows = {n: throughput(n, times[n], peaks[n], tokens, len(seqs), params) for n in candidates}
+    for row in rows.values():
+        row["ratio_vs_baseline"] = rows["baseline"]["seconds_median"] / row["seconds_median"]
+        print(f"  {row['candidate']:>24}: {row['tokens_per_s']:>9,.0f} tok/s {row['seq_per_s']:>7,.0f} seq/s "
+              f"{row['tflops']:6.1f} TFLOP/s peak {row['peak_gib']:5.1f} GiB x{row['ratio_vs_baseline']:.2f}", flush=True)
+    return rows
+
+
+def accuracy(model_dir, candidates, seqs):
+    """Cosine per sequence vs our fp32 eager path on the GPU (TF32 off)."""
+    seqs = sorted(seqs, key=len)  # every candidate batches by sorted length: outputs stay in this order
+    torch.backends.cuda.matmul.allow_tf32 = False
+    reference = load_esm2(model_dir, DEVICE, torch.float32, fast=False)
+    ref = torch.cat([reference.embed(encode_proteins(seqs[i : i + 64])) for i in range(0, len(seqs), 64)])
+    del reference
+    out = {}
+    for name, c in candidates.items():
+        cos = torch.nn.functional.cosine_similarity(torch.cat(c.run(c.batches(seqs))).float(), ref, dim=-1)
+        out[name] = {"min": cos.min().item(), "mean": cos.mean().item(), "n": len(seqs)}
+        print(f"  cosine {name:>24}: min {out[name]['min']:.6f} mean {out[name]['mean']:.6f}", flush=True)
+    return out
+
+
+def gemm_ceiling(cfg, tokens: int) -> dict:
+    """tokens/s if only the four weight matmuls of every layer ran (bf16, cuBLAS)."""
+    d, f = cfg.hidden_size, cfg.ffn_size
+    x = torch.randn(tokens, d, device=DEVICE, dtype=DTYPE)
+    h = torch.randn(tokens, f, device=DEVICE, dtype=DTYPE)
+    ws = [torch.randn(n, k, device=DEVICE, dtype=DTYPE) / 50 for n, k in ((3 * d, d), (d, d), (f, d), (d, f))]
+
+    def layer_stack():
+        for _ in range(cfg.num_layers):
+            torch.nn.functional.linear(x, ws[0]); torch.nn.functional.linear(x, ws[1])  # noqa: E702
+            torch.nn.functional.linear(x, ws[2]); torch.nn.functional.linear(h, ws[3])  # noqa: E702
+
+    layer_stack()
+    seconds = statistics.median(timed(layer_stack)[0] for _ in range(3))
+    return {"tokens_per_s": tokens / seconds, "tflops": 2 * tokens * cfg.num_layers * (4 * d * d + 2 * d * f) / seconds / 1e12}
+
+
+def kernel_profile(candidate, batch) -> dict:
+    """Share of GPU kernel time by kind for one batch, and the wall time around it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    candidate.run([batch])
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA if DEVICE == "cuda" else ProfilerActivity.CPU]) as prof:
+        wall = timed(lambda: candidate.run([batch]))[0]
+    kinds: dict[str, float] = {}
+    for evt in prof.key_averages():
+        us = evt.device_time_total if hasattr(evt, "device_time_total") else evt.cuda_time_total
+        if us <= 0:
+            continue
+        name = evt.key.lower()
+        kind = ("triton-matmul" if "triton_tem" in name
+                else "matmul" if any(s in name for s in ("gemm", "nvjet", "xmma", "cutlass", "sm90"))
+                else "attention" if "flash" in name or "attention" in name
+                else "fused-triton" if "triton" in name else "other")  # fmt: skip
+        kinds[kind] = kinds.get(kind, 0.0) + us / 1e6
+    top = sorted(prof.key_averages(), key=lambda e: -getattr(e, "device_time_total", 0))[:12]
+    return {"wall_s": wall, "kernel_s": kinds, "kernel_total_s": sum(kinds.values()),
+            "top": [(e.key[:90], getattr(e, "device_time_total", 0) / 1e6) for e in top]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variants", nargs="+", default=["eager", "compiled"], choices=list(VARIANTS))
+    parser.add_argument("--budget", type=int, default=65_536)
+    parser.add_argument("--batches", type=int, default=4, help="batches of --budget tokens per workload")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", choices=["full", "tiny"], default="full", help="model written if --model is empty")
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    args = parser.parse_args()
+    global DEVICE, DTYPE
+    DEVICE, DTYPE = args.device, torch.bfloat16 if args.device == "cuda" else torch.float32
+    if not (args.model / "config.json").is_file():
+        from virnucpro.devtools.random_esm2 import write_random_esm2
+
+        t0 = time.perf_counter()
+        write_random_esm2(args.model, size=args.size, seed=0)
+        print(f"wrote random {args.size} ESM-2 in {time.perf_counter() - t0:.0f} s", flush=True)
+    result = {
+        "gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu", "torch": torch.__version__,
+        "commit": os.environ.get("GIT_COMMIT", "unknown"), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "budget_tokens": args.budget, "workloads": {}, "notes": "random weights, full esm2_t36_3B_UR50D shapes",
+    }  # fmt: skip
+
+    def save():
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+    candidates = {"baseline": Baseline(args.model, args.budget)}
+    for variant in args.variants:
+        candidates[f"ours-{variant}"] = Ours(args.model, variant, args.budget)
+    cfg = candidates[f"ours-{args.variants[0]}"].model.cfg
+    result["attention_backend"] = candidates[f"ours-{args.variants[0]}"].model.attention_backend()
+    result["params"] = params = cfg.num_parameters()
+    result["gemm_ceiling"] = gemm_ceiling(cfg, args.budget)
+    print(f"GEMM-only ceiling: {result['gemm_ceiling']}", flush=True)
+    save()
+    for name, (lo, hi) in WORKLOADS.items():
+        count = args.batches * args.budget // (hi + 2)
+        print(f"{name}: {count} proteins", flush=True)
+        result["workloads"][name] = bench_workload(candidates, proteins(lo, hi, count, seed=lo), args.repeats, params)
+        save()
+    acc_seqs = proteins(48, 50, 256, 1) + proteins(95, 100, 256, 2) + proteins(300, 1000, 8, 3)
+    result["cosine_vs_fp32"] = accuracy(args.model, candidates, acc_seqs)
+    save()
+    last = f"ours-{args.variants[-1]}"
+    batch = candidates[last].batches(proteins(48, 50, args.budget // 51, 9))[0]
+    result["profile"] = {last: kernel_profile(candidates[last], batch)}
+    print(json.dumps(result["profile"], indent=1), flush=True)
+    save()
+
+
+if __name__ == "__main__":
+    main()

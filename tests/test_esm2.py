@@ -1,0 +1,92 @@
+"""Our packed ESM-2 against transformers' EsmModel (fp32, eager attention) on the same random weights."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from virnucpro.devtools.random_esm2 import write_random_esm2
+from virnucpro.models.attention import SDPA_PADDED, describe_backend
+from virnucpro.models.esm2 import rotary_inv_freq
+from virnucpro.models.esm2_loader import load_esm2
+from virnucpro.tokenize.esm_alphabet import MAX_RESIDUES, encode_protein, encode_proteins
+
+transformers = pytest.importorskip("transformers")
+AMINO = "LAGVSERTIDPKQNFYMHWC"
+
+
+def random_protein(length: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(AMINO) for _ in range(length))
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("esm2") / "esm2"
+    write_random_esm2(path, size="tiny", seed=3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tiny_dir):
+    return load_esm2(tiny_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_dir):
+    hf = transformers.EsmModel.from_pretrained(tiny_dir, attn_implementation="eager", add_pooling_layer=False)
+    return hf.float().eval()
+
+
+def reference_mean(hf, protein: str) -> torch.Tensor:
+    """The original's embedding: layer-last hidden states averaged over residues 1..min(len, 1024)."""
+    ids = torch.from_numpy(encode_protein(protein)).unsqueeze(0)
+    with torch.no_grad():
+        hidden = hf(input_ids=ids).last_hidden_state[0]
+    return hidden[1 : min(len(protein), MAX_RESIDUES) + 1].mean(0)
+
+
+@pytest.mark.parametrize("length", [1, 2, 49, 97, 1100])
+def test_matches_transformers(model, reference, length):
+    protein = random_protein(length, seed=length)
+    ours = model.embed(encode_proteins([protein]))[0]
+    ref = reference_mean(reference, protein)
+    assert ours.dtype == torch.float32
+    assert (ours - ref).abs().max() / ref.abs().max() <= 1e-4
+
+
+def test_packed_mixed_batch_equals_one_at_a_time(model):
+    proteins = [random_protein(n, seed=n) for n in (1, 300, 2, 49, 50, 97, 5)]
+    packed = model.embed(encode_proteins(proteins))
+    single = torch.cat([model.embed(encode_proteins([p])) for p in proteins])
+    torch.testing.assert_close(packed, single, rtol=1e-5, atol=1e-6)
+
+
+def test_padding_to_a_fixed_token_count_changes_nothing(model):
+    proteins = [random_protein(n, seed=n) for n in (3, 49, 150)]
+    plain = model.embed(encode_proteins(proteins))
+    try:
+        padded = model.pad_batches_to(400).embed(encode_proteins(proteins))
+    finally:
+        model.pad_batches_to(None)
+    torch.testing.assert_close(padded, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_long_protein_is_truncated_to_1024_residues(model):
+    protein = random_protein(1100, seed=7)
+    full, cut = model.embed(encode_proteins([protein, protein[:MAX_RESIDUES]]))
+    torch.testing.assert_close(full, cut)
+
+
+def test_rotary_inv_freq_is_fp16_rounded(model):
+    exact = 1.0 / 10000 ** (torch.arange(0, 16, 2, dtype=torch.float64) / 16)
+    assert torch.equal(model.inv_freq, exact.half().float())
+    assert not torch.equal(rotary_inv_freq(16), exact.float())
+
+
+def test_cpu_defaults_are_fp32_with_exact_attention(model):
+    assert model.compute_dtype == torch.float32
+    assert model.attention_backend() == SDPA_PADDED
+    assert describe_backend("cpu", torch.float32) == SDPA_PADDED

@@ -1,0 +1,110 @@
+"""`virnucpro plot`: the report and figure files, what they contain, and one-line errors."""
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+
+from virnucpro.cli.main import main
+from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.outputs.paths import OutputPaths
+from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
+from virnucpro.outputs.summary import gather
+from virnucpro.outputs.writer import ResultWriter
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def contig(name, scores, chunk_size=500):
+    """A sequence whose chunk i has one kept frame with P(virus) = scores[i] (None: no kept frame)."""
+    chunks = []
+    for index, score in enumerate(scores):
+        chunk_id = f"{name}_chunk_{index + 1}"
+        frames = [] if score is None else [FrameScore(chunk_id + "F1", float(np.float32(1 - score)), float(np.float32(score)))]
+        chunks.append(ChunkResult(chunk_id, index * chunk_size, (index + 1) * chunk_size, frames))
+    return SequenceResult(name, len(scores) * chunk_size, chunks, "A" * len(scores) * chunk_size)
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory):
+    """A long contig with a high-scoring (prophage-like) region, a viral contig, reads, a no-call."""
+    root = tmp_path_factory.mktemp("run")
+    writer = ResultWriter(root, threshold=0.6, write_hits=True)
+    writer.add(contig("host<contig>", [0.1] * 20 + [0.9] * 8 + [None] + [0.2] * 11))
+    writer.add(contig("phage<&>", [0.8, 0.7, 0.95, 0.3]))
+    for index in range(30):
+        writer.add(contig(f"read{index}", [0.02 + index / 31], chunk_size=150))
+    writer.add(contig("nothing", [None, None]))
+    writer.finish()
+    write_json_atomic(OutputPaths(root).run_json, {"version": "0.1.0", "parameters": {"threshold": 0.6}})
+    return root
+
+
+def test_gather_counts_calls_chunks_and_picks_tracks(outdir):
+    data = gather(OutputPaths(outdir), threshold=0.6, max_tracks=2)
+    assert data.calls == {"others": 1 + 18, "virus": 1 + 12, "no_call": 1}
+    assert (data.n_chunks, data.n_chunks_scored, data.n_frames) == (40 + 4 + 30 + 2, 39 + 4 + 30, 73)
+    assert [track.sequence.sequence_id for track in data.tracks] == ["host<contig>", "phage<&>"]
+    assert [chunk.start for chunk in data.tracks[0].chunks] == list(range(0, 20000, 500))
+    assert data.tracks[0].chunks[28].virus_score is None
+    assert data.top_hits[0].sequence_id == "phage<&>"
+    assert sum(data.chunk_scores.counts) == 73 and data.n_chunks_viral == 8 + 3 + 12
+
+
+def test_plot_writes_a_self_contained_html_report(outdir):
+    assert main(["plot", str(outdir)]) == 0
+    page = (outdir / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page), "no external resources"
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 2 and all(base64.b64decode(image).startswith(PNG_MAGIC) for image in images)
+    assert "<td>phage&lt;&amp;&gt;</td>" in page and "phage<&>" not in page
+    assert "chunk threshold 0.6" in page
+    summary = dict(re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", page))
+    assert summary["called virus"] == "13" and summary["no call (no kept frame)"] == "1"
+    assert "run.json" in page
+
+
+def test_plot_writes_figures_for_an_image_output_name(outdir, tmp_path):
+    assert main(["plot", str(outdir), "-o", str(tmp_path / "scan.png"), "--max-tracks", "1", "--threshold", "0.5"]) == 0
+    assert (tmp_path / "scan.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "scan_tracks.png").read_bytes().startswith(PNG_MAGIC)
+    assert main(["plot", str(outdir), "-o", str(tmp_path / "scan.pdf"), "--max-tracks", "0"]) == 0
+    assert (tmp_path / "scan.pdf").read_bytes().startswith(b"%PDF")
+    assert not (tmp_path / "scan_tracks.pdf").exists()
+
+
+def test_plot_of_reads_only_says_there_are_no_tracks(tmp_path):
+    writer = ResultWriter(tmp_path)
+    writer.add(contig("read", [0.7], chunk_size=150))
+    writer.finish()
+    assert main(["plot", str(tmp_path)]) == 0
+    assert "nothing to scan along" in (tmp_path / "report.html").read_text()
+
+
+def one_line_error(capsys, argv):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("virnucpro: error: ")
+    return err
+
+
+def test_plot_errors_are_one_line(tmp_path, capsys, outdir):
+    assert "not found" in one_line_error(capsys, ["plot", str(tmp_path / "missing")])
+    assert "sequences.tsv not found" in one_line_error(capsys, ["plot", str(tmp_path)])
+    (tmp_path / "sequences.tsv.partial").write_text("")
+    assert "did not finish" in one_line_error(capsys, ["plot", str(tmp_path)])
+    (tmp_path / "sequences.tsv").write_text("id\tscore\n")
+    assert "not a virnucpro sequences.tsv" in one_line_error(capsys, ["plot", str(tmp_path)])
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("sequences.tsv", "chunks.tsv"):
+        (broken / name).write_text((outdir / name).read_text())
+    with open(broken / "chunks.tsv", "a") as handle:
+        handle.write("x_chunk_1\tx\t0\tten\t1\t0.5\t0.5\tTrue\n")
+    assert ":78: invalid literal" in one_line_error(capsys, ["plot", str(broken)])
+    (broken / "run.json").write_text(json.dumps({"parameters": {"threshold": "high"}}))
+    assert "parameters.threshold" in one_line_error(capsys, ["plot", str(broken)])

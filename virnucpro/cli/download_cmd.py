@@ -1,0 +1,56 @@
+"""`virnucpro download`: fetch DNABERT-S, ESM-2 3B and the published classifiers into a models directory."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+_MODEL_TYPES = {"300": (300,), "500": (500,), "all": (300, 500)}
+
+
+@click.command("download")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Models directory to fill (default: $VIRNUCPRO_MODELS, else ~/.cache/virnucpro/models).",
+)
+@click.option(
+    "--model-type",
+    type=click.Choice(sorted(_MODEL_TYPES)),
+    default="all",
+    show_default=True,
+    help="Which published classifiers to fetch (300-bp and/or 500-bp chunk models).",
+)
+def download(directory: Path | None, model_type: str) -> None:
+    """Download the models once; copy the directory to offline machines and set VIRNUCPRO_MODELS."""
+    from virnucpro.pipeline.download import download_models, download_target
+
+    target = download_target(directory)
+    click.echo(f"models directory: {target}", err=True)
+    with _rich_progress() as progress:
+        fetched = download_models(target, _MODEL_TYPES[model_type], progress=progress)
+    for item in fetched:
+        click.echo(f"{item.action:>10}  {item.size:>14,d}  {item.relative}")
+    click.echo(f"ready: use it offline with --models-dir {target} or VIRNUCPRO_MODELS={target}", err=True)
+
+
+@contextmanager
+def _rich_progress():
+    """A progress factory drawing one rich bar per file; a retried file reuses its bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    tasks: dict[str, int] = {}
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bars:
+
+        def start(name: str, total: int | None):
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.reset(tasks[name], total=total)
+            return lambda n_bytes: bars.advance(tasks[name], n_bytes)
+
+        yield start

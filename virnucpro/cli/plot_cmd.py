@@ -1,0 +1,25 @@
+"""`virnucpro plot OUTDIR`: score tracks, histograms and an HTML report of a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("outdir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Report file (default OUTDIR/report.html); a .png/.pdf/.svg name writes the histograms "
+                   "there and the score tracks to NAME_tracks.EXT instead.")
+@click.option("--max-tracks", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Score tracks for at most this many sequences (those with the most chunks).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Chunk score cut drawn and coloured [default: the run's, from run.json, else 0.5].")
+def plot(outdir: Path, output: Path | None, max_tracks: int, threshold: float | None) -> None:
+    """Plot chunk score tracks along long sequences (a prophage-region scan), score histograms and a
+    self-contained HTML report from a finished run in OUTDIR."""
+    from virnucpro.outputs.report import make_report
+
+    for path in make_report(outdir, output, max_tracks, threshold):
+        click.echo(f"wrote {path}", err=True)

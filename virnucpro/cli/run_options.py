@@ -1,0 +1,63 @@
+"""Options shared by `predict`, `embed` and `benchmark`, declared once and turned into RunOptions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from virnucpro.frames.chunking import CHUNKING_MODES
+
+_OPTIONS = [
+    click.option("--model-type", type=click.Choice(["300", "500"]), default="300", show_default=True,
+                 help="Published classifier to use; also the default chunk size."),
+    click.option("--classifier", metavar="PATH", help="Classifier file (.pth as published, or our .safetensors)."),
+    click.option("--esm", metavar="NAME_OR_PATH", help="ESM-2 model: HF directory, fair-esm .pt or hub name."),
+    click.option("--dnabert", metavar="NAME_OR_PATH", help="DNABERT-S model directory or hub name."),
+    click.option("--models-dir", metavar="DIR", envvar="VIRNUCPRO_MODELS",
+                 help="Directory made by `virnucpro download` (env VIRNUCPRO_MODELS)."),
+    click.option("--chunk-size", type=click.IntRange(min=3), help="Chunk length [default: the model type]."),
+    click.option("--chunking", type=click.Choice(CHUNKING_MODES), default="even", show_default=True,
+                 help="even: equal chunks, overlaps spread evenly; legacy: the original's rule, defect included."),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    click.option("--batch-tokens", type=click.IntRange(min=64),
+                 help="Tokens per encoder batch [default: from GPU memory, 4096 on CPU]."),
+    click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]),
+                 help="Encoder precision [default: bf16 on GPU, fp32 on CPU]."),
+    click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available]."),
+    click.option("--resume", is_flag=True, help="Continue an interrupted run in the same output."),
+    click.option("--force", is_flag=True, help="Discard earlier results or an unfinished run and start over."),
+    click.option("-v", "--verbose", count=True, help="More log output."),
+    click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bar."),
+    click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Also log to this file."),
+]
+
+
+def run_options(command: Callable) -> Callable:
+    """Decorate a click command with the shared pipeline options."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def build_run_options(inputs, output: Path, params: dict, **extra):
+    """RunOptions from the parsed shared options (heavy imports happen here, not at --help)."""
+    from virnucpro.console import stderr_is_terminal
+    from virnucpro.pipeline.predict import RunOptions
+    from virnucpro.pipeline.setup import ModelChoice
+
+    models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
+                         model_type=int(params["model_type"]), models_dir=params["models_dir"])
+    return RunOptions(
+        inputs=list(inputs), output=output, models=models, chunk_size=params["chunk_size"],
+        chunking=params["chunking"], device=params["device"], batch_tokens=params["batch_tokens"],
+        precision=params["precision"], threads=params["threads"], resume=params["resume"],
+        force=params["force"], live_progress=stderr_is_terminal() and not params["quiet"], **extra,
+    )
+
+
+def start_logging(params: dict):
+    from virnucpro.console import setup_logging
+
+    return setup_logging(-1 if params["quiet"] else params["verbose"], params["log_file"])

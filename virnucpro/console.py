@@ -1,0 +1,46 @@
+"""Logging for the commands: timestamped lines on stderr (rich on a terminal) and an optional log file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+LOGGER_NAME = "virnucpro"
+_FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def setup_logging(verbosity: int = 0, log_file: str | Path | None = None) -> logging.Logger:
+    """verbosity: -1 quiet (warnings only), 0 normal, 1+ debug. Returns the package logger."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(_console_handler(level))
+    if log_file is not None:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+        logger.addHandler(file_handler)
+    return logger
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _console_handler(level: int) -> logging.Handler:
+    if stderr_is_terminal():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False,
+                                               log_time_format="[%X]")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setLevel(level)
+    return handler

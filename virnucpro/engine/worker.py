@@ -1,0 +1,142 @@
+"""A device worker: runs a block's DNABERT-S and ESM-2 batches, joins the features per frame and
+classifies them on the device, without ever waiting for the device itself.
+
+Results are copied into pinned host buffers asynchronously and an event marks when they are
+ready, so the thread that feeds the GPU can enqueue the next block while the writer waits for this
+one. CUDA events around each stage give device time per stage (the GPU busy fraction).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from virnucpro.engine.oom import run_with_oom_split
+from virnucpro.models.classifier import MLPClassifier
+from virnucpro.pipeline.blocks import TokenBatch, WorkBlock
+from virnucpro.tokenize.packing import pack
+
+STAGES = ("dnabert", "esm2", "classifier")
+
+
+@dataclass
+class Encoders:
+    """The three models of the pipeline, loaded on one device."""
+
+    dnabert: torch.nn.Module
+    esm: torch.nn.Module
+    classifier: MLPClassifier
+    device: torch.device
+
+    @property
+    def dnabert_dim(self) -> int:
+        return self.dnabert.config.hidden_size
+
+    @property
+    def esm_dim(self) -> int:
+        return self.esm.cfg.hidden_size
+
+
+class StageClock:
+    """Marks stage boundaries: CUDA events on a GPU (read later), wall time on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[object] = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def seconds(self) -> list[float]:
+        """Duration of each interval between consecutive marks (call after the work is done)."""
+        if self.cuda:
+            return [a.elapsed_time(b) / 1000 for a, b in zip(self.marks, self.marks[1:])]
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+@dataclass
+class BlockOutput:
+    """Host-side results of one block; valid after `wait()`."""
+
+    block: WorkBlock
+    probabilities: torch.Tensor  # [n_unique, 2] float32
+    features: torch.Tensor | None  # [n_unique, D_dnabert + D_esm] float32 when asked for
+    clock: StageClock
+    ready: torch.cuda.Event | None
+    splits: int = 0
+
+    def wait(self) -> None:
+        if self.ready is not None:
+            self.ready.synchronize()
+
+    def stage_seconds(self) -> dict[str, float]:
+        return dict(zip(STAGES, self.clock.seconds()))
+
+
+class DeviceWorker:
+    """Runs blocks on one device; the only place that launches model work."""
+
+    def __init__(self, encoders: Encoders):
+        self.encoders = encoders
+        self.device = encoders.device
+        self._splits = 0
+
+    @torch.inference_mode()
+    def run_block(self, block: WorkBlock, want_features: bool = False) -> BlockOutput:
+        enc, device = self.encoders, self.device
+        self._splits = 0
+        clock = StageClock(device)
+        clock.mark()
+        dnabert = self._embed_table(enc.dnabert, block.dnabert_batches, block.num_nucleotides, enc.dnabert_dim)
+        clock.mark()
+        esm = self._embed_table(enc.esm, block.esm_batches, block.num_proteins, enc.esm_dim)
+        clock.mark()
+        nucleotide_rows = torch.from_numpy(block.unique_nucleotide).to(device)
+        protein_rows = torch.from_numpy(block.unique_protein).to(device)
+        features = torch.cat((dnabert[nucleotide_rows], esm[protein_rows]), dim=1)
+        probabilities = enc.classifier.probabilities(features).float()
+        clock.mark()
+        host_probabilities = _to_host(probabilities)
+        host_features = _to_host(features) if want_features else None
+        ready = None
+        if device.type == "cuda":
+            ready = torch.cuda.Event()
+            ready.record()
+        return BlockOutput(block, host_probabilities, host_features, clock, ready, self._splits)
+
+    def _embed_table(self, model: torch.nn.Module, batches: list[TokenBatch], rows: int, dim: int) -> torch.Tensor:
+        """[rows, dim] fp32 embeddings of every distinct input of one encoder in the block."""
+        table = torch.empty(rows, dim, dtype=torch.float32, device=self.device)
+        for batch in batches:
+            table[torch.from_numpy(batch.rows).to(self.device)] = self._embed_batch(model, batch)
+        return table
+
+    def _embed_batch(self, model: torch.nn.Module, batch: TokenBatch) -> torch.Tensor:
+        """One batch; an out-of-memory error splits it in halves and retries (nothing dropped)."""
+        everything = list(range(len(batch.token_arrays)))
+
+        def run(items: list[int]) -> list[torch.Tensor]:
+            packed = batch.packed if len(items) == len(everything) else pack([batch.token_arrays[i] for i in items])
+            return [model.embed(packed)]
+
+        def count_split(_: int) -> None:
+            self._splits += 1
+
+        parts = run_with_oom_split(everything, run, on_split=count_split)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """Asynchronous copy to (pinned) host memory; a no-op on the CPU."""
+    if tensor.device.type == "cpu":
+        return tensor
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    return host

@@ -1,0 +1,88 @@
+"""`virnucpro frames` outputs: chunks.fa, nucleotide.fa, protein.faa, never half-written."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from virnucpro.errors import VirnucproError
+from virnucpro.frames.chunks import Chunk, chunk_records
+from virnucpro.io import batch_records, read_records
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAMES = ("chunks.fa", "nucleotide.fa", "protein.faa")
+
+
+@dataclass
+class FramesSummary:
+    """What a frames run read and wrote, for the log and the benchmark."""
+
+    records: int
+    empty_skipped: int
+    bases: int
+    chunks: int
+    frames: int
+    seconds: float
+
+
+class FramesWriter:
+    """Writes NAME.partial files and renames them to NAME only when everything was written,
+    so a crash never leaves output that looks complete. Use as a context manager."""
+
+    def __init__(self, outdir: Path):
+        self.outdir = Path(outdir)
+        try:
+            self.outdir.mkdir(parents=True, exist_ok=True)
+            self._files = [open(self._partial(name), "w", encoding="ascii") for name in OUTPUT_NAMES]  # noqa: SIM115
+        except OSError as error:
+            raise VirnucproError(f"cannot write to output directory {self.outdir}: {error.strerror or error}") from None
+        self.chunks = 0
+        self.frames = 0
+
+    def _partial(self, name: str) -> Path:
+        return self.outdir / f"{name}.partial"
+
+    def write(self, chunk_lists: Sequence[Sequence[Chunk]]) -> None:
+        """Append the chunks (all of them) and their kept frames, one sequence line each."""
+        chunk_text, nucleotide_text, protein_text = [], [], []
+        for chunks in chunk_lists:
+            for chunk in chunks:
+                chunk_text.append(f">{chunk.chunk_id}\n{chunk.sequence}\n")
+                for frame in chunk.frames:
+                    nucleotide_text.append(f">{frame.frame_id}\n{frame.nucleotide}\n")
+                    protein_text.append(f">{frame.frame_id}\n{frame.protein}\n")
+                self.frames += len(chunk.frames)
+            self.chunks += len(chunks)
+        for file, text in zip(self._files, (chunk_text, nucleotide_text, protein_text)):
+            file.write("".join(text))
+
+    def __enter__(self) -> FramesWriter:
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        for file in self._files:
+            file.close()
+        for name in OUTPUT_NAMES:
+            if error_type is None:
+                os.replace(self._partial(name), self.outdir / name)
+            else:
+                self._partial(name).unlink(missing_ok=True)
+
+
+def write_frames(paths: Sequence[str | Path], outdir: Path, chunk_size: int, mode: str = "even") -> FramesSummary:
+    """Read `paths`, chunk and translate them, and write the three outputs in input order."""
+    began = time.perf_counter()
+    reader = read_records(paths)
+    with FramesWriter(outdir) as writer:
+        for number, batch in enumerate(batch_records(reader), start=1):
+            writer.write(chunk_records(batch, chunk_size, mode))
+            if number % 64 == 0 and reader.bytes_total:
+                log.debug("%.0f%% of the input read", 100 * reader.bytes_done / reader.bytes_total)
+    stats = reader.stats
+    return FramesSummary(stats.records, stats.empty_skipped, stats.bases, writer.chunks, writer.frames,
+                         time.perf_counter() - began)

@@ -1,0 +1,189 @@
+"""Streaming FASTA/FASTQ records from files or stdin, any compression, one-line errors.
+
+Records are read one at a time (dnaio), so memory does not grow with the input; only the
+duplicate-ID check keeps 8 bytes per record (see `DuplicateIdCheck`).
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import re
+import sys
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import dnaio
+from xopen import xopen
+
+from virnucpro.errors import InputFormatError
+from virnucpro.io.duplicates import DuplicateIdCheck
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    """Errors the decompressors raise on corrupt or truncated data (EOFError: truncated)."""
+    errors: list[type[BaseException]] = [EOFError, OSError, lzma.LZMAError, zlib.error]
+    try:
+        from isal.igzip_lib import IsalError
+
+        errors.append(IsalError)
+    except ImportError:  # xopen falls back to zlib when python-isal is absent
+        pass
+    try:
+        from zstandard import ZstdError
+
+        errors.append(ZstdError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+_DECOMPRESSION_ERRORS = _decompression_errors()
+_SEQUENCE_SYMBOLS = re.compile(r"[^A-Za-z*.\-]")
+_DNAIO_PREFIX = re.compile(r"^Error in FAST[AQ] file at line \d+: ")
+
+
+@dataclass(slots=True)
+class Record:
+    """One input sequence; `id` is the header up to the first whitespace, `index` its 0-based
+    position among the records yielded (all inputs, empty records not counted)."""
+
+    id: str
+    sequence: str
+    source: str
+    index: int
+
+
+@dataclass
+class ReadStats:
+    """Counts for the log: records yielded, empty records skipped, bases yielded."""
+
+    records: int = 0
+    empty_skipped: int = 0
+    bases: int = 0
+
+
+class RecordReader:
+    """Iterator over the records of several inputs, in order, with `stats` and byte progress.
+
+    `bytes_done` / `bytes_total` are compressed (on-disk) bytes, cheap to read at any time, for
+    an ETA; `bytes_total` is None when reading stdin.
+    """
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.paths = [str(p) for p in paths]
+        for path in self.paths:
+            if path != "-" and not os.path.isfile(path):
+                what = "is a directory" if os.path.isdir(path) else "not found"
+                raise InputFormatError(f"input file {what}: {path}")
+        self.stats = ReadStats()
+        self.bytes_total = None if "-" in self.paths else sum(os.path.getsize(p) for p in self.paths)
+        self._bytes_finished = 0
+        self._current: BinaryIO | None = None
+        self._records = self._all_records()
+
+    def __iter__(self) -> RecordReader:
+        return self
+
+    def __next__(self) -> Record:
+        return next(self._records)
+
+    @property
+    def bytes_done(self) -> int:
+        current = self._current
+        if current is None or current.closed or current is sys.stdin.buffer:
+            return self._bytes_finished
+        return self._bytes_finished + current.tell()
+
+    def _all_records(self) -> Iterator[Record]:
+        duplicates = DuplicateIdCheck()
+        stats = self.stats
+        for path in self.paths:
+            for parsed in self._parse(path):
+                sequence = parsed.sequence
+                if not sequence:
+                    stats.empty_skipped += 1
+                    continue
+                record_id = parsed.id
+                if not record_id:
+                    raise InputFormatError(f"{path}: record {stats.records + 1} has an empty ID")
+                if not sequence.isalpha():
+                    _check_symbols(path, record_id, sequence)
+                duplicates.add(record_id, path)
+                yield Record(record_id, sequence, path, stats.records)
+                stats.records += 1
+                stats.bases += len(sequence)
+            duplicates.flush(path)
+
+    def _parse(self, path: str) -> Iterator[dnaio.SequenceRecord]:
+        """dnaio records of one input; every format or decompression problem -> InputFormatError."""
+        name = "<stdin>" if path == "-" else path
+        last_id = None
+        raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 (closed below)
+        self._current = raw
+        stream = None
+        try:
+            stream = xopen(raw, "rb", threads=0)
+            file_format = _sniff_format(stream, name)
+            if file_format is None:
+                return
+            with dnaio.open(stream, fileformat=file_format) as reader:
+                for parsed in reader:
+                    last_id = parsed.id
+                    yield parsed
+        except dnaio.exceptions.FileFormatError as error:
+            raise InputFormatError(_format_error(name, error, last_id)) from None
+        except UnicodeDecodeError as error:
+            raise InputFormatError(f"{name}: binary data, not FASTA/FASTQ text ({_after(last_id)})") from error
+        except _DECOMPRESSION_ERRORS as error:
+            raise InputFormatError(f"{name}: corrupt or truncated file ({_one_line(error)}; {_after(last_id)})") from None
+        finally:
+            if stream is not None and stream is not raw:
+                stream.close()
+            if raw is not sys.stdin.buffer:
+                self._bytes_finished += os.path.getsize(path)
+                raw.close()
+            self._current = None
+
+
+def read_records(paths: Sequence[str | Path]) -> RecordReader:
+    """Stream the records of `paths` (`-` = stdin) in order; see `RecordReader`."""
+    return RecordReader(paths)
+
+
+def _sniff_format(stream: BinaryIO, name: str) -> str | None:
+    """'fasta' or 'fastq' from the first byte (names can lie); None for an empty input."""
+    first = stream.peek(1)[:1]
+    if not first:
+        return None
+    if first in (b">", b"#"):
+        return "fasta"
+    if first == b"@":
+        return "fastq"
+    raise InputFormatError(f"{name}: not FASTA or FASTQ (starts with {first!r}, expected '>' or '@')")
+
+
+def _check_symbols(path: str, record_id: str, sequence: str) -> None:
+    bad = _SEQUENCE_SYMBOLS.search(sequence)
+    if bad is not None:
+        raise InputFormatError(
+            f"{path}: record {record_id!r} contains {bad.group()!r} at position {bad.start() + 1}"
+            " (expected letters, '-', '.' or '*')"
+        )
+
+
+def _format_error(name: str, error: dnaio.exceptions.FileFormatError, last_id: str | None) -> str:
+    line = f"line {error.line + 1}: " if getattr(error, "line", None) is not None else ""
+    reason = _DNAIO_PREFIX.sub("", _one_line(error))
+    return f"{name}: {line}{reason} ({_after(last_id)})"
+
+
+def _after(last_id: str | None) -> str:
+    return f"after record {last_id!r}" if last_id is not None else "in the first record"
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())

@@ -1,0 +1,214 @@
+"""The VirNucPro MLP, and loading it from the published `.pth` files or our safetensors format.
+
+Attribute names match the original's so state_dict keys copy one to one. Two on-disk formats:
+the published pickled whole-module `.pth` (read through the allow-list in `safe_pickle`, nothing
+in it is executed) and our `.safetensors` with metadata (dims, chunk size, provenance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from virnucpro import __version__
+from virnucpro.errors import ModelLoadError
+from virnucpro.models.safe_pickle import PickledModule, load_pickle_checkpoint, module_state_dict
+
+NUM_CLASSES = 2  # class 0 = others (score1), class 1 = virus (score2)
+BN_EPS = 1e-5
+PUBLISHED_DNABERT_DIM, PUBLISHED_ESM_DIM = 768, 2560
+SAFETENSORS_FORMAT = "virnucpro-classifier"
+# Classes a genuine classifier pickle names: the original script's class, or ours if re-saved.
+PICKLED_CLASSIFIER_CLASSES = ("__main__.MLPClassifier", "virnucpro.models.classifier.MLPClassifier")
+_OPTIONAL_KEYS = {"bn1.num_batches_tracked"}
+
+
+class MLPClassifier(nn.Module):
+    """Linear(D->hidden) -> BatchNorm1d -> ReLU -> Dropout(0.5) -> Linear(hidden->2)."""
+
+    def __init__(self, input_dim: int, hidden: int = 512) -> None:
+        super().__init__()
+        self.hidden_layer = nn.Linear(input_dim, hidden)
+        self.bn1 = nn.BatchNorm1d(hidden, eps=BN_EPS)
+        self.relu = nn.ReLU()
+        self.dropout = nn.Dropout(0.5)
+        self.output_layer = nn.Linear(hidden, NUM_CLASSES)
+
+    @property
+    def input_dim(self) -> int:
+        return self.hidden_layer.in_features
+
+    @property
+    def hidden(self) -> int:
+        return self.hidden_layer.out_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits; follows train()/eval() like any module (used for training)."""
+        hidden = self.relu(self.bn1(self.hidden_layer(features)))
+        return self.output_layer(self.dropout(hidden))
+
+    @torch.no_grad()
+    def probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        """[B, 2] softmax (P(others), P(virus)) in fp32 with eval-mode semantics, whatever the mode.
+
+        Spelled out with functional ops so a model left in train mode still scores with the
+        running statistics and without dropout, as the original's `model.eval()` inference did.
+        """
+        weight = self.hidden_layer.weight
+        x = features.to(device=weight.device, dtype=torch.float32)
+        hidden = F.linear(x, weight.float(), self.hidden_layer.bias.float())
+        bn = self.bn1
+        hidden = F.batch_norm(
+            hidden, bn.running_mean.float(), bn.running_var.float(), bn.weight.float(), bn.bias.float(),
+            training=False, eps=bn.eps,
+        )
+        logits = F.linear(F.relu(hidden), self.output_layer.weight.float(), self.output_layer.bias.float())
+        return torch.softmax(logits, dim=1)
+
+
+@dataclass(frozen=True)
+class ClassifierInfo:
+    """What is known about a classifier file; stored as safetensors metadata in our format."""
+
+    input_dim: int
+    hidden: int
+    dnabert_dim: int | None = None
+    esm_dim: int | None = None
+    chunk_size: int | None = None
+    source_name: str | None = None
+    source_sha256: str | None = None
+    created_by: str | None = None
+    file_format: str = "safetensors"  # "safetensors" | "pth" (not stored in the metadata)
+
+    def to_metadata(self) -> dict[str, str]:
+        stored = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "file_format"}
+        metadata = {key: str(value) for key, value in stored.items() if value is not None}
+        return {"format": SAFETENSORS_FORMAT, **metadata}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], path: Path) -> ClassifierInfo:
+        if metadata.get("format") != SAFETENSORS_FORMAT:
+            raise ModelLoadError(f"{path}: not a virnucpro classifier (safetensors metadata lacks format)")
+        ints = {"input_dim", "hidden", "dnabert_dim", "esm_dim", "chunk_size"}
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name in metadata:
+                raw = metadata[f.name]
+                if f.name in ints and not raw.isdigit():
+                    raise ModelLoadError(f"{path}: metadata {f.name}={raw!r} is not a whole number")
+                values[f.name] = int(raw) if f.name in ints else raw
+        return cls(**values)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_classifier(path: str | Path) -> tuple[MLPClassifier, ClassifierInfo]:
+    """Load either format (detected from the content, not the name); the model is in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: classifier file not found")
+    with open(path, "rb") as stream:
+        head = stream.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
+        model, info = _load_safetensors(path)
+    else:
+        model, info = _load_pickled(path)
+    return model.eval(), info
+
+
+def _load_pickled(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
+    """The published format: `torch.save(model)` of the whole module (or a bare state_dict)."""
+    obj = load_pickle_checkpoint(path, modules=PICKLED_CLASSIFIER_CLASSES)
+    if isinstance(obj, PickledModule):
+        _check_batchnorm_eps(obj, path)
+        state = module_state_dict(obj)
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = dict(obj)
+    else:
+        raise ModelLoadError(f"{path}: holds a {type(obj).__name__}, not a classifier")
+    model = model_from_state_dict(state, path)
+    published_dims = model.input_dim == PUBLISHED_DNABERT_DIM + PUBLISHED_ESM_DIM
+    info = ClassifierInfo(
+        input_dim=model.input_dim,
+        hidden=model.hidden,
+        dnabert_dim=PUBLISHED_DNABERT_DIM if published_dims else None,
+        esm_dim=PUBLISHED_ESM_DIM if published_dims else None,
+        source_name=path.name,
+        source_sha256=file_sha256(path),
+        file_format="pth",
+    )
+    return model, info
+
+
+def _check_batchnorm_eps(module: PickledModule, path: Path) -> None:
+    bn1 = (module.state.get("_modules") or {}).get("bn1")
+    eps = bn1.state.get("eps") if isinstance(bn1, PickledModule) else None
+    if eps is not None and eps != BN_EPS:
+        raise ModelLoadError(f"{path}: bn1.eps is {eps}, the VirNucPro classifier uses {BN_EPS}")
+
+
+def _load_safetensors(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except SafetensorError as error:
+        raise ModelLoadError(f"{path}: unreadable safetensors file ({error})") from None
+    info = ClassifierInfo.from_metadata(metadata, path)
+    model = model_from_state_dict(state, path)
+    if (info.input_dim, info.hidden) != (model.input_dim, model.hidden):
+        raise ModelLoadError(f"{path}: metadata dims disagree with the weight shapes")
+    return model, info
+
+
+def model_from_state_dict(state: dict[str, torch.Tensor], source: str | Path) -> MLPClassifier:
+    """Build the MLP from its state_dict: exact key set (all problems in one message), checked shapes."""
+    weight = state.get("hidden_layer.weight")
+    if weight is None or weight.dim() != 2:
+        raise ModelLoadError(f"{source}: no 2-D hidden_layer.weight: not a VirNucPro classifier")
+    model = MLPClassifier(input_dim=weight.shape[1], hidden=weight.shape[0])
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state) - _OPTIONAL_KEYS)
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
+    problems = [
+        f"{label}: {', '.join(keys)}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+        if keys
+    ]
+    if problems:
+        raise ModelLoadError(f"{source}: not a VirNucPro classifier ({'; '.join(problems)})")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
+    return model
+
+
+def save_classifier_safetensors(model: MLPClassifier, path: str | Path, info: ClassifierInfo) -> None:
+    """Write our format beside `path` then rename, so a reader never sees a half-written file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    info = replace(info, input_dim=model.input_dim, hidden=model.hidden, created_by=f"virnucpro {__version__}")
+    tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp_name, metadata=info.to_metadata())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

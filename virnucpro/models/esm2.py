@@ -1,0 +1,207 @@
+"""ESM-2 on packed variable-length batches: one token stream, cumulative lengths, no padding.
+
+Numerics follow fair-esm's ESM-2 (see docs/models.md): embeddings scaled by 0.88 (token dropout at
+inference, no <mask> present -- `encode_proteins` never emits one), pre-LN layers, q scaled by
+1/sqrt(head_dim) (folded into the fused QKV weights at load time), rotary positions restarting at
+every sequence with fp16-rounded inv_freq and fp32 angles, final `emb_layer_norm_after`.
+Layer norms, the embedding table, rotary tables and the residual stream stay fp32; the big matmuls
+and attention run in the compute dtype (bf16 by default on GPU).
+
+Two code paths compute the same function: the eager path (any device/dtype, the reference) and a
+compiled path (`enable_compile`) that pads each batch to a fixed token count so torch.compile sees
+static shapes and fuses norms, residual adds, GELU and rotary around the cuBLAS matmuls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from virnucpro.models.attention import select_backend, varlen_attention
+from virnucpro.tokenize.packing import PackedTokens
+
+TOKEN_DROPOUT_SCALE = 1.0 - 0.15 * 0.8  # fair-esm: mask ratio used in training, no <mask> at inference
+MAX_MEAN_POSITIONS = 1024  # the original averages positions 1..min(len, 1024)
+PAD_ID = 1
+_DUMMY_SEQLEN = 64  # padding to a fixed token count is split into short dummy sequences
+_STATIC_TOKEN_MULTIPLE = 8192
+
+
+@dataclass(frozen=True)
+class ESM2Config:
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    ffn_size: int
+    vocab_size: int = 33
+    layer_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    def num_parameters(self) -> int:
+        d, f = self.hidden_size, self.ffn_size
+        per_layer = 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d
+        return self.num_layers * per_layer + self.vocab_size * d + 2 * d
+
+
+def rotary_inv_freq(head_dim: int, theta: float = 10000.0) -> torch.Tensor:
+    """inv_freq as the published checkpoints store it: computed in fp32, rounded to fp16."""
+    exponent = torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim
+    return (1.0 / theta**exponent).half().float()
+
+
+class ESM2Layer(nn.Module):
+    def __init__(self, cfg: ESM2Config):
+        super().__init__()
+        d = cfg.hidden_size
+        self.attn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.qkv = nn.Linear(d, 3 * d)  # rows: q (pre-scaled by 1/sqrt(head_dim)) | k | v
+        self.out_proj = nn.Linear(d, d)
+        self.ffn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.fc1 = nn.Linear(d, cfg.ffn_size)
+        self.fc2 = nn.Linear(cfg.ffn_size, d)
+
+
+def _apply_rotary(t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Non-interleaved rotary (rotate_half) in fp32; t: [T, H, Dh], cos/sin: [T, 1, Dh/2] fp32."""
+    t32 = t.float()
+    t1, t2 = t32.chunk(2, dim=-1)
+    return torch.cat((t1 * cos - t2 * sin, t2 * cos + t1 * sin), dim=-1).to(t.dtype)
+
+
+def pre_attention(x, norm_w, norm_b, qkv_w, qkv_b, cos, sin, num_heads: int, eps: float):
+    """LN1 -> fused QKV matmul -> rotary. x: [T, D] fp32 residual; returns q, k, v [T, H, Dh]."""
+    h = F.layer_norm(x, (x.shape[-1],), norm_w, norm_b, eps).to(qkv_w.dtype)
+    qkv = F.linear(h, qkv_w, qkv_b).unflatten(-1, (3, num_heads, -1))  # [T, 3, H, Dh]
+    q, k, v = qkv.unbind(1)
+    return _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin), v
+
+
+def post_attention(x, attn, out_w, out_b, norm_w, norm_b, fc1_w, fc1_b, fc2_w, fc2_b, eps: float):
+    """Residual += out_proj(attn); residual += fc2(gelu(fc1(LN2(residual)))). attn: [T, H, Dh]."""
+    x = x + F.linear(attn.flatten(1), out_w, out_b).float()
+    h = F.layer_norm(x, (x.shape[-1],), norm_w, norm_b, eps).to(fc1_w.dtype)
+    h = F.gelu(F.linear(h, fc1_w, fc1_b))  # exact erf GELU, as ESM-2
+    return x + F.linear(h, fc2_w, fc2_b).float()
+
+
+class ESM2(nn.Module):
+    """ESM-2 encoder; `embed(packed)` returns one fp32 mean embedding per sequence."""
+
+    def __init__(self, cfg: ESM2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(ESM2Layer(cfg) for _ in range(cfg.num_layers))
+        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.register_buffer("inv_freq", rotary_inv_freq(cfg.head_dim, cfg.rope_theta))
+        self._pre = pre_attention
+        self._post = post_attention
+        self._static_tokens: int | None = None
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return self.layers[0].qkv.weight.dtype
+
+    def cast(self, dtype: torch.dtype) -> "ESM2":
+        """Matmul weights to `dtype`; norms, embedding table and inv_freq stay fp32 (cheap, exact)."""
+        for layer in self.layers:
+            for linear in (layer.qkv, layer.out_proj, layer.fc1, layer.fc2):
+                linear.to(dtype)
+        return self
+
+    def enable_compile(self, static_tokens: int | None = None, mode: str = "default") -> "ESM2":
+        """Compile the per-layer code for batches padded to a fixed token count.
+
+        `static_tokens` None: the first batch's size rounded up to a multiple of 8192; a larger batch
+        later grows it (one recompile). Static shapes let Inductor fuse norms, residual adds, GELU
+        and rotary around the cuBLAS matmuls without dynamic-shape guards.
+        """
+        self._pre = torch.compile(pre_attention, dynamic=False, fullgraph=True, mode=mode)
+        self._post = torch.compile(post_attention, dynamic=False, fullgraph=True, mode=mode)
+        self._static_tokens = static_tokens or 0
+        return self
+
+    def pad_batches_to(self, static_tokens: int | None) -> "ESM2":
+        """Pad every batch with dummy sequences to this many tokens (None: no padding)."""
+        self._static_tokens = static_tokens
+        return self
+
+    def attention_backend(self) -> str:
+        return select_backend(self.embed_tokens.weight.device, self.compute_dtype)
+
+    @torch.inference_mode()
+    def embed(self, packed: PackedTokens) -> torch.Tensor:
+        """[B, D] fp32 mean over residues (BOS/EOS excluded, positions 1..min(len, 1024))."""
+        device = self.embed_tokens.weight.device
+        num_sequences = packed.num_sequences
+        packed = self._pad_to_static(packed).to(device, non_blocking=True)
+        hidden = self.forward(packed)
+        return _mean_over_residues(hidden, packed, num_sequences)
+
+    def forward(self, packed: PackedTokens) -> torch.Tensor:
+        """Final hidden states [T, D] fp32 (after emb_layer_norm_after) of a packed batch."""
+        cu = packed.cu_seqlens
+        positions = _positions(cu, packed.num_tokens)
+        angles = positions.float().unsqueeze(-1) * self.inv_freq  # [T, Dh/2] fp32
+        cos, sin = angles.cos().unsqueeze(1), angles.sin().unsqueeze(1)  # [T, 1, Dh/2]
+        x = self.embed_tokens(packed.ids).float() * TOKEN_DROPOUT_SCALE
+        heads, eps, scale = self.cfg.num_heads, self.cfg.layer_norm_eps, 1.0  # q is pre-scaled
+        backend = self.attention_backend()
+        for layer in self.layers:
+            q, k, v = self._pre(
+                x, layer.attn_norm.weight, layer.attn_norm.bias, layer.qkv.weight, layer.qkv.bias,
+                cos, sin, heads, eps,
+            )  # fmt: skip
+            attn = varlen_attention(q, k, v, cu, packed.max_seqlen, scale, backend)
+            x = self._post(
+                x, attn, layer.out_proj.weight, layer.out_proj.bias, layer.ffn_norm.weight,
+                layer.ffn_norm.bias, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight,
+                layer.fc2.bias, eps,
+            )  # fmt: skip
+        return self.final_norm(x)
+
+    def _pad_to_static(self, packed: PackedTokens) -> PackedTokens:
+        """Append dummy <pad> sequences so the stream has exactly the compiled token count."""
+        if self._static_tokens is None:
+            return packed
+        if packed.num_tokens > self._static_tokens:
+            self._static_tokens = -(-packed.num_tokens // _STATIC_TOKEN_MULTIPLE) * _STATIC_TOKEN_MULTIPLE
+        missing = self._static_tokens - packed.num_tokens
+        if missing == 0:
+            return packed
+        dummy_lengths = [_DUMMY_SEQLEN] * (missing // _DUMMY_SEQLEN)
+        dummy_lengths += [missing % _DUMMY_SEQLEN] if missing % _DUMMY_SEQLEN else []
+        ids = torch.cat((packed.ids, torch.full((missing,), PAD_ID, dtype=packed.ids.dtype)))
+        tail = packed.cu_seqlens[-1] + torch.tensor(dummy_lengths, dtype=torch.int32).cumsum(0)
+        cu = torch.cat((packed.cu_seqlens, tail.to(torch.int32)))
+        return PackedTokens(ids, cu, max(packed.max_seqlen, max(dummy_lengths)))
+
+
+def _positions(cu_seqlens: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """Position of every token within its own sequence: 0 at each BOS."""
+    lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+    starts = torch.repeat_interleave(cu_seqlens[:-1], lengths, output_size=num_tokens)
+    return torch.arange(num_tokens, device=cu_seqlens.device) - starts
+
+
+def _mean_over_residues(hidden: torch.Tensor, packed: PackedTokens, num_sequences: int) -> torch.Tensor:
+    """Mean of hidden[positions 1..min(len-2, 1024)] per sequence, fp32 (dummy sequences dropped)."""
+    cu = packed.cu_seqlens
+    lengths = cu[1:] - cu[:-1]
+    seq_index = torch.repeat_interleave(
+        torch.arange(lengths.numel(), device=cu.device), lengths, output_size=packed.num_tokens
+    )
+    positions = _positions(cu, packed.num_tokens)
+    counted_len = (lengths - 2).clamp(min=0, max=MAX_MEAN_POSITIONS)  # residues, BOS/EOS excluded
+    counted = (positions >= 1) & (positions <= counted_len[seq_index])
+    sums = torch.zeros(lengths.numel(), hidden.shape[-1], dtype=torch.float32, device=hidden.device)
+    sums.index_add_(0, seq_index, hidden.float() * counted.unsqueeze(-1))
+    means = sums / counted_len.clamp(min=1).unsqueeze(-1)
+    return means[:num_sequences]

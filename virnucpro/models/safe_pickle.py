@@ -1,0 +1,276 @@
+"""Read pickled PyTorch checkpoints without running code from them.
+
+Unpickling can call any importable function, so `torch.load(weights_only=False)` runs whatever a
+checkpoint asks for, and `weights_only=True` cannot read a whole pickled `nn.Module` (nor the
+legacy format's per-class persistent ids). Here both of `torch.save`'s containers (the zip format
+of torch >= 1.6 and the older "legacy" stream) are read directly, and every global the pickle
+names is looked up in one explicit allow-list of inert stand-ins: tensor rebuild functions that
+only slice loaded storages, storage-type markers, and `PickledModule` classes that just keep their
+attribute dict. Anything else (os.system, builtins.eval, subprocess.Popen, ...) raises
+ModelLoadError when the pickle names it, before anything could be called.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from virnucpro.errors import ModelLoadError
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+_TORCH_NN_MODULES = (
+    "torch.nn.modules.linear.Linear",
+    "torch.nn.modules.batchnorm.BatchNorm1d",
+    "torch.nn.modules.activation.ReLU",
+    "torch.nn.modules.dropout.Dropout",
+)
+_STORAGE_DTYPES = {
+    "DoubleStorage": torch.float64,
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
+# Failures of a corrupt (not malicious) file surface as one of these from the pickle machinery.
+_CORRUPT_FILE_ERRORS = (
+    pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+    KeyError, RuntimeError, OverflowError, zipfile.BadZipFile,
+)
+
+
+class PickledModule:
+    """Stand-in for a pickled `nn.Module`: keeps the attribute dict, runs nothing of the original."""
+
+    pickled_name = "?"
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError(f"{self.pickled_name}: module state is not a dict")
+        self.state = state
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    """Marker for a `torch.<X>Storage` global; only ever used to look up the element dtype."""
+
+    dtype: torch.dtype
+
+
+def _module_standin(qualified_name: str) -> type[PickledModule]:
+    short_name = qualified_name.rsplit(".", 1)[-1]
+    return type(short_name, (PickledModule,), {"pickled_name": qualified_name})
+
+
+def _strided_view(flat: torch.Tensor, offset: int, size: tuple, stride: tuple) -> torch.Tensor:
+    """A tensor over `flat` (one loaded storage), bounds-checked so a bad file cannot read past it."""
+    if not all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride)) or len(size) != len(stride):
+        raise pickle.UnpicklingError(f"malformed tensor geometry size={size} stride={stride}")
+    extent = 0 if 0 in size else 1 + sum((n - 1) * s for n, s in zip(size, stride))
+    if offset + extent > flat.numel():
+        raise pickle.UnpicklingError("a tensor reaches past the end of its storage")
+    return flat[offset:].as_strided(size, stride)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
+    return _strided_view(storage, storage_offset, tuple(size), tuple(stride))
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None):
+    if backward_hooks:
+        raise pickle.UnpicklingError("tensor with backward hooks")
+    return _strided_view(storage, storage_offset, tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
+    if not isinstance(data, torch.Tensor) or backward_hooks:
+        raise pickle.UnpicklingError("malformed parameter")
+    return data
+
+
+def _allowed_globals(modules: Iterable[str], extra: Mapping[str, Any]) -> dict[str, Any]:
+    allowed: dict[str, Any] = {
+        "collections.OrderedDict": OrderedDict,
+        "builtins.set": set,
+        "__builtin__.set": set,  # protocol-2 pickles spell builtins the Python 2 way
+        "torch._utils._rebuild_tensor": _rebuild_tensor,
+        "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+        "torch._utils._rebuild_parameter": _rebuild_parameter,
+        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    }
+    allowed.update({f"torch.{name}": _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()})
+    allowed.update({name: _module_standin(name) for name in (*_TORCH_NN_MODULES, *modules)})
+    allowed.update(extra)
+    return allowed
+
+
+class _RefusedGlobal(ModelLoadError):
+    """The pickle named a global outside the allow-list."""
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    """`find_class` answers from the allow-list only; storages come from `storage_loader`."""
+
+    def __init__(self, stream: BinaryIO, allowed: Mapping[str, Any], storage_loader) -> None:
+        super().__init__(stream)
+        self._allowed = allowed
+        self._storage_loader = storage_loader
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[f"{module}.{name}"]
+        except KeyError:
+            raise _RefusedGlobal(
+                f"refused: the file references {module}.{name}, which a plain model file never "
+                "needs (loading it could run code)"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not isinstance(pid, tuple) or not pid:
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.60}")
+        kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
+        if kind == "storage" and len(pid) >= 5 and isinstance(pid[1], _StorageType):
+            return self._storage_loader(pid)
+        if kind == "module" and isinstance(pid[1], type) and issubclass(pid[1], PickledModule):
+            return pid[1]  # legacy format: the class plus its source text, which is ignored
+        raise pickle.UnpicklingError(f"unsupported persistent id of kind {kind!r:.40}")
+
+
+def load_pickle_checkpoint(
+    path: str | Path, modules: Iterable[str] = (), extra_globals: Mapping[str, Any] | None = None
+) -> Any:
+    """Unpickle a `torch.save` file (zip or legacy format) with the allow-list; tensors on CPU.
+
+    `modules` names extra pickled `nn.Module` classes to accept as `PickledModule` stand-ins
+    (e.g. "__main__.MLPClassifier"); `extra_globals` maps further "module.name" globals to
+    objects the caller vouches for.
+    """
+    path = Path(path)
+    allowed = _allowed_globals(modules, extra_globals or {})
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path, allowed)
+        with open(path, "rb") as stream:
+            return _load_legacy(stream, allowed)
+    except _RefusedGlobal as refused:
+        raise ModelLoadError(f"{path}: {refused}") from None
+    except ModelLoadError:
+        raise
+    except _CORRUPT_FILE_ERRORS as error:
+        raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({error})") from None
+
+
+def _load_zip(path: Path, allowed: Mapping[str, Any]) -> Any:
+    """torch's zip format: PREFIX/data.pkl plus one raw little-endian record per storage."""
+    with zipfile.ZipFile(path) as archive:
+        pickles = [name for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1]
+        if len(pickles) != 1:
+            raise ModelLoadError(f"{path}: not a PyTorch checkpoint (no single data.pkl inside)")
+        prefix = pickles[0][: -len("data.pkl")]
+        if f"{prefix}byteorder" in archive.namelist() and archive.read(f"{prefix}byteorder") != b"little":
+            raise ModelLoadError(f"{path}: big-endian checkpoints are not supported")
+        loaded: dict[str, torch.Tensor] = {}
+
+        def load_storage(pid: tuple) -> torch.Tensor:
+            _, storage_type, key, _location, numel = pid[:5]
+            if key not in loaded:
+                raw = bytearray(archive.read(f"{prefix}data/{key}"))
+                loaded[key] = _flat_storage(raw, storage_type.dtype, numel)
+            return loaded[key]
+
+        with archive.open(pickles[0]) as data_pkl:
+            stream = io.BytesIO(data_pkl.read())
+        return _AllowListUnpickler(stream, allowed, load_storage).load()
+
+
+def _load_legacy(stream: BinaryIO, allowed: Mapping[str, Any]) -> Any:
+    """torch's pre-1.6 stream: magic, protocol, sys_info, the object, storage keys, raw storages."""
+    def no_storages(pid: tuple) -> Any:
+        raise pickle.UnpicklingError("storage reference in a header pickle")
+
+    def header() -> Any:
+        return _AllowListUnpickler(stream, allowed, no_storages).load()
+
+    if header() != _LEGACY_MAGIC:
+        raise ModelLoadError(f"{stream.name}: not a PyTorch checkpoint (unknown file format)")
+    if header() != _LEGACY_PROTOCOL:
+        raise ModelLoadError(f"{stream.name}: unsupported legacy checkpoint protocol")
+    sys_info = header()
+    if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
+        raise ModelLoadError(f"{stream.name}: big-endian checkpoints are not supported")
+    storages: dict[str, torch.Tensor] = {}
+
+    def allocate_storage(pid: tuple) -> torch.Tensor:
+        _, storage_type, key, _location, numel, view = pid[:6]
+        if view is not None:
+            raise pickle.UnpicklingError("storage views (torch < 1.0 files) are not supported")
+        if key not in storages:
+            storages[key] = torch.empty(_checked_count(numel), dtype=storage_type.dtype)
+        return storages[key]
+
+    obj = _AllowListUnpickler(stream, allowed, allocate_storage).load()
+    for key in header():
+        _fill_legacy_storage(stream, storages[key])
+    return obj
+
+
+def _fill_legacy_storage(stream: BinaryIO, flat: torch.Tensor) -> None:
+    """Each storage: int64 element count (little-endian), then the raw elements."""
+    numel = int.from_bytes(stream.read(8), "little")
+    if numel != flat.numel():
+        raise pickle.UnpicklingError("storage size does not match its reference")
+    raw = bytearray(stream.read(numel * flat.element_size()))
+    flat.view(torch.uint8).copy_(_flat_storage(raw, flat.dtype, numel).view(torch.uint8))
+
+
+def _checked_count(numel: Any) -> int:
+    if not isinstance(numel, int) or numel < 0:
+        raise pickle.UnpicklingError(f"malformed storage size {numel!r:.40}")
+    return numel
+
+
+def _flat_storage(raw: bytearray, dtype: torch.dtype, numel: Any) -> torch.Tensor:
+    """A 1-D tensor over `raw` holding exactly `numel` elements of `dtype`."""
+    element_size = torch.empty(0, dtype=dtype).element_size()
+    if len(raw) != _checked_count(numel) * element_size:
+        raise pickle.UnpicklingError("storage record size does not match its reference")
+    if not raw:
+        return torch.empty(0, dtype=dtype)
+    return torch.frombuffer(raw, dtype=dtype)
+
+
+def module_state_dict(module: PickledModule) -> dict[str, torch.Tensor]:
+    """The `state_dict()` the pickled module would have: parameters and persistent buffers."""
+    tensors: dict[str, torch.Tensor] = {}
+    _collect_state(module, "", tensors)
+    return tensors
+
+
+def _collect_state(module: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
+    if not isinstance(module, PickledModule) or not hasattr(module, "state"):
+        raise ModelLoadError(f"pickled object at {prefix or 'top level'!r} is not a module")
+    state = module.state
+    skipped = state.get("_non_persistent_buffers_set") or set()
+    for group in ("_parameters", "_buffers"):
+        for name, tensor in (state.get(group) or {}).items():
+            if tensor is None or name in skipped:
+                continue
+            if not isinstance(tensor, torch.Tensor):
+                raise ModelLoadError(f"{prefix}{name} is not a tensor")
+            out[f"{prefix}{name}"] = tensor
+    for name, child in (state.get("_modules") or {}).items():
+        if child is not None:
+            _collect_state(child, f"{prefix}{name}.", out)

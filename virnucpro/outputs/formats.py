@@ -1,0 +1,83 @@
+"""Text lines of every result file; pure functions, so the formats are tested without any I/O.
+
+The two original files copy the original byte for byte: it printed each probability with
+`str()` of a numpy float32 (`'\\t'.join(map(str, probability))` over `probabilities.numpy()`),
+which is numpy's shortest round-trip float32 text, e.g. `0.9876543`, `1e-08`, `1.0`.
+Our own tables print the chunk maxima the same exact way (so `is_virus` can be recomputed from
+them) and derived statistics with 6 significant digits; a missing value is `NA`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from virnucpro.outputs.results import ChunkResult, SequenceCall, SequenceResult
+
+NA = "NA"
+
+PREDICTION_HEADER = "Sequence_ID\tPrediction\tscore1\tscore2\n"
+HIGHESTSCORE_HEADER = "Modified_ID\tIs_Virus\n"
+CHUNKS_COLUMNS = (
+    "chunk_id", "sequence_id", "start", "end", "n_frames", "max_score_others", "max_score_virus", "is_virus",
+)
+SEQUENCES_COLUMNS = (
+    "sequence_id", "length", "n_chunks", "n_chunks_scored", "n_viral_chunks", "viral_fraction",
+    "max_virus_score", "mean_virus_score", "call",
+)
+CHUNKS_HEADER = "\t".join(CHUNKS_COLUMNS) + "\n"
+SEQUENCES_HEADER = "\t".join(SEQUENCES_COLUMNS) + "\n"
+
+
+def float32_text(value: float) -> str:
+    """A probability printed exactly as the original printed it (str of a numpy float32)."""
+    return str(np.float32(value))
+
+
+def stat_text(value: float | None) -> str:
+    """A derived statistic: 6 significant digits, `NA` when missing."""
+    return NA if value is None else format(value, ".6g")
+
+
+def flag_text(value: bool | None) -> str:
+    return NA if value is None else str(value)
+
+
+def prediction_lines(chunk: ChunkResult) -> str:
+    """prediction_results.txt rows: one per kept frame, in the order given (F1 F2 F3 R1 R2 R3)."""
+    return "".join(
+        f"{frame.frame_id}\t{frame.prediction}\t{float32_text(frame.p_others)}\t{float32_text(frame.p_virus)}\n"
+        for frame in chunk.frames
+    )
+
+
+def highestscore_line(chunk: ChunkResult) -> str:
+    """prediction_results_highestscore.csv row (tab-separated); chunks with no kept frame get none."""
+    if not chunk.scored:
+        return ""
+    return f"{chunk.chunk_id}\t{chunk.original_is_virus()}\n"
+
+
+def chunk_line(chunk: ChunkResult, sequence_id: str, threshold: float) -> str:
+    if chunk.scored:
+        maxima = (float32_text(chunk.max_p_others), float32_text(chunk.max_p_virus))
+    else:
+        maxima = (NA, NA)
+    fields = (
+        chunk.chunk_id, sequence_id, str(chunk.start), str(chunk.end), str(len(chunk.frames)),
+        *maxima, flag_text(chunk.is_viral(threshold)),
+    )
+    return "\t".join(fields) + "\n"
+
+
+def sequence_line(result: SequenceResult, call: SequenceCall) -> str:
+    fields = (
+        result.record_id, str(result.length), str(call.n_chunks), str(call.n_chunks_scored),
+        str(call.n_viral_chunks), stat_text(call.viral_fraction), stat_text(call.max_virus_score),
+        stat_text(call.mean_virus_score), call.call,
+    )
+    return "\t".join(fields) + "\n"
+
+
+def fasta_record(record_id: str, sequence: str) -> str:
+    """One unwrapped FASTA record, like the original's FASTA outputs."""
+    return f">{record_id}\n{sequence}\n"

@@ -1,0 +1,170 @@
+"""`virnucpro plot`: a self-contained HTML report (PNG figures embedded as base64), or the figures
+alone as PNG/PDF/SVG files. The report opens from disk without a server or network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from virnucpro import __version__
+from virnucpro.errors import VirnucproError
+from virnucpro.outputs.formats import stat_text
+from virnucpro.outputs.paths import PARTIAL_SUFFIX, OutputPaths
+from virnucpro.outputs.plots import histograms_figure, tracks_figure
+from virnucpro.outputs.results import DEFAULT_THRESHOLD
+from virnucpro.outputs.summary import ReportData, gather
+from virnucpro.outputs.tables import SequenceRow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+PNG_DPI = 110
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+.muted { color: #666; } img { max-width: 100%; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; } th { background: #f3f3f3; }
+td.virus { color: #d62728; font-weight: 600; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
+"""
+
+
+def make_report(outdir: Path, output: Path | None, max_tracks: int, threshold: float | None) -> list[Path]:
+    """Write the report (default OUTDIR/report.html) or figure files; returns the paths written."""
+    paths = _checked(outdir)
+    run = _run_info(paths)
+    data = gather(paths, _run_threshold(run, paths) if threshold is None else threshold, max_tracks)
+    output = output or paths.report_html
+    if output.suffix.lower() in FIGURE_FORMATS:
+        return _write_figures(data, output)
+    output.write_text(report_html(paths, data, run), encoding="utf-8")
+    return [output]
+
+
+def _checked(outdir: Path) -> OutputPaths:
+    if not outdir.is_dir():
+        raise VirnucproError(f"output directory {outdir} not found")
+    paths = OutputPaths(outdir)
+    for table in (paths.sequences, paths.chunks):
+        if not table.exists() and OutputPaths.partial(table).exists():
+            raise VirnucproError(f"{outdir}: the run did not finish ({table.name}{PARTIAL_SUFFIX}); resume it first")
+    return paths
+
+
+def _run_info(paths: OutputPaths) -> dict:
+    """run.json if present; the report only needs it for the threshold and the run details."""
+    try:
+        run = json.loads(paths.run_json.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as error:
+        raise VirnucproError(f"{paths.run_json}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    return run if isinstance(run, dict) else {}
+
+
+def _run_threshold(run: dict, paths: OutputPaths) -> float:
+    """The chunk threshold the run used (run.json `parameters.threshold`), else the default."""
+    parameters = run.get("parameters")
+    threshold = parameters.get("threshold", DEFAULT_THRESHOLD) if isinstance(parameters, dict) else DEFAULT_THRESHOLD
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise VirnucproError(f"{paths.run_json}: parameters.threshold must be a number in [0, 1]")
+    return float(threshold)
+
+
+def _write_figures(data: ReportData, output: Path) -> list[Path]:
+    """The histograms go to OUTPUT, the tracks (when any) to OUTPUT's stem + `_tracks`."""
+    written = [output]
+    _save(histograms_figure(data), output)
+    if data.tracks:
+        written.append(output.with_name(f"{output.stem}_tracks{output.suffix}"))
+        _save(tracks_figure(data), written[-1])
+    return written
+
+
+def _save(figure: Figure, target: Path | io.BytesIO, file_format: str | None = None) -> None:
+    figure.savefig(target, format=file_format, dpi=PNG_DPI)
+
+
+def _png_tag(figure: Figure, alt: str) -> str:
+    buffer = io.BytesIO()
+    _save(figure, buffer, "png")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def report_html(paths: OutputPaths, data: ReportData, run: dict) -> str:
+    title = f"virnucpro report: {paths.outdir.resolve().name}"
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="muted">{html.escape(str(paths.outdir.resolve()))} &middot; virnucpro {__version__}'
+        f" &middot; chunk threshold {data.threshold:g}{_threshold_note(data, run, paths)}</p>",
+        "<h2>Summary</h2>", _summary_table(data),
+        "<h2>Score distributions</h2>", _png_tag(histograms_figure(data), "score histograms"),
+        "<h2>Score tracks</h2>", _tracks_section(data),
+        "<h2>Top hits</h2>", _hits_table(data.top_hits),
+    ]
+    if run:
+        sections += ["<h2>Run</h2>", f"<details><summary>run.json</summary><pre>{html.escape(json.dumps(run, indent=2))}</pre></details>"]
+    body = "\n".join(sections)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _threshold_note(data: ReportData, run: dict, paths: OutputPaths) -> str:
+    """Sequence calls come from the run; say so when the pictures use another chunk threshold."""
+    used = _run_threshold(run, paths)
+    return "" if used == data.threshold else f" (sequences were called at {used:g})"
+
+
+def _summary_table(data: ReportData) -> str:
+    total = sum(data.calls.values())
+    rows = [
+        ("sequences", total, ""),
+        ("called virus", data.calls["virus"], _percent(data.calls["virus"], total)),
+        ("called others", data.calls["others"], _percent(data.calls["others"], total)),
+        ("no call (no kept frame)", data.calls["no_call"], _percent(data.calls["no_call"], total)),
+        ("chunks", data.n_chunks, ""),
+        ("chunks with a kept frame", data.n_chunks_scored, _percent(data.n_chunks_scored, data.n_chunks)),
+        (f"viral chunks (score \u2265 {data.threshold:g})", data.n_chunks_viral,
+         _percent(data.n_chunks_viral, data.n_chunks_scored)),
+        ("kept frames", data.n_frames, ""),
+    ]
+    cells = "".join(f"<tr><td>{html.escape(name)}</td><td>{count:,}</td><td>{share}</td></tr>" for name, count, share in rows)
+    return f"<table><tr><th></th><th>count</th><th>share</th></tr>{cells}</table>"
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else ""
+
+
+def _tracks_section(data: ReportData) -> str:
+    if not data.tracks:
+        return '<p class="muted">No sequence has more than one chunk, so there is nothing to scan along.</p>'
+    note = (f'<p class="muted">The {len(data.tracks)} sequences with the most chunks; each bar is one chunk\'s'
+            " virus score across its span, shaded where viral chunks lie.</p>")
+    return note + _png_tag(tracks_figure(data), "chunk score tracks")
+
+
+def _hits_table(hits: list[SequenceRow]) -> str:
+    if not hits:
+        return '<p class="muted">No sequence was called virus.</p>'
+    header = "".join(f"<th>{name}</th>" for name in (
+        "sequence", "length", "chunks", "scored", "viral", "viral fraction", "max score", "mean score", "call"))
+    rows = "".join(
+        f"<tr><td>{html.escape(row.sequence_id)}</td><td>{row.length:,}</td><td>{row.n_chunks}</td>"
+        f"<td>{row.n_chunks_scored}</td><td>{row.n_viral_chunks}</td><td>{stat_text(row.viral_fraction)}</td>"
+        f"<td>{stat_text(row.max_virus_score)}</td><td>{stat_text(row.mean_virus_score)}</td>"
+        f'<td class="virus">{row.call}</td></tr>'
+        for row in hits
+    )
+    note = f'<p class="muted">{len(hits)} sequences called virus with the most viral chunks, then the highest mean score.</p>'
+    return f"{note}<table><tr>{header}</tr>{rows}</table>"

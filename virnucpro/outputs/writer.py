@@ -1,0 +1,135 @@
+"""ResultWriter: streams every result file as NAME.partial and renames them when the run is done.
+
+Resume after a crash works on byte offsets: `checkpoint()` makes the partial files durable and
+returns their sizes, the pipeline's journal stores them with the work they cover, and
+`ResultWriter.reopen()` cuts the files back to those sizes (dropping rows written after the last
+checkpoint) and appends from there, so a resumed run ends with byte-identical files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import BinaryIO
+
+from virnucpro.errors import ResumeError
+from virnucpro.outputs import formats
+from virnucpro.outputs.jsonfile import fsync_directory
+from virnucpro.outputs.paths import OutputPaths
+from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceResult
+
+_BUFFER_BYTES = 1 << 20
+_CALL_COLUMN = formats.SEQUENCES_COLUMNS.index("call")
+
+
+class ResultWriter:
+    """Writes the results of each input sequence, in input order, to all result files at once."""
+
+    def __init__(self, outdir: str | Path, threshold: float = DEFAULT_THRESHOLD, write_hits: bool = False,
+                 *, _handles: dict[Path, BinaryIO] | None = None) -> None:
+        self.paths = paths = OutputPaths(outdir)
+        self.threshold = threshold
+        self.write_hits = write_hits
+        self.calls: Counter[str] = Counter()
+        if _handles is not None:
+            self._handles = _handles
+            return
+        paths.outdir.mkdir(parents=True, exist_ok=True)
+        self._handles = {path: open(paths.partial(path), "wb", buffering=_BUFFER_BYTES) for path in self._finals()}
+        self._write(paths.prediction_results, formats.PREDICTION_HEADER)
+        self._write(paths.highestscore, formats.HIGHESTSCORE_HEADER)
+        self._write(paths.chunks, formats.CHUNKS_HEADER)
+        self._write(paths.sequences, formats.SEQUENCES_HEADER)
+
+    @classmethod
+    def reopen(cls, outdir: str | Path, offsets: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
+               write_hits: bool = False) -> ResultWriter:
+        """Continue a run from a checkpoint: truncate each partial file to its recorded size."""
+        paths = OutputPaths(outdir)
+        expected = {path.name for path in paths.result_files(write_hits)}
+        if set(offsets) != expected:
+            raise ResumeError(f"checkpoint lists {sorted(offsets)}, expected result files {sorted(expected)}")
+        handles: dict[Path, BinaryIO] = {}
+        try:
+            for path in paths.result_files(write_hits):
+                handles[path] = _truncated(paths.partial(path), offsets[path.name])
+        except ResumeError:
+            for handle in handles.values():
+                handle.close()
+            raise
+        writer = cls(outdir, threshold, write_hits, _handles=handles)
+        writer.calls.update(_calls_in(paths.partial(paths.sequences)))
+        return writer
+
+    def add(self, result: SequenceResult) -> None:
+        """Append one input sequence's rows to every file."""
+        call = result.summarize(self.threshold)
+        paths, chunks = self.paths, result.chunks
+        self._write(paths.prediction_results, "".join(map(formats.prediction_lines, chunks)))
+        self._write(paths.highestscore, "".join(map(formats.highestscore_line, chunks)))
+        self._write(paths.chunks, "".join(formats.chunk_line(c, result.record_id, self.threshold) for c in chunks))
+        self._write(paths.sequences, formats.sequence_line(result, call))
+        if self.write_hits and call.call == "virus":
+            if result.sequence is None:
+                raise ValueError(f"write_hits needs the sequence of {result.record_id}")
+            self._write(paths.viral_fasta, formats.fasta_record(result.record_id, result.sequence))
+        self.calls[call.call] += 1
+
+    def checkpoint(self) -> dict[str, int]:
+        """Flush and fsync every partial file; return its size in bytes, by final file name."""
+        sizes = {}
+        for path, handle in self._handles.items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            sizes[path.name] = handle.tell()
+        return sizes
+
+    def finish(self) -> list[Path]:
+        """Make everything durable and rename NAME.partial -> NAME; returns the final paths."""
+        self.checkpoint()
+        self.close()
+        finals = self._finals()
+        for final in finals:
+            os.replace(self.paths.partial(final), final)
+        fsync_directory(self.paths.outdir)
+        return finals
+
+    def close(self) -> None:
+        """Close without finishing (the partial files stay for a resume)."""
+        for handle in self._handles.values():
+            handle.close()
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _finals(self) -> list[Path]:
+        return self.paths.result_files(self.write_hits)
+
+    def _write(self, final: Path, text: str) -> None:
+        if text:
+            self._handles[final].write(text.encode())
+
+
+def _truncated(partial: Path, size: int) -> BinaryIO:
+    try:
+        handle = open(partial, "r+b", buffering=_BUFFER_BYTES)
+    except FileNotFoundError:
+        raise ResumeError(f"cannot resume: {partial} is missing") from None
+    actual = os.fstat(handle.fileno()).st_size
+    if actual < size:
+        handle.close()
+        raise ResumeError(f"cannot resume: {partial} has {actual} bytes, the checkpoint needs {size}")
+    handle.truncate(size)
+    handle.seek(size)
+    return handle
+
+
+def _calls_in(sequences_partial: Path) -> Counter[str]:
+    """Recount the calls already written, so `calls` covers the whole run after a resume."""
+    with open(sequences_partial, encoding="utf-8") as lines:
+        next(lines)
+        return Counter(line.rstrip("\n").split("\t")[_CALL_COLUMN] for line in lines)

@@ -1,0 +1,144 @@
+"""Work blocks: a run of consecutive input records turned into ready-to-run token batches.
+
+A block is the unit of everything downstream: the CPU side builds it (chunk, translate, select,
+deduplicate, tokenise, batch) off the critical path; one device worker runs all of its batches;
+the writer emits its records in input order and checkpoints the journal after it. Because the
+batches are fixed when the block is built, a block's scores do not depend on which worker ran it,
+how many workers there were, or whether the run was resumed.
+
+Identical frames inside a block (duplicate reads are common) are embedded once: DNABERT-S sees
+each distinct nucleotide string once, ESM-2 each distinct protein once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from virnucpro.engine.batching import token_budget_batches
+from virnucpro.frames import Chunk, chunk_records
+from virnucpro.io import Record, batch_records
+from virnucpro.tokenize.dnabert import DnabertTokenizer
+from virnucpro.tokenize.esm_alphabet import encode_protein
+from virnucpro.tokenize.packing import PackedTokens, pack
+
+
+@dataclass(frozen=True)
+class BlockSettings:
+    """Everything that decides how blocks are cut and batched (part of the resume fingerprint)."""
+
+    chunk_size: int
+    chunking: str
+    esm_batch_tokens: int
+    dnabert_batch_tokens: int
+    block_records: int = 16_384
+    block_bases: int = 4 << 20
+    keep_sequences: bool = False  # keep record sequences for viral.fa
+
+
+@dataclass
+class TokenBatch:
+    """Packed tokens of some encoder inputs plus which inputs they are (rows of the block's table)."""
+
+    rows: np.ndarray  # int64 indices into the block's distinct nucleotides or proteins
+    token_arrays: list[np.ndarray]  # kept so an out-of-memory split can re-pack halves
+    packed: PackedTokens
+
+    @property
+    def num_tokens(self) -> int:
+        return self.packed.num_tokens
+
+
+@dataclass
+class RecordInfo:
+    """What the writer needs about an input record (its sequence only with --write-hits)."""
+
+    id: str
+    length: int
+    sequence: str | None
+
+
+@dataclass
+class WorkBlock:
+    """One block: records, their chunks, and the deduplicated encoder work."""
+
+    index: int
+    first_record: int
+    records: list[RecordInfo]
+    chunks: list[list[Chunk]]
+    frame_ids: list[str]  # every kept frame, in output order
+    frame_to_unique: np.ndarray  # [n_frames] -> distinct (nucleotide, protein) pair
+    unique_nucleotide: np.ndarray  # [n_unique] -> row of the DNABERT-S table
+    unique_protein: np.ndarray  # [n_unique] -> row of the ESM-2 table
+    num_nucleotides: int
+    num_proteins: int
+    dnabert_batches: list[TokenBatch] = field(default_factory=list)
+    esm_batches: list[TokenBatch] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_ids)
+
+    @property
+    def num_unique(self) -> int:
+        return int(self.unique_nucleotide.size)
+
+    @property
+    def esm_tokens(self) -> int:
+        return sum(batch.num_tokens for batch in self.esm_batches)
+
+    @property
+    def dnabert_tokens(self) -> int:
+        return sum(batch.num_tokens for batch in self.dnabert_batches)
+
+
+def iter_blocks(
+    records: Iterator[Record], settings: BlockSettings, tokenizer: DnabertTokenizer, pin_memory: bool = False,
+    first_index: int = 0,
+) -> Iterator[WorkBlock]:
+    """Cut the record stream into blocks; `first_index` numbers them when resuming mid-stream."""
+    groups = batch_records(records, settings.block_bases, settings.block_records)
+    for index, group in enumerate(groups, first_index):
+        yield build_block(index, group[0].index, group, settings, tokenizer, pin_memory)
+
+
+def build_block(
+    index: int, first_record: int, records: Sequence[Record], settings: BlockSettings,
+    tokenizer: DnabertTokenizer, pin_memory: bool = False,
+) -> WorkBlock:
+    """Chunk, translate, select, deduplicate, tokenise and batch one group of records."""
+    chunks = chunk_records(records, settings.chunk_size, settings.chunking)
+    frames = [frame for per_record in chunks for chunk in per_record for frame in chunk.frames]
+    nucleotides: dict[str, int] = {}
+    proteins: dict[str, int] = {}
+    pairs: dict[tuple[int, int], int] = {}
+    frame_to_unique = np.empty(len(frames), dtype=np.int64)
+    for i, frame in enumerate(frames):
+        pair = (nucleotides.setdefault(frame.nucleotide, len(nucleotides)),
+                proteins.setdefault(frame.protein, len(proteins)))
+        frame_to_unique[i] = pairs.setdefault(pair, len(pairs))
+    unique = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
+    infos = [RecordInfo(r.id, len(r.sequence), r.sequence if settings.keep_sequences else None) for r in records]
+    block = WorkBlock(
+        index, first_record, infos, chunks, [f.frame_id for f in frames], frame_to_unique,
+        unique[:, 0].copy(), unique[:, 1].copy(), len(nucleotides), len(proteins),
+    )
+    block.dnabert_batches = _batches(tokenizer.encode_batch(list(nucleotides)), settings.dnabert_batch_tokens, pin_memory)
+    block.esm_batches = _batches([encode_protein(p) for p in proteins], settings.esm_batch_tokens, pin_memory)
+    return block
+
+
+def _batches(token_arrays: list[np.ndarray], max_tokens: int, pin_memory: bool) -> list[TokenBatch]:
+    """Length-sorted token-budget batches over all of a block's inputs for one encoder."""
+    batches = []
+    for batch in token_budget_batches(range(len(token_arrays)), lambda i: token_arrays[i].size, max_tokens,
+                                      window=max(len(token_arrays), 1)):
+        arrays = [token_arrays[i] for i in batch.indices]
+        packed = pack(arrays)
+        if pin_memory:
+            packed = PackedTokens(packed.ids.pin_memory(), packed.cu_seqlens.pin_memory(), packed.max_seqlen)
+        batches.append(TokenBatch(np.asarray(batch.indices, dtype=np.int64), arrays, packed))
+    return batches

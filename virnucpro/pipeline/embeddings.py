@@ -1,0 +1,59 @@
+"""Per-frame embeddings as parquet: columns `id` (string), `dnabert` and `esm` (list<float32>).
+
+A parquet file is only readable once its footer is written, so each block goes to its own part
+file (written then renamed) and `finish()` joins the parts, in block order, into the final file.
+A resumed run keeps the parts of finished blocks and rewrites the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema([("id", pa.string()), ("dnabert", pa.list_(pa.float32())), ("esm", pa.list_(pa.float32()))])
+
+
+class EmbeddingWriter:
+    def __init__(self, path: str | Path, dnabert_dim: int, blocks_done: int = 0):
+        self.path = Path(path)
+        self.dnabert_dim = dnabert_dim
+        self.parts = self.path.with_name(self.path.name + ".parts")
+        self.parts.mkdir(parents=True, exist_ok=True)
+        for part in self.parts.glob("part-*.parquet"):  # parts past the journal's checkpoint
+            if _block_of(part) >= blocks_done:
+                part.unlink()
+
+    def add(self, block_index: int, frame_ids: list[str], features: np.ndarray) -> None:
+        """Write one block's frames ([n_frames, D_dnabert + D_esm] float32, in frame order)."""
+        table = pa.table([pa.array(frame_ids, pa.string()),
+                          _lists(features[:, : self.dnabert_dim]), _lists(features[:, self.dnabert_dim :])],
+                         schema=SCHEMA)
+        final = self.parts / f"part-{block_index:08d}.parquet"
+        temporary = final.with_suffix(".tmp")
+        pq.write_table(table, temporary)
+        os.replace(temporary, final)
+
+    def finish(self) -> Path:
+        """Concatenate the parts into the final file (streaming, one part at a time)."""
+        partial = self.path.with_name(self.path.name + ".partial")
+        with pq.ParquetWriter(partial, SCHEMA) as writer:
+            for part in sorted(self.parts.glob("part-*.parquet"), key=_block_of):
+                writer.write_table(pq.read_table(part, schema=SCHEMA))
+        os.replace(partial, self.path)
+        shutil.rmtree(self.parts)
+        return self.path
+
+
+def _lists(matrix: np.ndarray) -> pa.ListArray:
+    rows, width = matrix.shape
+    offsets = pa.array(np.arange(0, (rows + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel()))
+
+
+def _block_of(part: Path) -> int:
+    return int(part.stem.split("-")[1])

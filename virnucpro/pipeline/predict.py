@@ -1,0 +1,308 @@
+"""`predict` and `embed`: one streaming run from reads to calls (or to per-frame embeddings).
+
+init (threads, device, precision) -> output state (fresh / resume / refuse) -> models -> stream:
+producer thread builds blocks, device threads run them, this thread writes results in input order
+and checkpoints the journal after every block -> finish (rename, run.json, summary).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from virnucpro import __version__
+from virnucpro.engine.worker import STAGES, BlockOutput, DeviceWorker
+from virnucpro.errors import ResumeError, VirnucproError
+from virnucpro.io import read_records
+from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.outputs.paths import OutputPaths
+from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
+from virnucpro.outputs.writer import ResultWriter
+from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
+from virnucpro.pipeline.embeddings import EmbeddingWriter
+from virnucpro.pipeline.journal import Journal, fingerprint, input_identity
+from virnucpro.pipeline.progress import RunProgress
+from virnucpro.pipeline.setup import (ModelChoice, LoadedModels, load_models, resolve_batch_tokens,
+                                      resolve_device, resolve_precision, set_threads)
+from virnucpro.pipeline.stream import StreamEngine
+
+STATE_DIR = ".virnucpro"
+
+
+@dataclass
+class RunOptions:
+    inputs: list[str]
+    output: Path  # predict: the output directory; embed: the parquet file
+    models: ModelChoice
+    chunk_size: int | None = None
+    chunking: str = "even"
+    device: str = "auto"
+    batch_tokens: int | None = None
+    precision: str | None = None
+    threads: int | None = None
+    threshold: float = 0.5
+    resume: bool = False
+    force: bool = False
+    save_embeddings: bool = False
+    write_hits: bool = False
+    live_progress: bool = False
+    embed_only: bool = False
+
+
+@dataclass
+class RunTotals:
+    records: int = 0
+    chunks: int = 0
+    frames: int = 0
+    unique_frames: int = 0
+    esm_tokens: int = 0
+    dnabert_tokens: int = 0
+    oom_splits: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, output: BlockOutput) -> None:
+        block = output.block
+        self.records += len(block.records)
+        self.chunks += sum(len(c) for c in block.chunks)
+        self.frames += block.num_frames
+        self.unique_frames += block.num_unique
+        self.esm_tokens += block.esm_tokens
+        self.dnabert_tokens += block.dnabert_tokens
+        self.oom_splits += output.splits
+        for stage, seconds in output.stage_seconds().items():
+            self.stage_seconds[stage] += seconds
+
+
+class OutputState:
+    """Where a run keeps its journal, and the fresh / resume / refuse decision."""
+
+    def __init__(self, options: RunOptions):
+        self.options = options
+        if options.embed_only:
+            self.state_dir = options.output.with_name(options.output.name + ".parts")
+            self.finished_marker = options.output
+        else:
+            self.state_dir = options.output / STATE_DIR
+            self.finished_marker = OutputPaths(options.output).sequences
+        self.journal_path = self.state_dir / "journal.json"
+
+    def previous_journal(self) -> Journal | None:
+        """The journal to resume from, or None for a fresh start; refuses to clobber silently."""
+        opts = self.options
+        has_journal = self.journal_path.is_file()
+        if opts.force:
+            self._clear()
+            return None
+        if opts.resume:
+            if has_journal:
+                return Journal.load(self.journal_path)
+            if self.finished_marker.exists():
+                raise ResumeError(f"{opts.output} holds a finished run; nothing to resume (use --force to redo it)")
+            return None
+        if has_journal:
+            raise ResumeError(f"{opts.output} holds an unfinished run: add --resume to continue it or --force to start over")
+        if self.finished_marker.exists():
+            raise VirnucproError(f"{self.finished_marker} already exists: use --force to overwrite it")
+        return None
+
+    def prepare(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.state_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise VirnucproError(f"cannot write to {self.state_dir.parent}: {error.strerror}") from None
+
+    def done(self) -> None:
+        self.journal_path.unlink(missing_ok=True)
+        if not self.options.embed_only:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _clear(self) -> None:
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+
+
+def run(options: RunOptions, logger: logging.Logger) -> dict:
+    """Run predict (or embed) to the end and return the run summary written to run.json."""
+    wall_start = time.perf_counter()
+    threads = set_threads(options.threads)
+    device = resolve_device(options.device)
+    dtype = resolve_precision(options.precision, device)
+    if "-" in options.inputs and options.resume:
+        raise ResumeError("input from stdin cannot be resumed; give file names")
+    reader = read_records(options.inputs)
+    state = OutputState(options)
+    previous = state.previous_journal()
+    state.prepare()
+    models = load_models(options.models, device, dtype, logger)
+    settings = _block_settings(options, device)
+    parameters = _parameters(options, settings, models, dtype)
+    journal = _journal(previous, fingerprint(input_identity(options.inputs), parameters), options)
+    stream_start = time.perf_counter()
+    totals = _stream(options, state, journal, reader, settings, models, logger)
+    summary = _summary(options, parameters, models, totals, reader, threads, device,
+                       wall_start, stream_start)
+    state.done()
+    return summary
+
+
+def _block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
+    tokens = resolve_batch_tokens(options.batch_tokens, device)
+    return BlockSettings(
+        chunk_size=options.chunk_size or options.models.model_type, chunking=options.chunking,
+        esm_batch_tokens=tokens, dnabert_batch_tokens=tokens, keep_sequences=options.write_hits,
+    )
+
+
+def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedModels, dtype: torch.dtype) -> dict:
+    """Everything that decides the result bytes (the resume fingerprint covers exactly this)."""
+    model_files = {kind: _file_identity(path) for kind, path in models.paths.items()}
+    return {
+        "version": __version__, "chunk_size": settings.chunk_size, "chunking": settings.chunking,
+        "esm_batch_tokens": settings.esm_batch_tokens, "dnabert_batch_tokens": settings.dnabert_batch_tokens,
+        "block_records": settings.block_records, "block_bases": settings.block_bases,
+        "precision": str(dtype).removeprefix("torch."), "device_type": models.encoders.device.type,
+        "threshold": options.threshold, "write_hits": options.write_hits,
+        "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
+    }
+
+
+def _file_identity(path: Path) -> dict:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {"path": str(path.resolve()), "files": {p.name: p.stat().st_size for p in files}}
+
+
+def _journal(previous: Journal | None, run_fingerprint: str, options: RunOptions) -> Journal:
+    if previous is None:
+        return Journal(run_fingerprint)
+    if previous.fingerprint != run_fingerprint:
+        raise ResumeError(f"cannot resume {options.output}: the inputs or parameters changed since it started"
+                          " (use --force to start over)")
+    return previous
+
+
+def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, settings: BlockSettings,
+            models: LoadedModels, logger: logging.Logger) -> RunTotals:
+    """The main loop: results of each block, in order, into the writers; a checkpoint per block."""
+    device = models.encoders.device
+    results, embeddings = _writers(options, state, journal, models)
+    records = itertools.islice(reader, journal.records_done, None)
+    blocks = iter_blocks(records, settings, models.tokenizer, pin_memory=device.type == "cuda",
+                         first_index=journal.blocks_done)
+    worker = DeviceWorker(models.encoders)
+    want_features = embeddings is not None
+    engine = StreamEngine(blocks, [worker], lambda w, block: w.run_block(block, want_features))
+    progress = RunProgress(logger, reader.bytes_total, lambda: reader.bytes_done, options.live_progress)
+    totals = RunTotals()
+    if journal.blocks_done:
+        logger.info("resuming after %d blocks (%d records)", journal.blocks_done, journal.records_done)
+    try:
+        for output in engine.results(journal.blocks_done):
+            output.wait()
+            _write_block(output, results, embeddings)
+            totals.add(output)
+            _checkpoint(journal, output.block, results, embeddings, state)
+            progress.advance(len(output.block.records), output.block.num_frames, output.block.esm_tokens)
+    except BaseException:
+        if results is not None:
+            results.close()
+        raise
+    finally:
+        progress.close()
+    if results is not None:
+        results.finish()
+    if embeddings is not None:
+        embeddings.finish()
+    return totals
+
+
+def _writers(options: RunOptions, state: OutputState, journal: Journal, models: LoadedModels):
+    results = None
+    if not options.embed_only:
+        if journal.blocks_done:
+            results = ResultWriter.reopen(options.output, journal.offsets, options.threshold, options.write_hits)
+        else:
+            results = ResultWriter(options.output, options.threshold, options.write_hits)
+    embeddings = None
+    if options.embed_only or options.save_embeddings:
+        path = options.output if options.embed_only else options.output / "embeddings.parquet"
+        embeddings = EmbeddingWriter(path, models.encoders.dnabert_dim, journal.blocks_done)
+    return results, embeddings
+
+
+def _write_block(output: BlockOutput, results: ResultWriter | None, embeddings: EmbeddingWriter | None) -> None:
+    block = output.block
+    if results is not None:
+        for sequence_result in sequence_results(block, output.probabilities.numpy()):
+            results.add(sequence_result)
+    if embeddings is not None:
+        features = output.features.numpy()[block.frame_to_unique]
+        embeddings.add(block.index, block.frame_ids, features)
+
+
+def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list[SequenceResult]:
+    """Per-record results with each kept frame's float32 probabilities (duplicates share theirs)."""
+    per_frame = unique_probabilities[block.frame_to_unique].tolist()
+    position = 0
+    out = []
+    for info, chunks in zip(block.records, block.chunks):
+        chunk_results = []
+        for chunk in chunks:
+            frames = []
+            for frame in chunk.frames:
+                p_others, p_virus = per_frame[position]
+                frames.append(FrameScore(frame.frame_id, p_others, p_virus))
+                position += 1
+            chunk_results.append(ChunkResult(chunk.chunk_id, chunk.start, chunk.end, frames))
+        out.append(SequenceResult(info.id, info.length, chunk_results, info.sequence))
+    return out
+
+
+def _checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None,
+                embeddings: EmbeddingWriter | None, state: OutputState) -> None:
+    journal.blocks_done = block.index + 1
+    journal.records_done = block.first_record + len(block.records)
+    journal.offsets = results.checkpoint() if results is not None else {}
+    journal.save(state.journal_path)
+
+
+def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals: RunTotals, reader,
+             threads: int, device: torch.device, wall_start: float, stream_start: float) -> dict:
+    """run.json: versions, models, parameters, counts, per-stage timings and GPU busy fraction."""
+    now = time.perf_counter()
+    stream_seconds = now - stream_start
+    device_seconds = sum(totals.stage_seconds.values())
+    summary = {
+        "virnucpro_version": __version__,
+        "torch_version": torch.__version__,
+        "command": "embed" if options.embed_only else "predict",
+        "inputs": list(options.inputs),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "threads": threads,
+        "models": parameters["models"],
+        "parameters": {k: v for k, v in parameters.items() if k != "models"},
+        "counts": {"records": reader.stats.records, "empty_records_skipped": reader.stats.empty_skipped,
+                   "bases": reader.stats.bases, "records_this_session": totals.records,
+                   "chunks_this_session": totals.chunks, "frames_this_session": totals.frames,
+                   "unique_frames_this_session": totals.unique_frames, "esm_tokens_this_session": totals.esm_tokens,
+                   "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits},
+        "timings_seconds": {"model_load": models.load_seconds, "stream": stream_seconds,
+                            "total": now - wall_start,
+                            **{f"device_{stage}": s for stage, s in totals.stage_seconds.items()}},
+        "throughput": {"records_per_second": totals.records / max(stream_seconds, 1e-9),
+                       "frames_per_second": totals.frames / max(stream_seconds, 1e-9),
+                       "esm_tokens_per_second": totals.esm_tokens / max(stream_seconds, 1e-9)},
+        "device_busy_fraction": device_seconds / max(stream_seconds, 1e-9),
+    }
+    if not options.embed_only:
+        write_json_atomic(OutputPaths(options.output).run_json, summary)
+    return summary

@@ -1,0 +1,138 @@
+"""Run set-up: device, precision, token budgets and the three models, resolved once and logged."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from virnucpro.engine.batching import auto_token_budget
+from virnucpro.engine.worker import Encoders
+from virnucpro.errors import VirnucproError
+from virnucpro.models.classifier import ClassifierInfo, load_classifier
+from virnucpro.models.dnabert_loader import load_dnabert
+from virnucpro.models.esm2_loader import load_esm2
+from virnucpro.models.registry import resolve_model
+from virnucpro.tokenize.dnabert import DnabertTokenizer
+
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+CPU_BATCH_TOKENS = 4096
+GPU_BATCH_TOKENS_MAX = 65_536  # the measured sweet spot for ESM-2 3B packed batches
+ESM_BYTES_PER_TOKEN = 96 * 1024  # activations of one ESM-2 3B layer per token, bf16, with headroom
+
+
+class SetupError(VirnucproError):
+    """A device, precision or model option cannot be honoured."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the user asked for; None means the published default."""
+
+    esm: str | None
+    dnabert: str | None
+    classifier: str | None
+    model_type: int
+    models_dir: str | None
+
+
+@dataclass
+class LoadedModels:
+    encoders: Encoders
+    tokenizer: DnabertTokenizer
+    classifier_info: ClassifierInfo
+    paths: dict[str, Path]
+    load_seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks the first GPU when there is one; `cuda:N` must exist."""
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SetupError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SetupError(f"--device {name}: no CUDA GPU is visible (use --device cpu)")
+        index = 0 if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise SetupError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
+        device = torch.device("cuda", index)
+    elif device.type != "cpu":
+        raise SetupError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
+    return device
+
+
+def resolve_precision(name: str | None, device: torch.device) -> torch.dtype:
+    """bf16 on a GPU, fp32 on the CPU unless asked otherwise (half precision on CPU is refused)."""
+    if name is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = PRECISIONS[name]
+    if device.type == "cpu" and dtype != torch.float32:
+        raise SetupError(f"--precision {name} needs a GPU; the CPU runs fp32")
+    return dtype
+
+
+def resolve_batch_tokens(requested: int | None, device: torch.device) -> int:
+    """The ESM-2 token budget: as asked, or sized from the GPU's total memory (stable across runs)."""
+    if requested is not None:
+        if requested < 64:
+            raise SetupError("--batch-tokens must be at least 64")
+        return requested
+    if device.type != "cuda":
+        return CPU_BATCH_TOKENS
+    total = torch.cuda.get_device_properties(device).total_memory
+    return min(GPU_BATCH_TOKENS_MAX, auto_token_budget(total, ESM_BYTES_PER_TOKEN))
+
+
+def set_threads(threads: int | None) -> int:
+    """CPU threads for torch and the tokenizer; default: every CPU this process may use."""
+    threads = threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+    return threads
+
+
+def load_models(choice: ModelChoice, device: torch.device, dtype: torch.dtype,
+                logger: logging.Logger) -> LoadedModels:
+    """Resolve the three model paths, load them on `device` and check that their sizes fit."""
+    started = time.perf_counter()
+    paths = {
+        "dnabert": resolve_model("dnabert", choice.dnabert, choice.model_type, models_dir=choice.models_dir),
+        "esm2": resolve_model("esm2", choice.esm, choice.model_type, models_dir=choice.models_dir),
+        "classifier": resolve_model("classifier", choice.classifier, choice.model_type,
+                                    models_dir=choice.models_dir),
+    }
+    for kind, path in paths.items():
+        logger.info("model %s: %s", kind, path)
+    dnabert = load_dnabert(paths["dnabert"], device, dtype)
+    esm = load_esm2(paths["esm2"], device, dtype)
+    classifier, info = load_classifier(paths["classifier"])
+    classifier = classifier.to(device)
+    encoders = Encoders(dnabert, esm, classifier, device)
+    expected = encoders.dnabert_dim + encoders.esm_dim
+    if info.input_dim != expected:
+        raise SetupError(
+            f"classifier {paths['classifier']} takes {info.input_dim} features but the encoders give"
+            f" {encoders.dnabert_dim} + {encoders.esm_dim} = {expected}"
+        )
+    tokenizer = _tokenizer_for(paths["dnabert"])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,
+                device, str(dtype).removeprefix("torch."), esm.attention_backend(), dnabert.describe_attention())
+    return LoadedModels(encoders, tokenizer, info, paths, seconds)
+
+
+def _tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
+    """The model directory's own tokenizer.json when it has one, else the packaged public copy."""
+    if (dnabert_dir / "tokenizer.json").is_file():
+        return DnabertTokenizer.from_dir(dnabert_dir)
+    return DnabertTokenizer.default()

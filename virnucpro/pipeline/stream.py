@@ -1,0 +1,126 @@
+"""The streaming engine: a producer thread builds blocks, one thread per device runs them, and the
+caller receives the results strictly in block order.
+
+Queues are bounded, so memory stays flat whatever the input size. Devices take the next block
+from one shared queue (a fast device simply takes more blocks: work stealing). An exception in any
+thread stops the others and is re-raised in the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+_POLL_SECONDS = 0.2
+_DONE = object()
+
+
+class _Stopped(Exception):
+    """Raised inside a thread when the run is being torn down."""
+
+
+class StreamEngine:
+    """Runs `work(worker, block)` for every block of `blocks` on the given workers, in parallel."""
+
+    def __init__(self, blocks: Iterable[Any], workers: list[Any], work: Callable[[Any, Any], Any],
+                 queue_depth: int = 3):
+        self._blocks = blocks
+        self._workers = workers
+        self._work = work
+        self._todo: queue.Queue = queue.Queue(maxsize=queue_depth * max(1, len(workers)))
+        self._done: queue.Queue = queue.Queue(maxsize=queue_depth * max(1, len(workers)))
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._failure: BaseException | None = None
+
+    def results(self, first_index: int = 0) -> Iterator[Any]:
+        """Yield `work` results in block order (blocks carry consecutive `.index` from first_index)."""
+        self._start()
+        pending: dict[int, Any] = {}
+        next_index = first_index
+        finished_workers = 0
+        try:
+            while finished_workers < len(self._workers):
+                item = self._next_done()
+                if item is _DONE:
+                    finished_workers += 1
+                    continue
+                index, result = item
+                pending[index] = result
+                while next_index in pending:
+                    yield pending.pop(next_index)
+                    next_index += 1
+            if pending:
+                raise RuntimeError(f"blocks {sorted(pending)} finished out of order")  # a bug, never input
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _start(self) -> None:
+        self._threads = [threading.Thread(target=self._produce, name="virnucpro-producer", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._consume, args=(worker,), name=f"virnucpro-worker-{i}", daemon=True)
+            for i, worker in enumerate(self._workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _next_done(self) -> Any:
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            try:
+                return self._done.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+
+    def _put(self, target: queue.Queue, item: Any) -> None:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                target.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, source: queue.Queue) -> Any:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                return source.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+
+    def _produce(self) -> None:
+        try:
+            for block in self._blocks:
+                self._put(self._todo, block)
+            for _ in self._workers:
+                self._put(self._todo, _DONE)
+        except _Stopped:
+            return
+        except BaseException as error:  # forwarded to the caller, which re-raises it
+            self._fail(error)
+
+    def _consume(self, worker: Any) -> None:
+        try:
+            while (block := self._get(self._todo)) is not _DONE:
+                self._put(self._done, (block.index, self._work(worker, block)))
+            self._put(self._done, _DONE)
+        except _Stopped:
+            return
+        except BaseException as error:  # forwarded to the caller, which re-raises it
+            self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+        self._stop.set()
