@@ -184,9 +184,8 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    unreachable = "http://127.0.0.1:9"  # discard port: nothing here ever reaches the internet
-    monkeypatch.setattr(constants, "ENDPOINT", unreachable)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", unreachable + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "hf-home" / "agents.json"), raising=False)
+    use_endpoint(monkeypatch, "http://127.0.0.1:9")  # discard port: nothing here reaches the internet
     return tmp_path
 
 

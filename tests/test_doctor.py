@@ -13,6 +13,8 @@ from virnucpro.cli.main import main
 from virnucpro.models.manifest import Manifest
 from virnucpro.models.registry import hash_stamps
 
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 
 def _verified_models_dir(root):
     """A models directory with every model and a manifest, as `virnucpro download` leaves it."""
@@ -40,7 +42,7 @@ def _json_report(capsys, *args) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_no_models_is_not_ready_with_advice(isolated_env, capsys):
+def test_no_models_is_not_ready_with_advice(capsys):
     assert main(["doctor"]) == 1
     captured = capsys.readouterr()
     assert "missing  DNABERT-S" in captured.out and "missing  500-bp classifier" in captured.out
@@ -49,7 +51,7 @@ def test_no_models_is_not_ready_with_advice(isolated_env, capsys):
     assert "Python" in captured.out and "torch" in captured.out and "attention:" in captured.out
 
 
-def test_models_dir_makes_it_ready(isolated_env, tmp_path, capsys):
+def test_models_dir_makes_it_ready(tmp_path, capsys):
     root = _verified_models_dir(tmp_path / "models")
     code, report = _json_report(capsys, "--models-dir", str(root))
     assert code == 0 and report["ok"] is True
@@ -61,14 +63,14 @@ def test_models_dir_makes_it_ready(isolated_env, tmp_path, capsys):
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only warning")
-def test_cpu_machine_gets_a_warning_not_an_error(isolated_env, tmp_path, capsys):
+def test_cpu_machine_gets_a_warning_not_an_error(tmp_path, capsys):
     root = _verified_models_dir(tmp_path / "models")
     code, report = _json_report(capsys, "--models-dir", str(root))
     assert code == 0 and report["cuda"]["gpus"] == []
     assert [p["severity"] for p in report["problems"]] == ["warning"]
 
 
-def test_corrupt_model_is_reported_with_repair_advice(isolated_env, tmp_path, capsys):
+def test_corrupt_model_is_reported_with_repair_advice(tmp_path, capsys):
     root = _verified_models_dir(tmp_path / "models")
     (root / "esm2_t36_3B_UR50D/model.safetensors").write_bytes(b"esm2 WEIGHTS")
     code, report = _json_report(capsys, "--models-dir", str(root))
@@ -79,7 +81,7 @@ def test_corrupt_model_is_reported_with_repair_advice(isolated_env, tmp_path, ca
     assert advice == [f"run `virnucpro download --dir {root}` to repair it"]
 
 
-def test_low_disk_is_a_warning_when_models_must_be_downloaded(isolated_env, capsys, monkeypatch):
+def test_low_disk_is_a_warning_when_models_must_be_downloaded(capsys, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(doctor_module.shutil, "disk_usage", lambda path: usage(10**10, 10**10 - 10**9, 10**9))
     code, report = _json_report(capsys)

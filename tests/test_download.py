@@ -16,13 +16,15 @@ from virnucpro.pipeline.download import DownloadError, download_models, fetch_ur
 
 _real_convert = download.convert_classifier
 
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 
 def _fake_convert(pth, safetensors, chunk_size):
     shutil.copyfile(pth, safetensors)
 
 
 @pytest.fixture
-def hub(isolated_env, monkeypatch):
+def hub(isolated_env, monkeypatch):  # noqa: F811 (isolated first: hub then sets the endpoint)
     with FakeHub() as server:
         stock_published(server)
         use_endpoint(monkeypatch, server.url)

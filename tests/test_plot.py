@@ -22,7 +22,8 @@ def contig(name, scores, chunk_size=500):
     chunks = []
     for index, score in enumerate(scores):
         chunk_id = f"{name}_chunk_{index + 1}"
-        frames = [] if score is None else [FrameScore(chunk_id + "F1", float(np.float32(1 - score)), float(np.float32(score)))]
+        p_virus = None if score is None else float(np.float32(score))
+        frames = [] if score is None else [FrameScore(chunk_id + "F1", float(np.float32(1 - score)), p_virus)]
         chunks.append(ChunkResult(chunk_id, index * chunk_size, (index + 1) * chunk_size, frames))
     return SequenceResult(name, len(scores) * chunk_size, chunks, "A" * len(scores) * chunk_size)
 

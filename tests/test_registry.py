@@ -15,6 +15,8 @@ from virnucpro.models.registry import (
     resolve_model,
 )
 
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 
 def _encoder_dir(path, weights="pytorch_model.bin"):
     path.mkdir(parents=True)
@@ -44,7 +46,7 @@ def _cache_from_fake_hub(monkeypatch, repo_id: str) -> None:
     use_endpoint(monkeypatch, "http://127.0.0.1:9")
 
 
-def test_local_path_is_used_as_is(isolated_env, tmp_path):
+def test_local_path_is_used_as_is(tmp_path):
     local = _encoder_dir(tmp_path / "my-esm")
     assert resolve_model("esm2", str(local), 300) == local
     weights = tmp_path / "esm2_t6.pt"
@@ -52,14 +54,14 @@ def test_local_path_is_used_as_is(isolated_env, tmp_path):
     assert resolve_model("esm2", str(weights), 300) == weights
 
 
-def test_missing_local_path_is_an_error(isolated_env, tmp_path):
+def test_missing_local_path_is_an_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         resolve_model("dnabert", str(tmp_path / "nope"), 300)
     with pytest.raises(ModelNotFoundError, match="classifier file .* does not exist"):
         resolve_model("classifier", str(tmp_path / "x.pth"), 300)
 
 
-def test_models_dir_flag_then_env_then_default(isolated_env, tmp_path, monkeypatch):
+def test_models_dir_flag_then_env_then_default(tmp_path, monkeypatch):
     flag = _models_dir(tmp_path / "flag")
     env = _models_dir(tmp_path / "env")
     _models_dir(default_models_dir())
@@ -70,7 +72,7 @@ def test_models_dir_flag_then_env_then_default(isolated_env, tmp_path, monkeypat
     assert resolve_model("dnabert", None, 300) == default_models_dir() / "dnabert-s"
 
 
-def test_models_dir_that_does_not_exist_is_an_error(isolated_env, tmp_path, monkeypatch):
+def test_models_dir_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError, match="from --models-dir"):
         resolve_model("esm2", None, 300, models_dir=tmp_path / "typo")
     monkeypatch.setenv("VIRNUCPRO_MODELS", str(tmp_path / "typo"))
@@ -78,7 +80,7 @@ def test_models_dir_that_does_not_exist_is_an_error(isolated_env, tmp_path, monk
         resolve_model("esm2", None, 300)
 
 
-def test_incomplete_encoder_dir_falls_through_to_the_next_place(isolated_env, tmp_path):
+def test_incomplete_encoder_dir_falls_through_to_the_next_place(tmp_path):
     partial = tmp_path / "models"
     (partial / "dnabert-s").mkdir(parents=True)
     (partial / "dnabert-s" / "config.json").write_text("{}")  # no weights
@@ -86,7 +88,7 @@ def test_incomplete_encoder_dir_falls_through_to_the_next_place(isolated_env, tm
     assert resolve_model("dnabert", None, 300, models_dir=partial) == default_models_dir() / "dnabert-s"
 
 
-def test_classifier_prefers_converted_safetensors(isolated_env, tmp_path):
+def test_classifier_prefers_converted_safetensors(tmp_path):
     root = _models_dir(tmp_path / "models")
     assert resolve_model("classifier", None, 300, models_dir=root) == root / "classifiers/300_model.pth"
     (root / "classifiers" / "300_model.safetensors").write_bytes(b"st")
@@ -97,7 +99,7 @@ def test_classifier_prefers_converted_safetensors(isolated_env, tmp_path):
         resolve_model("classifier", None, 400, models_dir=root)
 
 
-def test_nothing_anywhere_says_how_to_get_the_models(isolated_env):
+def test_nothing_anywhere_says_how_to_get_the_models():
     with pytest.raises(ModelNotFoundError) as caught:
         resolve_model("esm2", None, 300)
     message = str(caught.value)
@@ -106,7 +108,7 @@ def test_nothing_anywhere_says_how_to_get_the_models(isolated_env):
     assert str(default_models_dir()) in message
 
 
-def test_hf_cache_is_used_offline(isolated_env, monkeypatch):
+def test_hf_cache_is_used_offline(monkeypatch):
     from huggingface_hub import constants
 
     _cache_from_fake_hub(monkeypatch, ESM2)
@@ -118,7 +120,7 @@ def test_hf_cache_is_used_offline(isolated_env, monkeypatch):
         resolve_model("dnabert", None, 300)
 
 
-def test_other_hub_names_come_from_the_hf_cache_only(isolated_env, monkeypatch):
+def test_other_hub_names_come_from_the_hf_cache_only(monkeypatch):
     from huggingface_hub import constants
 
     _cache_from_fake_hub(monkeypatch, "facebook/esm2_t6_8M_UR50D")
@@ -129,7 +131,7 @@ def test_other_hub_names_come_from_the_hf_cache_only(isolated_env, monkeypatch):
         resolve_model("esm2", "facebook/esm2_t12_35M_UR50D", 300)
 
 
-def test_sha256_is_computed_on_first_use_only(isolated_env, tmp_path, monkeypatch):
+def test_sha256_is_computed_on_first_use_only(tmp_path, monkeypatch):
     root = _models_dir(tmp_path / "models")
     manifest = Manifest.load_or_empty(root)
     stamps = hash_stamps()
@@ -148,7 +150,7 @@ def test_sha256_is_computed_on_first_use_only(isolated_env, tmp_path, monkeypatc
     assert len(hashed) == 1
 
 
-def test_unreadable_manifest_is_a_one_line_error(isolated_env, tmp_path):
+def test_unreadable_manifest_is_a_one_line_error(tmp_path):
     root = _models_dir(tmp_path / "models")
     (root / "manifest.json").write_text("{not json")
     with pytest.raises(manifest_module.ModelIntegrityError, match="unreadable model manifest"):

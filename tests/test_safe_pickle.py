@@ -117,7 +117,7 @@ def test_non_storage_persistent_ids_are_refused(tmp_path):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_plain_tensors_and_containers_load(tmp_path, fmt):
-    expected = OrderedDict(a=torch.arange(6, dtype=torch.float32).reshape(2, 3).t(), b=torch.tensor([1, 2], dtype=torch.int64))
+    expected = OrderedDict(a=torch.arange(6.0).reshape(2, 3).t(), b=torch.tensor([1, 2], dtype=torch.int64))
     expected["view"] = expected["a"][1:]  # shares a storage with an offset
     path = _save({"state": expected, "names": {"x", "y"}, "n": 3}, tmp_path / "plain.pth", fmt)
     loaded = load_pickle_checkpoint(path)

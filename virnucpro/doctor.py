@@ -60,11 +60,11 @@ def _torch_report() -> tuple[dict, list[dict]]:
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             free, total = torch.cuda.mem_get_info(index)
-            gpus.append({"index": index, "name": torch.cuda.get_device_name(index), "free_bytes": free, "total_bytes": total})
+            name = torch.cuda.get_device_name(index)
+            gpus.append({"index": index, "name": name, "free_bytes": free, "total_bytes": total})
     else:
-        problems.append(
-            _problem("warning", "no CUDA GPU visible", "ESM-2 3B on CPU is very slow; run on a GPU node (check CUDA_VISIBLE_DEVICES)")
-        )
+        advice = "ESM-2 3B on CPU is very slow; run on a GPU node (check CUDA_VISIBLE_DEVICES)"
+        problems.append(_problem("warning", "no CUDA GPU visible", advice))
     attention = {
         "flash_attn": importlib.util.find_spec("flash_attn") is not None,
         "torch_varlen": _has_module("torch.nn.attention.varlen"),
@@ -141,15 +141,14 @@ def format_report(report: dict) -> str:
         f"virnucpro {report['virnucpro']}  Python {report['python']}  torch {report['torch']}"
         f"  CUDA {cuda['version'] or 'none'}  ({report['platform']})"
     ]
-    lines += [f"GPU {g['index']}: {g['name']}, {_gb(g['free_bytes'])} free of {_gb(g['total_bytes'])}" for g in cuda["gpus"]]
-    att = report["attention"]
-    lines.append(
-        f"attention: flash-attn {'yes' if att['flash_attn'] else 'no'}, torch varlen {'yes' if att['torch_varlen'] else 'no'};"
-        f" cpu/fp32 -> {att['cpu_float32']}" + (f", cuda/bf16 -> {att['cuda_bfloat16']}" if att["cuda_bfloat16"] else "")
-    )
+    for gpu in cuda["gpus"]:
+        lines.append(f"GPU {gpu['index']}: {gpu['name']}, {_gb(gpu['free_bytes'])} free of {_gb(gpu['total_bytes'])}")
+    lines.append(_format_attention(report["attention"]))
     lines.append("models:")
     for model in report["models"]:
-        where = f"{model['path']} ({model['source']}, {_gb(model['size_bytes'])}, sha256 {model['checksum']})" if "path" in model else ""
+        where = ""
+        if "path" in model:
+            where = f"{model['path']} ({model['source']}, {_gb(model['size_bytes'])}, sha256 {model['checksum']})"
         lines.append(f"  {model['status']:<8} {model['label']:<18} {where}".rstrip())
     lines += [f"disk: {d['role']} {d['path']}: {_gb(d['free_bytes'])} free" for d in report["disk"]]
     for problem in report["problems"]:
@@ -157,3 +156,14 @@ def format_report(report: dict) -> str:
     if report["ok"]:
         lines.append("ready: all needed pieces are in place")
     return "\n".join(lines)
+
+
+def _format_attention(attention: dict) -> str:
+    def yes_no(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    text = f"attention: flash-attn {yes_no(attention['flash_attn'])}, torch varlen {yes_no(attention['torch_varlen'])};"
+    text += f" cpu/fp32 -> {attention['cpu_float32']}"
+    if attention["cuda_bfloat16"]:
+        text += f", cuda/bf16 -> {attention['cuda_bfloat16']}"
+    return text

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     global _debug
     _debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="virnucpro", standalone_mode=False)
+        returned = cli.main(args=argv, prog_name="virnucpro", standalone_mode=False)
     except click.exceptions.Exit as stop:
         return stop.exit_code
     except click.ClickException as usage:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {error.filename}" if getattr(error, "filename", None) else ""
         click.echo(f"virnucpro: error: {error.strerror or error}{where}", err=True)
         return 1
-    return 0
+    return returned if isinstance(returned, int) else 0  # without standalone mode, ctx.exit(n) returns n
 
 
 if __name__ == "__main__":

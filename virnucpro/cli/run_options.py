@@ -31,6 +31,8 @@ _OPTIONS = [
     click.option("-v", "--verbose", count=True, help="More log output."),
     click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bar."),
     click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Also log to this file."),
+    click.option("--block-records", type=click.IntRange(min=1), default=16_384, hidden=True,
+                 help="Records per block (unit of checkpointing); for tests."),
 ]
 
 
@@ -53,7 +55,8 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
         inputs=list(inputs), output=output, models=models, chunk_size=params["chunk_size"],
         chunking=params["chunking"], device=params["device"], batch_tokens=params["batch_tokens"],
         precision=params["precision"], threads=params["threads"], resume=params["resume"],
-        force=params["force"], live_progress=stderr_is_terminal() and not params["quiet"], **extra,
+        force=params["force"], block_records=params["block_records"],
+        live_progress=stderr_is_terminal() and not params["quiet"], **extra,
     )
 
 

@@ -14,8 +14,10 @@ _PARQUET = click.Path(dir_okay=False, path_type=Path)
 @click.option("--labels", "label_tsv", type=_PARQUET,
               help="TSV of id<TAB>label (virus/others or 1/0) for the positional files; an id may "
                    "be a frame, chunk or sequence id.")
-@click.option("--virus", "virus_files", multiple=True, type=_PARQUET, help="Embeddings whose frames are all viral (repeatable).")
-@click.option("--others", "others_files", multiple=True, type=_PARQUET, help="Embeddings whose frames are all non-viral (repeatable).")
+@click.option("--virus", "virus_files", multiple=True, type=_PARQUET,
+              help="Embeddings whose frames are all viral (repeatable).")
+@click.option("--others", "others_files", multiple=True, type=_PARQUET,
+              help="Embeddings whose frames are all non-viral (repeatable).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Classifier to write (.safetensors).")
 @click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -26,7 +28,8 @@ _PARQUET = click.Path(dir_okay=False, path_type=Path)
 @click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
               help="Stop after this many epochs without a lower validation loss.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True, help="Share of the labelled frames held out for early stopping and metrics.")
 @click.option("--split-by", type=click.Choice(["frame", "sequence"]), default="frame", show_default=True,
               help="frame: random frames (the original); sequence: all frames of a sequence on one side.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -48,7 +51,8 @@ def train(inputs, label_tsv, virus_files, others_files, output, metrics_path, ep
     if not (inputs or virus_files or others_files):
         raise click.UsageError("give embedding files: positional with --labels, or --virus/--others")
     configure_logging(0)
-    sources = [(path, None) for path in inputs] + [(path, 1) for path in virus_files] + [(path, 0) for path in others_files]
+    sources = [(path, None) for path in inputs]
+    sources += [(path, 1) for path in virus_files] + [(path, 0) for path in others_files]
     table = read_label_table(label_tsv) if label_tsv is not None else None
     config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, patience=patience,
                          val_fraction=val_fraction, split_by=split_by, seed=seed, device=device)

@@ -83,10 +83,13 @@ def _cut(records: Sequence[Record], chunk_size: int, mode: str) -> tuple[list[li
     for index, record in enumerate(records):
         sequence = record.sequence
         if 0 < len(sequence) <= chunk_size:  # the common case for reads: skip the bounds call
-            record_chunks = [Chunk(record.id + "_chunk_1", record.id, 0, len(sequence), sequence, [])]
-        else:
-            record_chunks = [Chunk(f"{record.id}_chunk_{number}", record.id, start, end, sequence[start:end], [])
-                             for number, (start, end) in enumerate(chunk_bounds(len(sequence), chunk_size, mode), 1)]
+            chunk = Chunk(record.id + "_chunk_1", record.id, 0, len(sequence), sequence, [])
+            per_record.append([chunk])
+            chunks.append(chunk)
+            record_index.append(index)
+            continue
+        record_chunks = [Chunk(f"{record.id}_chunk_{number}", record.id, start, end, sequence[start:end], [])
+                         for number, (start, end) in enumerate(chunk_bounds(len(sequence), chunk_size, mode), 1)]
         per_record.append(record_chunks)
         chunks += record_chunks
         record_index += [index] * len(record_chunks)
@@ -105,19 +108,14 @@ def _groups_by_length(lengths: np.ndarray) -> list[tuple[int, np.ndarray]]:
 def _attach_frames(strands: _Strands, starts: np.ndarray, length: int, chunks: list[Chunk]) -> None:
     """Translate equal-length chunks as one block and append their kept frames in F1..R3 order."""
     translated = translate_block(strands.code_block(starts, length))
-    forward_starts = starts.tolist()
-    reverse_starts = (strands.size - starts - length).tolist()  # where each chunk's reverse complement begins
+    origins = (starts.tolist(), (strands.size - starts - length).tolist())  # chunk start per strand
+    texts = (strands.forward, strands.reverse)
     rows, frames = np.nonzero(translated.kept)  # row-major: chunk order, then F1..R3
     for row, frame in zip(rows.tolist(), frames.tolist()):
         chunk = chunks[row]
         protein = translated.protein(row, frame)
         offset = frame % 3
-        end = min(offset + 1 + 3 * len(protein), length)  # the original's 3p+1 slice
-        if frame < 3:
-            origin = forward_starts[row]
-            nucleotide = strands.forward[origin + offset : origin + end]
-        else:
-            origin = reverse_starts[row]
-            nucleotide = strands.reverse[origin + offset : origin + end]
+        origin = origins[frame // 3][row] + offset
+        nucleotide = texts[frame // 3][origin : origin + min(1 + 3 * len(protein), length - offset)]  # the 3p+1 slice
         strand_frame = STRAND_FRAMES[frame]
         chunk.frames.append(Frame(chunk.chunk_id + strand_frame, chunk.chunk_id, strand_frame, nucleotide, protein))

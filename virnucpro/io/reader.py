@@ -85,8 +85,8 @@ class RecordReader:
         self._current: BinaryIO | None = None
         self._records = self._all_records()
 
-    def __iter__(self) -> RecordReader:
-        return self
+    def __iter__(self) -> Iterator[Record]:
+        return self._records  # the generator itself: no Python-level __next__ per record
 
     def __next__(self) -> Record:
         return next(self._records)
@@ -100,28 +100,15 @@ class RecordReader:
 
     def _all_records(self) -> Iterator[Record]:
         duplicates = DuplicateIdCheck()
-        stats = self.stats
         for path in self.paths:
-            for parsed in self._parse(path):
-                sequence = parsed.sequence
-                if not sequence:
-                    stats.empty_skipped += 1
-                    continue
-                record_id = parsed.id
-                if not record_id:
-                    raise InputFormatError(f"{path}: record {stats.records + 1} has an empty ID")
-                if not sequence.isalpha():
-                    _check_symbols(path, record_id, sequence)
-                duplicates.add(record_id, path)
-                yield Record(record_id, sequence, path, stats.records)
-                stats.records += 1
-                stats.bases += len(sequence)
+            yield from self._file_records(path, duplicates)
             duplicates.flush(path)
 
-    def _parse(self, path: str) -> Iterator[dnaio.SequenceRecord]:
-        """dnaio records of one input; every format or decompression problem -> InputFormatError."""
+    def _file_records(self, path: str, duplicates: DuplicateIdCheck) -> Iterator[Record]:
+        """Records of one input; every format or decompression problem -> InputFormatError."""
         name = "<stdin>" if path == "-" else path
-        last_id = None
+        stats = self.stats
+        record_id = None
         raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 (closed below)
         self._current = raw
         stream = None
@@ -132,14 +119,25 @@ class RecordReader:
                 return
             with dnaio.open(stream, fileformat=file_format) as reader:
                 for parsed in reader:
-                    last_id = parsed.id
-                    yield parsed
+                    sequence = parsed.sequence
+                    if not sequence:
+                        stats.empty_skipped += 1
+                        continue
+                    record_id = parsed.id
+                    if not record_id:
+                        raise InputFormatError(f"{name}: record {stats.records + 1} has an empty ID")
+                    if not sequence.isalpha():
+                        _check_symbols(name, record_id, sequence)
+                    duplicates.add(record_id, path)
+                    yield Record(record_id, sequence, path, stats.records)
+                    stats.records += 1
+                    stats.bases += len(sequence)
         except dnaio.exceptions.FileFormatError as error:
-            raise InputFormatError(_format_error(name, error, last_id)) from None
+            raise InputFormatError(_format_error(name, error, record_id)) from None
         except UnicodeDecodeError as error:
-            raise InputFormatError(f"{name}: binary data, not FASTA/FASTQ text ({_after(last_id)})") from error
+            raise InputFormatError(f"{name}: binary data, not FASTA/FASTQ text ({_after(record_id)})") from error
         except _DECOMPRESSION_ERRORS as error:
-            raise InputFormatError(f"{name}: corrupt or truncated file ({_one_line(error)}; {_after(last_id)})") from None
+            raise InputFormatError(f"{name}: corrupt or truncated file ({_one_line(error)}; {_after(record_id)})") from None
         finally:
             if stream is not None and stream is not raw:
                 stream.close()

@@ -166,7 +166,7 @@ def _load_safetensors(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except SafetensorError as error:
         raise ModelLoadError(f"{path}: unreadable safetensors file ({error})") from None
     info = ClassifierInfo.from_metadata(metadata, path)

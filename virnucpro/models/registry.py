@@ -23,9 +23,7 @@ MODELS_ENV = "VIRNUCPRO_MODELS"
 CLASSIFIER_SUBDIR = "classifiers"
 CLASSIFIER_TYPES = (300, 500)
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-_HOW_TO_GET = (
-    "run `virnucpro download`, or copy a models directory made by it and set VIRNUCPRO_MODELS to it"
-)
+_HOW_TO_GET = "run `virnucpro download`, or copy a models directory made by it and set VIRNUCPRO_MODELS to it"
 
 
 class ModelNotFoundError(ModelLoadError):

@@ -9,6 +9,8 @@ them) and derived statistics with 6 significant digits; a missing value is `NA`.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from virnucpro.outputs.results import ChunkResult, SequenceCall, SequenceResult
@@ -28,6 +30,7 @@ CHUNKS_HEADER = "\t".join(CHUNKS_COLUMNS) + "\n"
 SEQUENCES_HEADER = "\t".join(SEQUENCES_COLUMNS) + "\n"
 
 
+@lru_cache(maxsize=256)  # a chunk's maxima repeat its frames' values, printed just before
 def float32_text(value: float) -> str:
     """A probability printed exactly as the original printed it (str of a numpy float32)."""
     return str(np.float32(value))

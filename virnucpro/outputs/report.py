@@ -103,20 +103,26 @@ def report_html(paths: OutputPaths, data: ReportData, run: dict) -> str:
     title = f"virnucpro report: {paths.outdir.resolve().name}"
     sections = [
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="muted">{html.escape(str(paths.outdir.resolve()))} &middot; virnucpro {__version__}'
-        f" &middot; chunk threshold {data.threshold:g}{_threshold_note(data, run, paths)}</p>",
+        _subtitle(paths, data, run),
         "<h2>Summary</h2>", _summary_table(data),
         "<h2>Score distributions</h2>", _png_tag(histograms_figure(data), "score histograms"),
         "<h2>Score tracks</h2>", _tracks_section(data),
         "<h2>Top hits</h2>", _hits_table(data.top_hits),
     ]
     if run:
-        sections += ["<h2>Run</h2>", f"<details><summary>run.json</summary><pre>{html.escape(json.dumps(run, indent=2))}</pre></details>"]
+        details = html.escape(json.dumps(run, indent=2))
+        sections += ["<h2>Run</h2>", f"<details><summary>run.json</summary><pre>{details}</pre></details>"]
     body = "\n".join(sections)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
+
+
+def _subtitle(paths: OutputPaths, data: ReportData, run: dict) -> str:
+    where = html.escape(str(paths.outdir.resolve()))
+    threshold = f"chunk threshold {data.threshold:g}{_threshold_note(data, run, paths)}"
+    return f'<p class="muted">{where} &middot; virnucpro {__version__} &middot; {threshold}</p>'
 
 
 def _threshold_note(data: ReportData, run: dict, paths: OutputPaths) -> str:
@@ -138,7 +144,9 @@ def _summary_table(data: ReportData) -> str:
          _percent(data.n_chunks_viral, data.n_chunks_scored)),
         ("kept frames", data.n_frames, ""),
     ]
-    cells = "".join(f"<tr><td>{html.escape(name)}</td><td>{count:,}</td><td>{share}</td></tr>" for name, count, share in rows)
+    cells = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{count:,}</td><td>{share}</td></tr>" for name, count, share in rows
+    )
     return f"<table><tr><th></th><th>count</th><th>share</th></tr>{cells}</table>"
 
 
@@ -166,5 +174,6 @@ def _hits_table(hits: list[SequenceRow]) -> str:
         f'<td class="virus">{row.call}</td></tr>'
         for row in hits
     )
-    note = f'<p class="muted">{len(hits)} sequences called virus with the most viral chunks, then the highest mean score.</p>'
+    note = (f'<p class="muted">The {len(hits)} sequences called virus with the most viral chunks,'
+            " then the highest mean score.</p>")
     return f"{note}<table><tr>{header}</tr>{rows}</table>"

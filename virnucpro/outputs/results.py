@@ -13,6 +13,7 @@ when no chunk has a kept frame (nothing was scored).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 DEFAULT_THRESHOLD = 0.5
 # Sequences whose viral chunk fraction reaches this are called `virus` (a majority vote, ties viral).
@@ -46,11 +47,11 @@ class ChunkResult:
     def scored(self) -> bool:
         return bool(self.frames)
 
-    @property
+    @cached_property
     def max_p_others(self) -> float:
         return max(frame.p_others for frame in self.frames)
 
-    @property
+    @cached_property
     def max_p_virus(self) -> float:
         return max(frame.p_virus for frame in self.frames)
 

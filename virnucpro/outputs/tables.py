@@ -50,7 +50,7 @@ def read_sequences(path: Path) -> Iterator[SequenceRow]:
 
 def _read(path: Path, columns: tuple[str, ...], parse: Callable[[list[str]], Row]) -> Iterator[Row]:
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 (closed by the `with` below)
     except FileNotFoundError:
         raise ResultsFileError(f"{path} not found (is this a virnucpro output directory?)") from None
     with handle:

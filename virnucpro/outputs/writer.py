@@ -32,15 +32,22 @@ class ResultWriter:
         self.threshold = threshold
         self.write_hits = write_hits
         self.calls: Counter[str] = Counter()
-        if _handles is not None:
-            self._handles = _handles
-            return
-        paths.outdir.mkdir(parents=True, exist_ok=True)
-        self._handles = {path: open(paths.partial(path), "wb", buffering=_BUFFER_BYTES) for path in self._finals()}
-        self._write(paths.prediction_results, formats.PREDICTION_HEADER)
-        self._write(paths.highestscore, formats.HIGHESTSCORE_HEADER)
-        self._write(paths.chunks, formats.CHUNKS_HEADER)
-        self._write(paths.sequences, formats.SEQUENCES_HEADER)
+        fresh = _handles is None
+        if fresh:
+            paths.outdir.mkdir(parents=True, exist_ok=True)
+            _handles = {path: _open_partial(paths.partial(path), "wb") for path in self._finals()}
+        self._handles = _handles
+        # Bound once: building Path objects per row costs more than formatting the row.
+        self._prediction = _handles[paths.prediction_results].write
+        self._highestscore = _handles[paths.highestscore].write
+        self._chunks = _handles[paths.chunks].write
+        self._sequences = _handles[paths.sequences].write
+        self._viral = _handles[paths.viral_fasta].write if write_hits else None
+        if fresh:
+            self._prediction(formats.PREDICTION_HEADER.encode())
+            self._highestscore(formats.HIGHESTSCORE_HEADER.encode())
+            self._chunks(formats.CHUNKS_HEADER.encode())
+            self._sequences(formats.SEQUENCES_HEADER.encode())
 
     @classmethod
     def reopen(cls, outdir: str | Path, offsets: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
@@ -65,15 +72,15 @@ class ResultWriter:
     def add(self, result: SequenceResult) -> None:
         """Append one input sequence's rows to every file."""
         call = result.summarize(self.threshold)
-        paths, chunks = self.paths, result.chunks
-        self._write(paths.prediction_results, "".join(map(formats.prediction_lines, chunks)))
-        self._write(paths.highestscore, "".join(map(formats.highestscore_line, chunks)))
-        self._write(paths.chunks, "".join(formats.chunk_line(c, result.record_id, self.threshold) for c in chunks))
-        self._write(paths.sequences, formats.sequence_line(result, call))
-        if self.write_hits and call.call == "virus":
+        chunks = result.chunks
+        self._prediction("".join(map(formats.prediction_lines, chunks)).encode())
+        self._highestscore("".join(map(formats.highestscore_line, chunks)).encode())
+        self._chunks("".join(formats.chunk_line(c, result.record_id, self.threshold) for c in chunks).encode())
+        self._sequences(formats.sequence_line(result, call).encode())
+        if self._viral is not None and call.call == "virus":
             if result.sequence is None:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
-            self._write(paths.viral_fasta, formats.fasta_record(result.record_id, result.sequence))
+            self._viral(formats.fasta_record(result.record_id, result.sequence).encode())
         self.calls[call.call] += 1
 
     def checkpoint(self) -> dict[str, int]:
@@ -100,23 +107,18 @@ class ResultWriter:
         for handle in self._handles.values():
             handle.close()
 
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def _finals(self) -> list[Path]:
         return self.paths.result_files(self.write_hits)
 
-    def _write(self, final: Path, text: str) -> None:
-        if text:
-            self._handles[final].write(text.encode())
+
+def _open_partial(partial: Path, mode: str) -> BinaryIO:
+    """A handle that lives as long as the writer, hence no `with`."""
+    return open(partial, mode, buffering=_BUFFER_BYTES)
 
 
 def _truncated(partial: Path, size: int) -> BinaryIO:
     try:
-        handle = open(partial, "r+b", buffering=_BUFFER_BYTES)
+        handle = _open_partial(partial, "r+b")
     except FileNotFoundError:
         raise ResumeError(f"cannot resume: {partial} is missing") from None
     actual = os.fstat(handle.fileno()).st_size

@@ -15,7 +15,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.client import HTTPException
 from pathlib import Path
 from typing import Callable
@@ -67,18 +67,16 @@ def download_models(
     target: Path,
     model_types: tuple[int, ...],
     *,
-    endpoint: str | None = None,
-    classifier_base_url: str | None = None,
     progress: ProgressFactory | None = None,
 ) -> list[Fetched]:
     """Make `target` hold both encoders and the given classifiers, each verified and in the manifest."""
     target.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load_or_empty(target)
     stamps = hash_stamps()
-    base_url = classifier_base_url or os.environ.get(CLASSIFIER_URL_ENV) or DEFAULT_CLASSIFIER_URL
+    base_url = os.environ.get(CLASSIFIER_URL_ENV) or DEFAULT_CLASSIFIER_URL
     fetched: list[Fetched] = []
     for spec in ENCODERS.values():
-        fetched += _ensure_encoder(spec, manifest, stamps, endpoint)
+        fetched += _ensure_encoder(spec, manifest, stamps)
         manifest.save()  # after each model, so an interrupted run keeps what it finished
     for model_type in model_types:
         fetched += _ensure_classifier(model_type, manifest, stamps, base_url.rstrip("/"), progress)
@@ -106,7 +104,7 @@ def _present(manifest: Manifest, relative: str) -> list[Fetched]:
     return [Fetched(name, record.size, "present") for name, record in sorted(manifest.under(relative).items())]
 
 
-def _ensure_encoder(spec: EncoderSpec, manifest: Manifest, stamps: HashStamps, endpoint) -> list[Fetched]:
+def _ensure_encoder(spec: EncoderSpec, manifest: Manifest, stamps: HashStamps) -> list[Fetched]:
     if spec.is_complete(manifest.root / spec.subdir) and _verified(manifest, spec.subdir, stamps):
         return _present(manifest, spec.subdir)
     if _is_offline():
@@ -114,45 +112,42 @@ def _ensure_encoder(spec: EncoderSpec, manifest: Manifest, stamps: HashStamps, e
             f"{spec.label} is not complete in {manifest.root} and HF_HUB_OFFLINE is set;"
             " download on a machine with network access and copy the directory here"
         )
-    import httpx2  # huggingface_hub's HTTP client: its errors are how the hub reports failures
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    # HfHubHTTPError derives from its HTTP client's base error, which connection failures share.
+    client_error = HfHubHTTPError.__mro__[1]
     local = manifest.root / spec.subdir
     try:
-        commit, remote = _fetch_encoder(spec, local, stamps, endpoint)
-    except (httpx2.HTTPError, LocalEntryNotFoundError) as error:
+        commit, remote = _fetch_encoder(spec, local, stamps)
+    except (client_error, LocalEntryNotFoundError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DownloadError(
             f"could not fetch {spec.repo_id}: {reason}; check the network and HF_ENDPOINT / HF_TOKEN"
         ) from None
     manifest.forget(spec.subdir)
-    for name, entry in remote.items():
+    for name in remote:
         manifest.record(f"{spec.subdir}/{name}", stamps.sha256(local / name))
     manifest.sources[spec.subdir] = {"repo_id": spec.repo_id, "revision": commit}
     return [Fetched(f"{spec.subdir}/{name}", entry.size, "downloaded") for name, entry in remote.items()]
 
 
-def _fetch_encoder(spec: EncoderSpec, local: Path, stamps: HashStamps, endpoint) -> tuple[str, dict]:
+def _fetch_encoder(spec: EncoderSpec, local: Path, stamps: HashStamps) -> tuple[str, dict]:
     """Download the wanted files at one pinned commit; returns it and the files' hub entries."""
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.hf_api import RepoFile
 
-    api = HfApi(endpoint=endpoint, library_name="virnucpro", library_version=__version__)
+    api = HfApi(library_name="virnucpro", library_version=__version__)
     commit = api.model_info(spec.repo_id).sha
     listing = {
-        entry.path: entry
-        for entry in api.list_repo_tree(spec.repo_id, revision=commit)
-        if isinstance(entry, RepoFile)
+        entry.path: entry for entry in api.list_repo_tree(spec.repo_id, revision=commit) if isinstance(entry, RepoFile)
     }
     remote = {name: listing[name] for name in _wanted_files(spec, listing)}
-    for attempt in range(2):
+    for _ in range(2):
         # A local_dir download trusts files it fetched before, so drop any that changed since.
         for name, entry in remote.items():
             if (local / name).is_file() and (local / name).stat().st_size != entry.size:
                 (local / name).unlink()
-        snapshot_download(
-            spec.repo_id, revision=commit, local_dir=local, allow_patterns=list(remote), endpoint=endpoint
-        )
+        snapshot_download(spec.repo_id, revision=commit, local_dir=local, allow_patterns=list(remote))
         corrupt = [name for name, entry in remote.items() if not _matches_hub(local / name, entry, stamps)]
         for name in corrupt:
             (local / name).unlink()
@@ -211,8 +206,6 @@ def _ensure_classifier(
 
 def convert_classifier(pth: Path, safetensors: Path, chunk_size: int | None = None) -> None:
     """Load the pickled checkpoint once through the allow-list loader and store it as safetensors."""
-    from dataclasses import replace
-
     from virnucpro.models.classifier import load_classifier, save_classifier_safetensors
 
     model, info = load_classifier(pth)

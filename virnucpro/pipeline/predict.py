@@ -54,6 +54,7 @@ class RunOptions:
     write_hits: bool = False
     live_progress: bool = False
     embed_only: bool = False
+    block_records: int = 16_384  # records per block: the unit of batching, checkpointing and resume
 
 
 @dataclass
@@ -159,7 +160,8 @@ def _block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
     tokens = resolve_batch_tokens(options.batch_tokens, device)
     return BlockSettings(
         chunk_size=options.chunk_size or options.models.model_type, chunking=options.chunking,
-        esm_batch_tokens=tokens, dnabert_batch_tokens=tokens, keep_sequences=options.write_hits,
+        esm_batch_tokens=tokens, dnabert_batch_tokens=tokens, block_records=options.block_records,
+        keep_sequences=options.write_hits,
     )
 
 

@@ -178,7 +178,8 @@ def _open_parquet(pq, path: Path):
         raise InputFormatError(f"{path}: not a parquet file ({error})") from None
     missing = {"id", "dnabert", "esm"} - set(reader.schema_arrow.names)
     if missing:
-        raise InputFormatError(f"{path}: missing column(s) {', '.join(sorted(missing))} (expected `virnucpro embed` output)")
+        columns = ", ".join(sorted(missing))
+        raise InputFormatError(f"{path}: missing column(s) {columns} (expected `virnucpro embed` output)")
     return reader
 
 

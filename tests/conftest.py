@@ -1,0 +1,27 @@
+"""Shared fixtures: tiny random-weight models in the real on-disk formats, real test sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+REAL = DATA / "real"
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """OUTDIR/esm2, OUTDIR/dnabert-s, OUTDIR/classifier.pth, OUTDIR/classifier.safetensors."""
+    from virnucpro.devtools.random_models import write_random_models
+
+    outdir = tmp_path_factory.mktemp("tiny-models")
+    write_random_models(outdir, size="tiny", seed=0)
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def model_args(tiny_models) -> list[str]:
+    """CLI arguments that point predict/embed at the tiny models, on the CPU."""
+    return ["--esm", str(tiny_models / "esm2"), "--dnabert", str(tiny_models / "dnabert-s"),
+            "--classifier", str(tiny_models / "classifier.pth"), "--device", "cpu", "-q"]

@@ -1,0 +1,67 @@
+"""GPU: full-size (3B) random ESM-2, bf16 packed paths vs our fp32 path (cosine per sequence).
+
+Set VIRNUCPRO_ESM2_FULL to an existing full-size directory to skip writing 11 GB of weights.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from virnucpro.devtools.random_esm2 import write_random_esm2
+from virnucpro.models.esm2_loader import load_esm2
+from virnucpro.tokenize.esm_alphabet import encode_proteins
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+AMINO = "LAGVSERTIDPKQNFYMHWC"
+
+
+def proteins(lengths, seed):
+    rng = random.Random(seed)
+    return ["".join(rng.choices(AMINO, k=n)) for n in lengths]
+
+
+@pytest.fixture(scope="module")
+def full_dir(tmp_path_factory) -> Path:
+    if os.environ.get("VIRNUCPRO_ESM2_FULL"):
+        path = Path(os.environ["VIRNUCPRO_ESM2_FULL"])
+        if (path / "config.json").is_file():
+            return path
+    path = tmp_path_factory.mktemp("esm2-full") / "esm2"
+    write_random_esm2(path, size="full", seed=0)
+    return path
+
+
+def embed_in_batches(model, seqs, per_batch=128):
+    return torch.cat([model.embed(encode_proteins(seqs[i : i + per_batch])) for i in range(0, len(seqs), per_batch)])
+
+
+def test_full_size_bf16_matches_fp32(full_dir):
+    rng = random.Random(0)
+    lengths = [rng.randint(48, 50) for _ in range(192)] + [rng.randint(95, 100) for _ in range(192)]
+    seqs = proteins(lengths + [1, 2, 300, 700, 1024, 1100], seed=1)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    reference = load_esm2(full_dir, "cuda", torch.float32, fast=False)
+    ref = embed_in_batches(reference, seqs)
+    del reference
+    report = {}
+    for name, fast in (("eager", False), ("compiled", True)):
+        model = load_esm2(full_dir, "cuda", torch.bfloat16, fast=fast)
+        got = embed_in_batches(model, seqs)
+        del model
+        cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1)
+        report[name] = (cos.min().item(), cos.mean().item())
+        print(f"bf16 {name} vs fp32: cosine min {cos.min().item():.6f} mean {cos.mean().item():.6f}")
+    assert all(low >= 0.9999 for low, _ in report.values()), report
+
+
+def test_tiny_compiled_equals_eager_on_gpu(tmp_path):
+    write_random_esm2(tmp_path / "esm2", size="tiny", seed=2)
+    seqs = proteins([1, 2, 49, 97, 300, 1100], seed=3)
+    eager = load_esm2(tmp_path / "esm2", "cuda", torch.float32, fast=False).embed(encode_proteins(seqs))
+    compiled = load_esm2(tmp_path / "esm2", "cuda", torch.float32, fast=False).enable_compile(4096)
+    torch.testing.assert_close(compiled.embed(encode_proteins(seqs)), eager, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,179 @@
+"""Streaming FASTA/FASTQ input: formats, compression, stdin, stats, progress and one-line errors."""
+
+import bz2
+import gzip
+import io
+import lzma
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from virnucpro.errors import InputFormatError
+from virnucpro.io import batch_records, read_records
+from virnucpro.io.duplicates import DuplicateIdCheck
+
+REAL = Path(__file__).parent / "data" / "real"
+COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress,
+               ".zst": lambda data: zstandard.ZstdCompressor().compress(data)}
+
+
+def write(path, data):
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def ids(paths):
+    return [r.id for r in read_records(paths)]
+
+
+def test_fasta_multiline_crlf_and_ids(tmp_path):
+    path = write(tmp_path / "a.fa", ">x1 description here\r\nACGT\r\nacgt\r\n>x2\tmore\r\nGG\r\n")
+    records = list(read_records([path]))
+    assert [(r.id, r.sequence, r.index) for r in records] == [("x1", "ACGTacgt", 0), ("x2", "GG", 1)]
+    assert records[0].source == str(path)
+
+
+def test_fastq_with_crlf(tmp_path):
+    path = write(tmp_path / "r.fq", "@q1 extra\r\nACGTN\r\n+\r\nIIIII\r\n@q2\r\nTT\r\n+q2\r\nII\r\n")
+    assert [(r.id, r.sequence) for r in read_records([path])] == [("q1", "ACGTN"), ("q2", "TT")]
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+def test_compressed_inputs_read_like_plain(tmp_path, suffix):
+    plain = REAL / "phiX174_NC_001422.fa"
+    packed = write(tmp_path / f"phix.fa{suffix}", COMPRESSORS[suffix](plain.read_bytes()))
+    assert [(r.id, r.sequence) for r in read_records([packed])] == [(r.id, r.sequence) for r in read_records([plain])]
+
+
+def test_compression_is_detected_from_content_not_name(tmp_path):
+    packed = write(tmp_path / "reads.txt", gzip.compress(b"@a\nACGT\n+\nIIII\n"))
+    assert ids([packed]) == ["a"]
+
+
+def test_several_inputs_in_order_and_stats(tmp_path):
+    one = write(tmp_path / "1.fa", ">a\nACGT\n>empty\n>b\nGG\n")
+    two = write(tmp_path / "2.fq", "@c\nTTT\n+\nIII\n@blank\n\n+\n\n")
+    reader = read_records([one, two])
+    records = list(reader)
+    assert [(r.id, r.index) for r in records] == [("a", 0), ("b", 1), ("c", 2)]
+    assert (reader.stats.records, reader.stats.empty_skipped, reader.stats.bases) == (3, 2, 9)
+
+
+def test_progress_counts_compressed_bytes(tmp_path):
+    path = write(tmp_path / "x.fa.gz", gzip.compress("".join(f">a{i}\nACGT\n" for i in range(1000)).encode()))
+    reader = read_records([path])
+    assert reader.bytes_total == path.stat().st_size and reader.bytes_done == 0
+    list(reader)
+    assert reader.bytes_done == reader.bytes_total
+
+
+def test_stdin(monkeypatch):
+    data = gzip.compress(b">s1\nACGT\n>s2\nTTTT\n")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
+    reader = read_records(["-"])
+    assert [r.id for r in reader] == ["s1", "s2"]
+    assert reader.bytes_total is None
+
+
+def test_empty_file_gives_no_records(tmp_path):
+    reader = read_records([write(tmp_path / "e.fa", b"")])
+    assert list(reader) == [] and reader.stats.records == 0
+
+
+def test_all_real_files_parse():
+    paths = sorted(p for p in REAL.iterdir() if p.suffix in (".fa", ".fna", ".fastq"))
+    reader = read_records(paths)
+    records = list(reader)
+    assert len(records) == 1000 + 9
+    assert all(set(r.sequence) <= set("ACGTN") for r in records)  # CRLF files: no '\r' left
+
+
+def error_of(paths):
+    with pytest.raises(InputFormatError) as caught:
+        list(read_records(paths))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_file(tmp_path):
+    assert "not found" in error_of([tmp_path / "nope.fa"]) and "nope.fa" in error_of([tmp_path / "nope.fa"])
+
+
+def test_not_fasta_or_fastq(tmp_path):
+    message = error_of([write(tmp_path / "x.fa", "hello world\n")])
+    assert "x.fa" in message and "not FASTA or FASTQ" in message
+
+
+def test_binary_junk(tmp_path):
+    assert "x.fa" in error_of([write(tmp_path / "x.fa", bytes(range(256)))])
+    assert "not FASTA or FASTQ" in error_of([write(tmp_path / "y.fa", b"\x7fELF\x02\x01\x01")])
+    assert "binary" in error_of([write(tmp_path / "z.fa", b">a\nACGT\xff\xfe\n")])
+    message = error_of([write(tmp_path / "w.fa", b">a\nACGT\n>b\nAC\x00\x01GT\n")])
+    assert "'b'" in message and "w.fa" in message
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+def test_truncated_compressed_file(tmp_path, suffix):
+    data = COMPRESSORS[suffix]((REAL / "lambda_NC_001416.fa").read_bytes())
+    message = error_of([write(tmp_path / f"cut.fa{suffix}", data[: len(data) // 2])])
+    assert f"cut.fa{suffix}" in message and "truncated" in message
+
+
+def test_corrupt_gzip(tmp_path):
+    assert "corrupt" in error_of([write(tmp_path / "bad.fa.gz", b"\x1f\x8b\x08\x00" + b"junk" * 20)])
+
+
+def test_fastq_quality_length_mismatch(tmp_path):
+    message = error_of([write(tmp_path / "q.fq", "@ok\nAC\n+\nII\n@bad\nACGT\n+\nIII\n")])
+    assert "q.fq" in message and "line 8" in message and "'ok'" in message
+
+
+def test_truncated_fastq(tmp_path):
+    message = error_of([write(tmp_path / "t.fq", "@a\nACGT\n+\nIIII\n@b\nACGT\n")])
+    assert "t.fq" in message
+
+
+def test_duplicate_ids_in_one_file(tmp_path):
+    message = error_of([write(tmp_path / "d.fa", ">a x\nAC\n>b\nGG\n>a y\nTT\n")])
+    assert "duplicate record ID 'a'" in message and "d.fa" in message
+
+
+def test_duplicate_ids_across_files(tmp_path):
+    one = write(tmp_path / "1.fa", ">a\nAC\n")
+    two = write(tmp_path / "2.fa", ">b\nAC\n>a\nGG\n")
+    message = error_of([one, two])
+    assert "'a'" in message and "2.fa" in message
+
+
+def test_duplicate_check_across_flushed_batches():
+    check = DuplicateIdCheck(batch_size=4)
+    for i in range(10):
+        check.add(f"id{i}", "f.fa")
+    check.add("other", "f.fa")
+    with pytest.raises(InputFormatError, match="'id1'"):
+        check.add("id1", "f.fa")
+        check.flush("f.fa")
+
+
+def test_same_file_twice_is_a_duplicate(tmp_path):
+    path = write(tmp_path / "a.fa", ">a\nAC\n")
+    assert "duplicate" in error_of([path, path])
+
+
+def test_batches_bound_bases_and_records(tmp_path):
+    path = write(tmp_path / "b.fa", "".join(f">r{i}\n{'A' * 10}\n" for i in range(25)))
+    sizes = [len(batch) for batch in batch_records(read_records([path]), max_bases=35, max_records=100)]
+    assert sizes == [4, 4, 4, 4, 4, 4, 1]
+    sizes = [len(batch) for batch in batch_records(read_records([path]), max_bases=10**6, max_records=10)]
+    assert sizes == [10, 10, 5]
+
+
+def test_real_fastq_copy_under_gzip(tmp_path):
+    packed = tmp_path / "reads.fastq.gz"
+    with open(REAL / "ERR266411_1.first1000.fastq", "rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    assert len(ids([packed])) == 1000
