@@ -48,6 +48,8 @@ def test_gather_counts_calls_chunks_and_picks_tracks(outdir):
     assert data.calls == {"others": 1 + 18, "virus": 1 + 12, "no_call": 1}
     assert (data.n_chunks, data.n_chunks_scored, data.n_frames) == (40 + 4 + 30 + 2, 39 + 4 + 30, 73)
     assert [track.sequence.sequence_id for track in data.tracks] == ["host<contig>", "phage<&>"]
+    assert [track.sequence.sequence_id for track in gather(OutputPaths(outdir), 0.6, 5).tracks] == [
+        "host<contig>", "phage<&>"], "sequences with fewer than two scored chunks get no track"
     assert [chunk.start for chunk in data.tracks[0].chunks] == list(range(0, 20000, 500))
     assert data.tracks[0].chunks[28].virus_score is None
     assert data.top_hits[0].sequence_id == "phage<&>"

@@ -220,3 +220,42 @@ def test_whole_module_class_must_be_allow_listed(original_files):
     out, _ = original_files
     with pytest.raises(ModelLoadError, match="__main__.MLPClassifier"):
         load_pickle_checkpoint(out / "zip.pth")
+
+
+def test_build_opcode_cannot_alter_the_allow_listed_functions(tmp_path):
+    # GLOBAL _rebuild_tensor_v2; state (None, {"_function": set}); BUILD -> would swap the function
+    forged = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x09\x00\x00\x00_functionc__builtin__\nset\n"
+              b"s\x86b.")
+    with pytest.raises(ModelLoadError, match="not a readable"):
+        load_pickle_checkpoint(_zip_with_data_pkl(tmp_path, forged))
+    genuine = _save({"w": torch.arange(3.0)}, tmp_path / "after.pth", "zip")
+    assert torch.equal(load_pickle_checkpoint(genuine)["w"], torch.arange(3.0))
+
+
+def test_compressed_records_are_refused(tmp_path):
+    genuine = _save({"w": torch.zeros(1000)}, tmp_path / "genuine.pth", "zip")
+    deflated = tmp_path / "deflated.pth"
+    with zipfile.ZipFile(genuine) as source, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            target.writestr(item.filename, source.read(item))
+    with pytest.raises(ModelLoadError, match="compressed record"):
+        load_pickle_checkpoint(deflated)
+
+
+def test_legacy_storage_larger_than_the_file_is_refused(tmp_path):
+    path = _save(torch.ones(4), tmp_path / "legacy.pth", "legacy")
+    data = path.read_bytes()
+    forged = data.replace(b"cpuq\x04K\x04N", b"cpuq\x04J\x00\x00\x00\x40N", 1)  # numel 4 -> 2**30
+    assert forged != data
+    path.write_bytes(forged)
+    with pytest.raises(ModelLoadError, match="larger than the whole file"):
+        load_pickle_checkpoint(path)
+
+
+def test_a_module_cycle_is_an_error_not_a_crash(tmp_path):
+    model = torch.nn.Sequential()
+    model.add_module("loop", model)
+    path = _save(model, tmp_path / "cycle.pth", "zip")
+    obj = load_pickle_checkpoint(path, modules=["torch.nn.modules.container.Sequential"])
+    with pytest.raises(ModelLoadError, match="nested too deeply"):
+        module_state_dict(obj)

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "frames": "virnucpro.cli.frames_cmd:frames",
     "predict": "virnucpro.cli.predict_cmd:predict",
     "embed": "virnucpro.cli.embed_cmd:embed",
+    "merge": "virnucpro.cli.merge_cmd:merge",
     "convert-classifier": "virnucpro.cli.convert_cmd:convert_classifier",
     "train": "virnucpro.cli.train_cmd:train",
     "plot": "virnucpro.cli.plot_cmd:plot",

@@ -13,7 +13,7 @@ import click
               help="Report file (default OUTDIR/report.html); a .png/.pdf/.svg name writes the histograms "
                    "there and the score tracks to NAME_tracks.EXT instead.")
 @click.option("--max-tracks", type=click.IntRange(min=0), default=10, show_default=True,
-              help="Score tracks for at most this many sequences (those with the most chunks).")
+              help="Score tracks for at most this many sequences (those with the most chunks, at least two scored).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Chunk score cut drawn and coloured [default: the run's, from run.json, else 0.5].")
 def plot(outdir: Path, output: Path | None, max_tracks: int, threshold: float | None) -> None:

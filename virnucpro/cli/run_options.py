@@ -26,6 +26,10 @@ _OPTIONS = [
     click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]),
                  help="Encoder precision [default: bf16 on GPU, fp32 on CPU]."),
     click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available]."),
+    click.option("--gpus", metavar="all|N|0,2", help="GPUs to use, one worker each [default: all visible]."),
+    click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Workers with --device cpu."),
+    click.option("--shard", metavar="K/N", help="Process only shard K of N (job arrays); join with `merge`."),
     click.option("--resume", is_flag=True, help="Continue an interrupted run in the same output."),
     click.option("--force", is_flag=True, help="Discard earlier results or an unfinished run and start over."),
     click.option("-v", "--verbose", count=True, help="More log output."),
@@ -47,6 +51,7 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
     """RunOptions from the parsed shared options (heavy imports happen here, not at --help)."""
     from virnucpro.console import stderr_is_terminal
     from virnucpro.pipeline.predict import RunOptions
+    from virnucpro.pipeline.shards import parse_shard
     from virnucpro.pipeline.setup import ModelChoice
 
     models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
@@ -55,7 +60,8 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
         inputs=list(inputs), output=output, models=models, chunk_size=params["chunk_size"],
         chunking=params["chunking"], device=params["device"], batch_tokens=params["batch_tokens"],
         precision=params["precision"], threads=params["threads"], resume=params["resume"],
-        force=params["force"], block_records=params["block_records"],
+        force=params["force"], block_records=params["block_records"], gpus=params["gpus"],
+        workers=params["workers"], shard=parse_shard(params["shard"]) if params["shard"] else None,
         live_progress=stderr_is_terminal() and not params["quiet"], **extra,
     )
 

@@ -36,21 +36,23 @@ _PARQUET = click.Path(dir_okay=False, path_type=Path)
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Chunk length the embeddings were made with; recorded in the model's metadata.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0.")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors (no per-epoch lines).")
 def train(inputs, label_tsv, virus_files, others_files, output, metrics_path, epochs, lr, batch_size,
-          patience, val_fraction, split_by, seed, chunk_size, device) -> None:
+          patience, val_fraction, split_by, seed, chunk_size, device, verbose, quiet) -> None:
     """Train a classifier on embeddings (parquet from `virnucpro embed`) with the original recipe.
 
     Labels come from --labels for the positional files, or per file with --virus/--others.
     Prints accuracy, precision, recall, F1 and AUROC on the held-out split.
     """
-    from virnucpro.cli.frames_cmd import configure_logging
+    from virnucpro.console import setup_logging
     from virnucpro.pipeline.train import TrainConfig, read_label_table, train_classifier
 
     if inputs and label_tsv is None:
         raise click.UsageError("positional embedding files need --labels (or use --virus/--others)")
     if not (inputs or virus_files or others_files):
         raise click.UsageError("give embedding files: positional with --labels, or --virus/--others")
-    configure_logging(0)
+    setup_logging(-1 if quiet else verbose)
     sources = [(path, None) for path in inputs]
     sources += [(path, 1) for path in virus_files] + [(path, 0) for path in others_files]
     table = read_label_table(label_tsv) if label_tsv is not None else None

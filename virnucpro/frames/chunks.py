@@ -110,12 +110,16 @@ def _attach_frames(strands: _Strands, starts: np.ndarray, length: int, chunks: l
     translated = translate_block(strands.code_block(starts, length))
     origins = (starts.tolist(), (strands.size - starts - length).tolist())  # chunk start per strand
     texts = (strands.forward, strands.reverse)
+    proteins = (translated.forward, translated.reverse)
+    width = length - 2  # amino-acid letters per row of translated.forward / .reverse
     rows, frames = np.nonzero(translated.kept)  # row-major: chunk order, then F1..R3
     for row, frame in zip(rows.tolist(), frames.tolist()):
+        strand, offset = divmod(frame, 3)
+        protein = proteins[strand][row * width + offset : (row + 1) * width : 3]
+        if translated.may_drop:
+            protein = protein.replace("\0", "")
+        origin = origins[strand][row] + offset
+        nucleotide = texts[strand][origin : origin + min(1 + 3 * len(protein), length - offset)]  # the 3p+1 slice
         chunk = chunks[row]
-        protein = translated.protein(row, frame)
-        offset = frame % 3
-        origin = origins[frame // 3][row] + offset
-        nucleotide = texts[frame // 3][origin : origin + min(1 + 3 * len(protein), length - offset)]  # the 3p+1 slice
         strand_frame = STRAND_FRAMES[frame]
         chunk.frames.append(Frame(chunk.chunk_id + strand_frame, chunk.chunk_id, strand_frame, nucleotide, protein))

@@ -49,17 +49,14 @@ class FramesWriter:
 
     def write(self, chunk_lists: Sequence[Sequence[Chunk]]) -> None:
         """Append the chunks (all of them) and their kept frames, one sequence line each."""
-        chunk_text, nucleotide_text, protein_text = [], [], []
-        for chunks in chunk_lists:
-            for chunk in chunks:
-                chunk_text.append(f">{chunk.chunk_id}\n{chunk.sequence}\n")
-                for frame in chunk.frames:
-                    nucleotide_text.append(f">{frame.frame_id}\n{frame.nucleotide}\n")
-                    protein_text.append(f">{frame.frame_id}\n{frame.protein}\n")
-                self.frames += len(chunk.frames)
-            self.chunks += len(chunks)
-        for file, text in zip(self._files, (chunk_text, nucleotide_text, protein_text)):
-            file.write("".join(text))
+        chunks = [chunk for chunk_list in chunk_lists for chunk in chunk_list]
+        frames = [frame for chunk in chunks for frame in chunk.frames]
+        chunk_file, nucleotide_file, protein_file = self._files
+        chunk_file.write("".join([f">{c.chunk_id}\n{c.sequence}\n" for c in chunks]))
+        nucleotide_file.write("".join([f">{f.frame_id}\n{f.nucleotide}\n" for f in frames]))
+        protein_file.write("".join([f">{f.frame_id}\n{f.protein}\n" for f in frames]))
+        self.chunks += len(chunks)
+        self.frames += len(frames)
 
     def __enter__(self) -> FramesWriter:
         return self

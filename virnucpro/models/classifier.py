@@ -155,7 +155,7 @@ def _load_pickled(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
 
 def _check_batchnorm_eps(module: PickledModule, path: Path) -> None:
     bn1 = (module.state.get("_modules") or {}).get("bn1")
-    eps = bn1.state.get("eps") if isinstance(bn1, PickledModule) else None
+    eps = getattr(bn1, "state", {}).get("eps") if isinstance(bn1, PickledModule) else None
     if eps is not None and eps != BN_EPS:
         raise ModelLoadError(f"{path}: bn1.eps is {eps}, the VirNucPro classifier uses {BN_EPS}")
 

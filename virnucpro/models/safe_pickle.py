@@ -13,6 +13,7 @@ ModelLoadError when the pickle names it, before anything could be called.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from virnucpro.errors import ModelLoadError
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+_MAX_MODULE_DEPTH = 64
 _TORCH_NN_MODULES = (
     "torch.nn.modules.linear.Linear",
     "torch.nn.modules.batchnorm.BatchNorm1d",
@@ -63,11 +65,37 @@ class PickledModule:
         self.state = state
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _StorageType:
     """Marker for a `torch.<X>Storage` global; only ever used to look up the element dtype."""
 
     dtype: torch.dtype
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadedStorage:
+    """One storage read from the file, as a flat tensor; the only thing a tensor may view."""
+
+    flat: torch.Tensor
+
+
+class _Call:
+    """An allow-listed function behind an object with no writable attributes.
+
+    Pickle's BUILD opcode can set attributes on any object it has; wrapping keeps a file from
+    altering the shared rebuild functions for later loads.
+    """
+
+    __slots__ = ("_function",)
+
+    def __init__(self, function) -> None:
+        object.__setattr__(self, "_function", function)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("read-only")
+
+    def __call__(self, *args: Any) -> Any:
+        return self._function(*args)
 
 
 def _module_standin(qualified_name: str) -> type[PickledModule]:
@@ -75,8 +103,11 @@ def _module_standin(qualified_name: str) -> type[PickledModule]:
     return type(short_name, (PickledModule,), {"pickled_name": qualified_name})
 
 
-def _strided_view(flat: torch.Tensor, offset: int, size: tuple, stride: tuple) -> torch.Tensor:
-    """A tensor over `flat` (one loaded storage), bounds-checked so a bad file cannot read past it."""
+def _strided_view(storage: Any, offset: int, size: tuple, stride: tuple) -> torch.Tensor:
+    """A tensor over one loaded storage, bounds-checked so a bad file cannot read past it."""
+    if not isinstance(storage, _LoadedStorage):
+        raise pickle.UnpicklingError("a tensor refers to something that is not a storage")
+    flat = storage.flat
     if not all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride)) or len(size) != len(stride):
         raise pickle.UnpicklingError(f"malformed tensor geometry size={size} stride={stride}")
     extent = 0 if 0 in size else 1 + sum((n - 1) * s for n, s in zip(size, stride))
@@ -106,10 +137,10 @@ def _allowed_globals(modules: Iterable[str], extra: Mapping[str, Any]) -> dict[s
         "collections.OrderedDict": OrderedDict,
         "builtins.set": set,
         "__builtin__.set": set,  # protocol-2 pickles spell builtins the Python 2 way
-        "torch._utils._rebuild_tensor": _rebuild_tensor,
-        "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
-        "torch._utils._rebuild_parameter": _rebuild_parameter,
-        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+        "torch._utils._rebuild_tensor": _Call(_rebuild_tensor),
+        "torch._utils._rebuild_tensor_v2": _Call(_rebuild_tensor_v2),
+        "torch._utils._rebuild_parameter": _Call(_rebuild_parameter),
+        "torch._utils._rebuild_parameter_with_state": _Call(_rebuild_parameter),
     }
     allowed.update({f"torch.{name}": _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()})
     allowed.update({name: _module_standin(name) for name in (*_TORCH_NN_MODULES, *modules)})
@@ -182,18 +213,28 @@ def _load_zip(path: Path, allowed: Mapping[str, Any]) -> Any:
         prefix = pickles[0][: -len("data.pkl")]
         if f"{prefix}byteorder" in archive.namelist() and archive.read(f"{prefix}byteorder") != b"little":
             raise ModelLoadError(f"{path}: big-endian checkpoints are not supported")
-        loaded: dict[str, torch.Tensor] = {}
+        loaded: dict[str, _LoadedStorage] = {}
 
-        def load_storage(pid: tuple) -> torch.Tensor:
+        def load_storage(pid: tuple) -> _LoadedStorage:
             _, storage_type, key, _location, numel = pid[:5]
             if key not in loaded:
-                raw = bytearray(archive.read(f"{prefix}data/{key}"))
-                loaded[key] = _flat_storage(raw, storage_type.dtype, numel)
+                name = f"{prefix}data/{key}"
+                _check_record(archive, name, _checked_count(numel) * _element_size(storage_type.dtype))
+                loaded[key] = _LoadedStorage(_flat_storage(bytearray(archive.read(name)), storage_type.dtype, numel))
             return loaded[key]
 
-        with archive.open(pickles[0]) as data_pkl:
-            stream = io.BytesIO(data_pkl.read())
+        _check_record(archive, pickles[0], None)
+        stream = io.BytesIO(archive.read(pickles[0]))
         return _AllowListUnpickler(stream, allowed, load_storage).load()
+
+
+def _check_record(archive: zipfile.ZipFile, name: str, expected_size: int | None) -> None:
+    """torch stores records uncompressed; refusing anything else also rules out zip bombs."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise pickle.UnpicklingError(f"compressed record {name} (torch never writes one)")
+    if expected_size is not None and info.file_size != expected_size:
+        raise pickle.UnpicklingError("storage record size does not match its reference")
 
 
 def _load_legacy(stream: BinaryIO, allowed: Mapping[str, Any]) -> Any:
@@ -211,19 +252,22 @@ def _load_legacy(stream: BinaryIO, allowed: Mapping[str, Any]) -> Any:
     sys_info = header()
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
         raise ModelLoadError(f"{stream.name}: big-endian checkpoints are not supported")
-    storages: dict[str, torch.Tensor] = {}
+    storages: dict[str, _LoadedStorage] = {}
+    file_size = os.fstat(stream.fileno()).st_size
 
-    def allocate_storage(pid: tuple) -> torch.Tensor:
+    def allocate_storage(pid: tuple) -> _LoadedStorage:
         _, storage_type, key, _location, numel, view = pid[:6]
         if view is not None:
             raise pickle.UnpicklingError("storage views (torch < 1.0 files) are not supported")
+        if _checked_count(numel) * _element_size(storage_type.dtype) > file_size:
+            raise pickle.UnpicklingError("a storage is larger than the whole file")
         if key not in storages:
-            storages[key] = torch.empty(_checked_count(numel), dtype=storage_type.dtype)
+            storages[key] = _LoadedStorage(torch.empty(numel, dtype=storage_type.dtype))
         return storages[key]
 
     obj = _AllowListUnpickler(stream, allowed, allocate_storage).load()
     for key in header():
-        _fill_legacy_storage(stream, storages[key])
+        _fill_legacy_storage(stream, storages[key].flat)
     return obj
 
 
@@ -242,10 +286,13 @@ def _checked_count(numel: Any) -> int:
     return numel
 
 
+def _element_size(dtype: torch.dtype) -> int:
+    return torch.empty(0, dtype=dtype).element_size()
+
+
 def _flat_storage(raw: bytearray, dtype: torch.dtype, numel: Any) -> torch.Tensor:
     """A 1-D tensor over `raw` holding exactly `numel` elements of `dtype`."""
-    element_size = torch.empty(0, dtype=dtype).element_size()
-    if len(raw) != _checked_count(numel) * element_size:
+    if len(raw) != _checked_count(numel) * _element_size(dtype):
         raise pickle.UnpicklingError("storage record size does not match its reference")
     if not raw:
         return torch.empty(0, dtype=dtype)
@@ -262,6 +309,8 @@ def module_state_dict(module: PickledModule) -> dict[str, torch.Tensor]:
 def _collect_state(module: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
     if not isinstance(module, PickledModule) or not hasattr(module, "state"):
         raise ModelLoadError(f"pickled object at {prefix or 'top level'!r} is not a module")
+    if prefix.count(".") > _MAX_MODULE_DEPTH:
+        raise ModelLoadError(f"modules nested too deeply (a cycle?) at {prefix[:80]!r}")
     state = module.state
     skipped = state.get("_non_persistent_buffers_set") or set()
     for group in ("_parameters", "_buffers"):

@@ -156,9 +156,9 @@ def _percent(part: int, whole: int) -> str:
 
 def _tracks_section(data: ReportData) -> str:
     if not data.tracks:
-        return '<p class="muted">No sequence has more than one chunk, so there is nothing to scan along.</p>'
-    note = (f'<p class="muted">The {len(data.tracks)} sequences with the most chunks; each bar is one chunk\'s'
-            " virus score across its span, shaded where viral chunks lie.</p>")
+        return '<p class="muted">No sequence has more than one scored chunk, so there is nothing to scan along.</p>'
+    note = (f'<p class="muted">The {len(data.tracks)} sequences with the most chunks (at least two scored);'
+            " each bar is one chunk's virus score across its span, shaded where viral chunks lie.</p>")
     return note + _png_tag(tracks_figure(data), "chunk score tracks")
 
 

@@ -58,7 +58,7 @@ def gather(paths: OutputPaths, threshold: float, max_tracks: int) -> ReportData:
             data.viral_fractions.add(row.viral_fraction)
         if row.call == "virus":
             _keep_largest(hits, (row.n_viral_chunks, row.mean_virus_score, row.length, -index), row, TOP_HITS)
-        if row.n_chunks > 1:
+        if row.n_chunks_scored > 1:
             _keep_largest(tracked, (row.n_chunks, row.length, -index), row, max_tracks)
     data.top_hits = _descending(hits)
     data.tracks = [Track(row) for row in _descending(tracked)]

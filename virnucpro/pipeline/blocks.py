@@ -97,12 +97,17 @@ class WorkBlock:
 
 def iter_blocks(
     records: Iterator[Record], settings: BlockSettings, tokenizer: DnabertTokenizer, pin_memory: bool = False,
-    first_index: int = 0,
+    first_index: int = 0, shard: tuple[int, int] | None = None,
 ) -> Iterator[WorkBlock]:
-    """Cut the record stream into blocks; `first_index` numbers them when resuming mid-stream."""
+    """Cut the record stream into blocks; `first_index` numbers them when resuming mid-stream.
+
+    With `shard=(k, n)` only blocks whose index is k-1 modulo n are built (the others are read and
+    cut, which is cheap, so every shard sees the same block boundaries as an unsharded run).
+    """
     groups = batch_records(records, settings.block_bases, settings.block_records)
     for index, group in enumerate(groups, first_index):
-        yield build_block(index, group[0].index, group, settings, tokenizer, pin_memory)
+        if shard is None or index % shard[1] == shard[0] - 1:
+            yield build_block(index, group[0].index, group, settings, tokenizer, pin_memory)
 
 
 def build_block(

@@ -28,6 +28,7 @@ class Journal:
     records_done: int = 0
     offsets: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    shard_log: dict | None = None  # only for --shard runs: what `merge` needs (see shards.py)
     version: int = JOURNAL_VERSION
 
     def save(self, path: Path) -> None:

@@ -29,8 +29,9 @@ from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.embeddings import EmbeddingWriter
 from virnucpro.pipeline.journal import Journal, fingerprint, input_identity
 from virnucpro.pipeline.progress import RunProgress
-from virnucpro.pipeline.setup import (ModelChoice, LoadedModels, load_models, resolve_batch_tokens,
-                                      resolve_device, resolve_precision, set_threads)
+from virnucpro.pipeline.setup import (LoadedModels, ModelChoice, load_models, resolve_batch_tokens,
+                                      resolve_devices, resolve_precision, set_threads)
+from virnucpro.pipeline.shards import ShardLog
 from virnucpro.pipeline.stream import StreamEngine
 
 STATE_DIR = ".virnucpro"
@@ -55,6 +56,9 @@ class RunOptions:
     live_progress: bool = False
     embed_only: bool = False
     block_records: int = 16_384  # records per block: the unit of batching, checkpointing and resume
+    gpus: str | None = None  # all | N | 0,2
+    workers: int = 1  # CPU workers (with --device cpu)
+    shard: tuple[int, int] | None = None  # (k, n): only blocks k-1 mod n
 
 
 @dataclass
@@ -136,7 +140,8 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
     """Run predict (or embed) to the end and return the run summary written to run.json."""
     wall_start = time.perf_counter()
     threads = set_threads(options.threads)
-    device = resolve_device(options.device)
+    devices = resolve_devices(options.device, options.gpus, options.workers)
+    device = devices[0]
     dtype = resolve_precision(options.precision, device)
     if "-" in options.inputs and options.resume:
         raise ResumeError("input from stdin cannot be resumed; give file names")
@@ -144,14 +149,19 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
     state = OutputState(options)
     previous = state.previous_journal()
     state.prepare()
-    models = load_models(options.models, device, dtype, logger)
+    models = load_models(options.models, devices, dtype, logger)
     settings = _block_settings(options, device)
-    parameters = _parameters(options, settings, models, dtype)
-    journal = _journal(previous, fingerprint(input_identity(options.inputs), parameters), options)
+    parameters = _parameters(options, settings, models, dtype, device)
+    inputs = input_identity(options.inputs)
+    merge_key = fingerprint(inputs, {k: v for k, v in parameters.items() if k != "shard"})
+    journal = _journal(previous, fingerprint(inputs, parameters), options)
+    journal.shard_log = journal.shard_log or (ShardLog(merge_key, *options.shard).to_json() if options.shard else None)
     stream_start = time.perf_counter()
     totals = _stream(options, state, journal, reader, settings, models, logger)
-    summary = _summary(options, parameters, models, totals, reader, threads, device,
+    summary = _summary(options, parameters, models, totals, reader, threads, devices,
                        wall_start, stream_start)
+    if journal.shard_log is not None:
+        ShardLog.from_json(journal.shard_log).save(options.output)
     state.done()
     return summary
 
@@ -165,14 +175,15 @@ def _block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
     )
 
 
-def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedModels, dtype: torch.dtype) -> dict:
+def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedModels, dtype: torch.dtype,
+                device: torch.device) -> dict:
     """Everything that decides the result bytes (the resume fingerprint covers exactly this)."""
     model_files = {kind: _file_identity(path) for kind, path in models.paths.items()}
     return {
         "version": __version__, "chunk_size": settings.chunk_size, "chunking": settings.chunking,
         "esm_batch_tokens": settings.esm_batch_tokens, "dnabert_batch_tokens": settings.dnabert_batch_tokens,
         "block_records": settings.block_records, "block_bases": settings.block_bases,
-        "precision": str(dtype).removeprefix("torch."), "device_type": models.encoders.device.type,
+        "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
         "threshold": options.threshold, "write_hits": options.write_hits,
         "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
     }
@@ -195,20 +206,21 @@ def _journal(previous: Journal | None, run_fingerprint: str, options: RunOptions
 def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, settings: BlockSettings,
             models: LoadedModels, logger: logging.Logger) -> RunTotals:
     """The main loop: results of each block, in order, into the writers; a checkpoint per block."""
-    device = models.encoders.device
     results, embeddings = _writers(options, state, journal, models)
     records = itertools.islice(reader, journal.records_done, None)
-    blocks = iter_blocks(records, settings, models.tokenizer, pin_memory=device.type == "cuda",
-                         first_index=journal.blocks_done)
-    worker = DeviceWorker(models.encoders)
+    blocks = iter_blocks(records, settings, models.tokenizer, pin_memory=models.workers[0].device.type == "cuda",
+                         first_index=journal.blocks_done, shard=options.shard)
+    workers = [DeviceWorker(encoders) for encoders in models.workers]
     want_features = embeddings is not None
-    engine = StreamEngine(blocks, [worker], lambda w, block: w.run_block(block, want_features))
+    engine = StreamEngine(blocks, workers, lambda w, block: w.run_block(block, want_features))
     progress = RunProgress(logger, reader.bytes_total, lambda: reader.bytes_done, options.live_progress)
     totals = RunTotals()
     if journal.blocks_done:
         logger.info("resuming after %d blocks (%d records)", journal.blocks_done, journal.records_done)
     try:
-        for output in engine.results(journal.blocks_done):
+        if results is not None and not journal.blocks_done and journal.shard_log is not None:
+            journal.shard_log["start_offsets"] = results.checkpoint()
+        for output in engine.results():
             output.wait()
             _write_block(output, results, embeddings)
             totals.add(output)
@@ -237,7 +249,7 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
     embeddings = None
     if options.embed_only or options.save_embeddings:
         path = options.output if options.embed_only else options.output / "embeddings.parquet"
-        embeddings = EmbeddingWriter(path, models.encoders.dnabert_dim, journal.blocks_done)
+        embeddings = EmbeddingWriter(path, models.dnabert_dim, journal.blocks_done)
     return results, embeddings
 
 
@@ -274,11 +286,13 @@ def _checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None
     journal.blocks_done = block.index + 1
     journal.records_done = block.first_record + len(block.records)
     journal.offsets = results.checkpoint() if results is not None else {}
+    if journal.shard_log is not None:
+        journal.shard_log["blocks"].append([block.index, journal.offsets])
     journal.save(state.journal_path)
 
 
 def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals: RunTotals, reader,
-             threads: int, device: torch.device, wall_start: float, stream_start: float) -> dict:
+             threads: int, devices: list[torch.device], wall_start: float, stream_start: float) -> dict:
     """run.json: versions, models, parameters, counts, per-stage timings and GPU busy fraction."""
     now = time.perf_counter()
     stream_seconds = now - stream_start
@@ -288,7 +302,7 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "torch_version": torch.__version__,
         "command": "embed" if options.embed_only else "predict",
         "inputs": list(options.inputs),
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "devices": [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}" for d in devices],
         "threads": threads,
         "models": parameters["models"],
         "parameters": {k: v for k, v in parameters.items() if k != "models"},
@@ -303,7 +317,7 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "throughput": {"records_per_second": totals.records / max(stream_seconds, 1e-9),
                        "frames_per_second": totals.frames / max(stream_seconds, 1e-9),
                        "esm_tokens_per_second": totals.esm_tokens / max(stream_seconds, 1e-9)},
-        "device_busy_fraction": device_seconds / max(stream_seconds, 1e-9),
+        "device_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(devices),
     }
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)

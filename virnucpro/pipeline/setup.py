@@ -42,31 +42,55 @@ class ModelChoice:
 
 @dataclass
 class LoadedModels:
-    encoders: Encoders
+    workers: list[Encoders]  # one per worker; CPU workers share one set of models
     tokenizer: DnabertTokenizer
     classifier_info: ClassifierInfo
     paths: dict[str, Path]
     load_seconds: float
 
+    @property
+    def dnabert_dim(self) -> int:
+        return self.workers[0].dnabert_dim
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks the first GPU when there is one; `cuda:N` must exist."""
+
+def resolve_devices(name: str, gpus: str | None = None, workers: int = 1) -> list[torch.device]:
+    """One device per worker. `auto` uses the GPUs chosen by `gpus` (default all) or else the CPU;
+    `cuda:N` is that one GPU; `cpu` runs `workers` CPU workers."""
     if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
         raise SetupError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SetupError(f"--device {name}: no CUDA GPU is visible (use --device cpu)")
-        index = 0 if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise SetupError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
-        device = torch.device("cuda", index)
-    elif device.type != "cpu":
+    if device.type == "cpu":
+        return [device] * workers
+    if device.type != "cuda":
         raise SetupError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
-    return device
+    if not torch.cuda.is_available():
+        raise SetupError(f"--device {name}: no CUDA GPU is visible (use --device cpu)")
+    count = torch.cuda.device_count()
+    indices = [device.index] if device.index is not None else _gpu_indices(gpus or "all", count)
+    for index in indices:
+        if index >= count:
+            raise SetupError(f"GPU {index} requested but only {count} GPU(s) visible")
+    return [torch.device("cuda", index) for index in indices]
+
+
+def _gpu_indices(gpus: str, count: int) -> list[int]:
+    """`all`, a count `N` (the first N GPUs) or a list `0,2`."""
+    text = gpus.strip()
+    if text == "all":
+        return list(range(count))
+    try:
+        if "," in text:
+            indices = [int(part) for part in text.split(",")]
+        else:
+            indices = list(range(int(text)))
+    except ValueError:
+        raise SetupError(f"--gpus {gpus!r}: use all, a number, or a list such as 0,2") from None
+    if not indices or len(set(indices)) != len(indices) or min(indices) < 0:
+        raise SetupError(f"--gpus {gpus!r}: give at least one GPU, each once")
+    return indices
 
 
 def resolve_precision(name: str | None, device: torch.device) -> torch.dtype:
@@ -99,9 +123,9 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
-def load_models(choice: ModelChoice, device: torch.device, dtype: torch.dtype,
+def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.dtype,
                 logger: logging.Logger) -> LoadedModels:
-    """Resolve the three model paths, load them on `device` and check that their sizes fit."""
+    """Resolve the three model paths and load them once per distinct device."""
     started = time.perf_counter()
     paths = {
         "dnabert": resolve_model("dnabert", choice.dnabert, choice.model_type, models_dir=choice.models_dir),
@@ -111,24 +135,32 @@ def load_models(choice: ModelChoice, device: torch.device, dtype: torch.dtype,
     }
     for kind, path in paths.items():
         logger.info("model %s: %s", kind, path)
+    loaded: dict[torch.device, Encoders] = {}
+    info = None
+    for device in dict.fromkeys(devices):
+        loaded[device], info = _load_on(paths, device, dtype)
+    seconds = time.perf_counter() - started
+    first = loaded[devices[0]]
+    logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,
+                ", ".join(str(d) for d in loaded), str(dtype).removeprefix("torch."),
+                first.esm.attention_backend(), first.dnabert.describe_attention())
+    return LoadedModels([loaded[d] for d in devices], _tokenizer_for(paths["dnabert"]), info, paths, seconds)
+
+
+def _load_on(paths: dict[str, Path], device: torch.device, dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo]:
     dnabert = load_dnabert(paths["dnabert"], device, dtype)
     esm = load_esm2(paths["esm2"], device, dtype)
     classifier, info = load_classifier(paths["classifier"])
-    classifier = classifier.to(device)
-    encoders = Encoders(dnabert, esm, classifier, device)
+    encoders = Encoders(dnabert, esm, classifier.to(device), device)
     expected = encoders.dnabert_dim + encoders.esm_dim
     if info.input_dim != expected:
         raise SetupError(
             f"classifier {paths['classifier']} takes {info.input_dim} features but the encoders give"
             f" {encoders.dnabert_dim} + {encoders.esm_dim} = {expected}"
         )
-    tokenizer = _tokenizer_for(paths["dnabert"])
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - started
-    logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,
-                device, str(dtype).removeprefix("torch."), esm.attention_backend(), dnabert.describe_attention())
-    return LoadedModels(encoders, tokenizer, info, paths, seconds)
+    return encoders, info
 
 
 def _tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:

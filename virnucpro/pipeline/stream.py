@@ -1,5 +1,5 @@
 """The streaming engine: a producer thread builds blocks, one thread per device runs them, and the
-caller receives the results strictly in block order.
+caller receives the results strictly in the order the blocks were produced.
 
 Queues are bounded, so memory stays flat whatever the input size. Devices take the next block
 from one shared queue (a fast device simply takes more blocks: work stealing). An exception in any
@@ -35,11 +35,11 @@ class StreamEngine:
         self._threads: list[threading.Thread] = []
         self._failure: BaseException | None = None
 
-    def results(self, first_index: int = 0) -> Iterator[Any]:
-        """Yield `work` results in block order (blocks carry consecutive `.index` from first_index)."""
+    def results(self) -> Iterator[Any]:
+        """Yield `work` results in the order the blocks were produced."""
         self._start()
         pending: dict[int, Any] = {}
-        next_index = first_index
+        next_index = 0
         finished_workers = 0
         try:
             while finished_workers < len(self._workers):
@@ -101,8 +101,8 @@ class StreamEngine:
 
     def _produce(self) -> None:
         try:
-            for block in self._blocks:
-                self._put(self._todo, block)
+            for position, block in enumerate(self._blocks):
+                self._put(self._todo, (position, block))
             for _ in self._workers:
                 self._put(self._todo, _DONE)
         except _Stopped:
@@ -112,8 +112,9 @@ class StreamEngine:
 
     def _consume(self, worker: Any) -> None:
         try:
-            while (block := self._get(self._todo)) is not _DONE:
-                self._put(self._done, (block.index, self._work(worker, block)))
+            while (item := self._get(self._todo)) is not _DONE:
+                position, block = item
+                self._put(self._done, (position, self._work(worker, block)))
             self._put(self._done, _DONE)
         except _Stopped:
             return

@@ -1,0 +1,76 @@
+"""Scale-out on the CPU: 1 vs 2 workers and merged shards give byte-identical result files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from virnucpro.cli.main import main
+from virnucpro.pipeline.setup import SetupError, _gpu_indices
+
+from conftest import REAL
+
+FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> list[str]:
+    reads = tmp_path_factory.mktemp("in") / "reads.fastq"
+    reads.write_text("".join((REAL / "ERR266411_1.first1000.fastq").read_text().splitlines(True)[:1600]))
+    return [str(reads), str(REAL / "phiX174_NC_001422.fa")]
+
+
+def _run(inputs, out: Path, model_args, *extra) -> None:
+    assert main(["predict", *inputs, "-o", str(out), "--block-records", "37", "--write-hits", *model_args,
+                 *extra]) == 0
+
+
+@pytest.fixture(scope="module")
+def single(inputs, model_args, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "out"
+    _run(inputs, out, model_args)
+    return out
+
+
+def _same(a: Path, b: Path) -> None:
+    for name in FILES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_two_workers_equal_one(inputs, model_args, single, tmp_path):
+    _run(inputs, tmp_path / "two", model_args, "--workers", "2")
+    _same(single, tmp_path / "two")
+
+
+def test_merged_shards_equal_one_run(inputs, model_args, single, tmp_path):
+    shards = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
+    for k, shard in enumerate(shards, 1):
+        _run(inputs, shard, model_args, "--shard", f"{k}/3")
+    assert main(["merge", *map(str, reversed(shards)), "-o", str(tmp_path / "merged")]) == 0
+    _same(single, tmp_path / "merged")
+
+
+def test_merge_refuses_incomplete_or_mixed_shards(inputs, model_args, tmp_path, capsys):
+    _run(inputs, tmp_path / "a", model_args, "--shard", "1/2")
+    assert main(["merge", str(tmp_path / "a"), "-o", str(tmp_path / "m")]) == 1
+    assert "missing [2]" in capsys.readouterr().err
+    _run(inputs, tmp_path / "b", model_args, "--shard", "2/2", "--threshold", "0.3")
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m")]) == 1
+    assert "different" in capsys.readouterr().err
+    assert main(["merge", str(tmp_path), "-o", str(tmp_path / "m")]) == 1
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "x", "1/0"])
+def test_bad_shard_is_refused(inputs, model_args, tmp_path, capsys, text):
+    assert main(["predict", *inputs, "-o", str(tmp_path / "o"), "--shard", text, *model_args]) == 1
+    assert "--shard" in capsys.readouterr().err
+
+
+def test_gpu_selection_parsing():
+    assert _gpu_indices("all", 4) == [0, 1, 2, 3]
+    assert _gpu_indices("2", 4) == [0, 1]
+    assert _gpu_indices("0,2", 4) == [0, 2]
+    for bad in ("x", "0,0", "", "-1"):
+        with pytest.raises(SetupError):
+            _gpu_indices(bad, 4)

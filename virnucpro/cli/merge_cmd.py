@@ -1,0 +1,20 @@
+"""`virnucpro merge`: join the shard directories of a `--shard K/N` job array into one result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("merge")
+@click.argument("shard_dirs", nargs=-1, required=True, metavar="SHARD_DIR...",
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the merged result files.")
+def merge(shard_dirs: tuple[Path, ...], outdir: Path) -> None:
+    """Merge SHARD_DIR... (all N shards of one run) into files identical to a single run."""
+    from virnucpro.pipeline.shards import merge_shards
+
+    files = merge_shards(list(shard_dirs), outdir)
+    click.echo(f"merged {len(shard_dirs)} shards into {len(files)} files in {outdir}", err=True)
