@@ -161,3 +161,13 @@ def test_convert_classifier_errors_are_one_line(tmp_path, capsys, content):
     err = capsys.readouterr().err
     assert err.startswith("virnucpro: error:") and err.count("\n") == 1
     assert not target.exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_probabilities_on_cuda_match_the_cpu(model):
+    x = _features(256)
+    on_gpu = random_classifier(INPUT_DIM, seed=11).cuda().probabilities(x.to(torch.bfloat16).cuda())
+    assert on_gpu.dtype == torch.float32 and on_gpu.device.type == "cuda"
+    expected = model.probabilities(x.to(torch.bfloat16))
+    torch.testing.assert_close(on_gpu.cpu(), expected, rtol=0, atol=1e-5)

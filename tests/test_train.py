@@ -10,9 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from virnucpro.cli.main import main
-from virnucpro.errors import InputFormatError
+from virnucpro.errors import InputFormatError, VirnucproError
 from virnucpro.models.classifier import load_classifier
 from virnucpro.pipeline.train import (
     TrainConfig,
@@ -240,3 +241,24 @@ def test_train_command_usage_and_input_errors(tmp_path, labelled_files, capsys):
     assert "both virus and others" in capsys.readouterr().err
     assert main(["train", "--virus", str(tmp_path / "missing.parquet"), "-o", str(tmp_path / "m.safetensors")]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+def test_divergence_from_the_first_epoch_is_a_clear_error(labelled_files):
+    virus, others = labelled_files
+    data = read_labelled_embeddings([(virus, 1), (others, 0)], None)
+    data.features[:] = np.float32(np.inf)  # every loss is NaN
+    config = TrainConfig(epochs=3, patience=1)
+    train, val = split_indices(data.ids, config)
+    with pytest.raises(VirnucproError, match="diverged"):
+        fit(data, train, val, config)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda(labelled_files):
+    virus, others = labelled_files
+    data = read_labelled_embeddings([(virus, 1), (others, 0)], None)
+    config = TrainConfig(epochs=8, device="cuda")
+    train, val = split_indices(data.ids, config)
+    result = fit(data, train, val, config)
+    assert result.metrics["auroc"] >= 0.99 and next(result.model.parameters()).device.type == "cuda"

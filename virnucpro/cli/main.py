@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "predict": "virnucpro.cli.predict_cmd:predict",
     "embed": "virnucpro.cli.embed_cmd:embed",
     "merge": "virnucpro.cli.merge_cmd:merge",
+    "benchmark": "virnucpro.cli.benchmark_cmd:benchmark",
     "convert-classifier": "virnucpro.cli.convert_cmd:convert_classifier",
     "train": "virnucpro.cli.train_cmd:train",
     "plot": "virnucpro.cli.plot_cmd:plot",

@@ -62,7 +62,9 @@ class _Strands:
     """A batch's bases, upper-cased (U -> T), as text, reverse-complement text and base codes."""
 
     def __init__(self, sequences: str):
-        upper = sequences.encode("ascii").translate(UPPER)
+        upper = sequences.encode("ascii")
+        if not upper.isupper() or b"U" in upper:  # the check is 3x cheaper than the translation
+            upper = upper.translate(UPPER)
         self.size = len(upper)
         self.forward = upper.decode("ascii")
         self.reverse = upper[::-1].translate(COMPLEMENT).decode("ascii")

@@ -54,7 +54,7 @@ def _amino_acid_maps() -> tuple[bytes, bytes]:
 _AMINO_ACID, _COMPLEMENT_AMINO_ACID = _amino_acid_maps()
 
 
-@dataclass
+@dataclass(slots=True)
 class TranslatedBlock:
     """Six-frame translation of a (rows, length) block.
 

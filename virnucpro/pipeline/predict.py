@@ -150,7 +150,7 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
     previous = state.previous_journal()
     state.prepare()
     models = load_models(options.models, devices, dtype, logger)
-    settings = _block_settings(options, device)
+    settings = block_settings(options, device)
     parameters = _parameters(options, settings, models, dtype, device)
     inputs = input_identity(options.inputs)
     merge_key = fingerprint(inputs, {k: v for k, v in parameters.items() if k != "shard"})
@@ -166,7 +166,7 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
     return summary
 
 
-def _block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
+def block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
     tokens = resolve_batch_tokens(options.batch_tokens, device)
     return BlockSettings(
         chunk_size=options.chunk_size or options.models.model_type, chunking=options.chunking,

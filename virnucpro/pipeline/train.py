@@ -233,8 +233,8 @@ def fit(data: LabelledEmbeddings, train: np.ndarray, val: np.ndarray, config: Tr
     for epoch in range(1, config.epochs + 1):
         train_loss = _train_one_epoch(model, optimizer, data, train, config, shuffle, device)
         val_loss = _mean_loss(model, data, val, device)
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                        "lr": optimizer.param_groups[0]["lr"]})
+        history.append({"epoch": epoch, "train_loss": _finite_or_none(train_loss),
+                        "val_loss": _finite_or_none(val_loss), "lr": optimizer.param_groups[0]["lr"]})
         log.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, train_loss, val_loss)
         scheduler.step()
         if val_loss < best_loss:
@@ -242,10 +242,17 @@ def fit(data: LabelledEmbeddings, train: np.ndarray, val: np.ndarray, config: Tr
         elif epoch - best_epoch >= config.patience:
             log.info("early stop: no validation improvement for %d epochs", config.patience)
             break
+    if best_state is None:
+        raise VirnucproError("training diverged (validation loss is not finite): try a lower --lr")
     model.load_state_dict(best_state)
     model.eval()
     metrics = binary_metrics(predict_virus_probability(model, data.features[val], device), data.labels[val])
     return TrainResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN/inf; a diverged epoch's loss is recorded as null."""
+    return value if math.isfinite(value) else None
 
 
 def _device(name: str) -> torch.device:

@@ -1,0 +1,95 @@
+"""`virnucpro benchmark`: the real pipeline on a synthetic W1-style workload with random-weight
+models of the published sizes, so users can size runs and compare machines without downloads.
+
+It reports wall time, per-stage device time, device busy fraction and peak host memory of one
+`predict` run, then times ESM-2 alone on exactly the same frames (same blocks, same batches): the
+ratio end-to-end / ESM-2-only says how much of the pipeline is hidden behind ESM-2.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from virnucpro.devtools.random_models import write_random_models
+from virnucpro.devtools.workloads import write_reads
+from virnucpro.engine.worker import Encoders
+from virnucpro.io import read_records
+from virnucpro.pipeline.blocks import WorkBlock, iter_blocks
+from virnucpro.pipeline.predict import RunOptions, block_settings, run
+from virnucpro.pipeline.setup import ModelChoice, load_models, resolve_devices, resolve_precision
+from virnucpro.pipeline.stream import StreamEngine
+
+
+def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.Logger, **run_args) -> dict:
+    """Generate models and reads (kept in `workdir` for reuse), run predict, then ESM-2 alone."""
+    with tempfile.TemporaryDirectory(prefix="virnucpro-bench-") as scratch:
+        root = Path(workdir or scratch)
+        models, reads_file = _prepare(root, reads, size, logger)
+        options = RunOptions(
+            inputs=[str(reads_file)], output=root / f"out-{reads}", force=True,
+            models=ModelChoice(esm=str(models / "esm2"), dnabert=str(models / "dnabert-s"),
+                               classifier=str(models / "classifier.pth"), model_type=300, models_dir=None),
+            **run_args,
+        )
+        started = time.perf_counter()
+        summary = run(options, logger)
+        wall = time.perf_counter() - started
+        esm_only = _esm_only_seconds(options, logger)
+    stream = summary["timings_seconds"]["stream"]
+    return {
+        "workload": {"reads": reads, "read_length": 150, "model_size": size, "chunk_size": 300},
+        "devices": summary["devices"], "torch_version": torch.__version__,
+        "wall_seconds": wall, "model_load_seconds": summary["timings_seconds"]["model_load"],
+        "stream_seconds": stream, "esm2_only_seconds": esm_only,
+        "end_to_end_over_esm2_only": stream / esm_only if esm_only else None,
+        "device_busy_fraction": summary["device_busy_fraction"],
+        "device_stage_seconds": {k: v for k, v in summary["timings_seconds"].items() if k.startswith("device_")},
+        "counts": summary["counts"], "throughput": summary["throughput"],
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "parameters": summary["parameters"],
+    }
+
+
+def _prepare(root: Path, reads: int, size: str, logger: logging.Logger) -> tuple[Path, Path]:
+    models = root / f"models-{size}"
+    if not (models / "classifier.pth").is_file():
+        logger.info("writing random %s-size models to %s", size, models)
+        write_random_models(models, size=size, seed=0)
+    reads_file = root / f"w1-{reads}.fa"
+    if not reads_file.is_file():
+        logger.info("writing %d W1-style reads to %s", reads, reads_file)
+        write_reads(reads_file, reads)
+    return models, reads_file
+
+
+def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
+    """ESM-2 over the same blocks and batches as the run, overlapped the same way, nothing else."""
+    devices = resolve_devices(options.device, options.gpus, options.workers)
+    dtype = resolve_precision(options.precision, devices[0])
+    models = load_models(options.models, devices, dtype, logger)
+    settings = block_settings(options, devices[0])
+    blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer,
+                         pin_memory=devices[0].type == "cuda")
+    engine = StreamEngine(blocks, models.workers, _run_esm_only)
+    started = time.perf_counter()
+    for event in engine.results():
+        if event is not None:
+            event.synchronize()
+    return time.perf_counter() - started
+
+
+@torch.inference_mode()
+def _run_esm_only(encoders: Encoders, block: WorkBlock):
+    for batch in block.esm_batches:
+        encoders.esm.embed(batch.packed)
+    if encoders.device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record()
+    return event
