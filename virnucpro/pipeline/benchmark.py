@@ -26,13 +26,15 @@ from virnucpro.pipeline.setup import ModelChoice, load_models, resolve_devices, 
 from virnucpro.pipeline.stream import StreamEngine
 
 
-def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.Logger, **run_args) -> dict:
+def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.Logger, esm_only: bool = True,
+                  **run_args) -> dict:
     """Generate models and reads (kept in `workdir` for reuse), run predict, then ESM-2 alone."""
     with tempfile.TemporaryDirectory(prefix="virnucpro-bench-") as scratch:
         root = Path(workdir or scratch)
         models, reads_file = _prepare(root, reads, size, logger)
+        tag = "-".join(str(v) for v in (run_args.get("gpus"), run_args.get("precision")) if v)
         options = RunOptions(
-            inputs=[str(reads_file)], output=root / f"out-{reads}", force=True,
+            inputs=[str(reads_file)], output=root / f"out-{reads}{'-' + tag if tag else ''}", force=True,
             models=ModelChoice(esm=str(models / "esm2"), dnabert=str(models / "dnabert-s"),
                                classifier=str(models / "classifier.pth"), model_type=300, models_dir=None),
             **run_args,
@@ -40,9 +42,10 @@ def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.L
         started = time.perf_counter()
         summary = run(options, logger)
         wall = time.perf_counter() - started
-        esm_only = _esm_only_seconds(options, logger)
+        esm_only = _esm_only_seconds(options, logger) if esm_only else None
     stream = summary["timings_seconds"]["stream"]
     return {
+        "output": str(options.output),
         "workload": {"reads": reads, "read_length": 150, "model_size": size, "chunk_size": 300},
         "devices": summary["devices"], "torch_version": torch.__version__,
         "wall_seconds": wall, "model_load_seconds": summary["timings_seconds"]["model_load"],
