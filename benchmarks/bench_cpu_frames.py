@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reads import write_reads  # noqa: E402
+from reads import write_reads
 
-from virnucpro.frames.output import OUTPUT_NAMES, write_frames  # noqa: E402
+from virnucpro.frames.output import OUTPUT_NAMES, write_frames
 
 RESULT = Path(__file__).resolve().parent / "results" / "cpu_frames.json"
 _CODONS = dict(zip(("".join(c) for c in product("TCAG", repeat=3)),
@@ -66,11 +66,11 @@ def host_info() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
+                            cwd=Path(__file__).parent, check=False).stdout.strip()
     return {"cpu": model, "cpus_visible": os.cpu_count(), "pinned_to_cpus": sorted(os.sched_getaffinity(0)),
             "python": platform.python_version(), "numpy": np.__version__, "git_commit": commit,
             "git_dirty": bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                                             cwd=Path(__file__).parent).stdout.strip()),
+                                             cwd=Path(__file__).parent, check=False).stdout.strip()),
             "load_average_at_start": os.getloadavg()}
 
 
@@ -97,7 +97,7 @@ def main() -> None:
             candidate.append(timed(write_frames, [subset], scratch / "candidate", 300, "even"))
             baseline.append(timed(original_style, subset, scratch / "baseline", 300))
         identical = same_outputs(scratch / "candidate", scratch / "baseline")
-        frames = sum(1 for line in open(scratch / "full" / "protein.faa") if line.startswith(">"))
+        frames = (scratch / "full" / "protein.faa").read_text().count(">")
 
     def rate(runs, n, key):
         return n / statistics.median(r[key] for r in runs)

@@ -30,10 +30,12 @@ from virnucpro.tokenize.esm_alphabet import encode_protein, encode_proteins
 
 AMINO = "LAGVSERTIDPKQNFYMHWC"
 WORKLOADS = {"read150_48-50aa": (48, 50), "chunk300_95-100aa": (95, 100)}
-VARIANTS = {
+VARIANTS = {  # ours: eager, compiled with torch varlen attention, compiled with our Triton kernel
     "eager": dict(fast=False),
-    "compiled": dict(fast=True, mode="default"),
-    "compiled-max-autotune": dict(fast=True, mode="max-autotune-no-cudagraphs"),
+    "compiled-varlen": dict(fast=True, mode="default", fused_attention=False),
+    "compiled": dict(fast=True, mode="default", fused_attention=True),
+    "compiled-max-autotune": dict(fast=True, mode="max-autotune-no-cudagraphs", fused_attention=True),
+    "compiled-bf16-residual": dict(fast=True, mode="default", fused_attention=True, residual=torch.bfloat16),
 }
 
 
@@ -68,7 +70,8 @@ class Ours:
         options = VARIANTS[variant]
         self.model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
         if options["fast"]:
-            self.model.enable_compile(budget, mode=options["mode"])
+            self.model.enable_compile(budget, mode=options["mode"], fused_attention=options["fused_attention"])
+            self.model.residual_dtype = options.get("residual", torch.float32)
         self.budget = budget
 
     def batches(self, seqs):
@@ -209,7 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--variants", nargs="+", default=["eager", "compiled"], choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["eager", "compiled-varlen", "compiled"], choices=list(VARIANTS))
     parser.add_argument("--budget", type=int, default=65_536)
     parser.add_argument("--batches", type=int, default=4, help="batches of --budget tokens per workload")
     parser.add_argument("--repeats", type=int, default=3)
@@ -237,7 +240,7 @@ def main() -> None:
     for variant in args.variants:
         candidates[f"ours-{variant}"] = Ours(args.model, variant, args.budget)
     cfg = candidates[f"ours-{args.variants[0]}"].model.cfg
-    result["attention_backend"] = candidates[f"ours-{args.variants[0]}"].model.attention_backend()
+    result["attention_backend"] = {v: candidates[f"ours-{v}"].model.attention_backend() for v in args.variants}
     result["params"] = params = cfg.num_parameters()
     result["gemm_ceiling"] = gemm_ceiling(cfg, args.budget)
     print(f"GEMM-only ceiling: {result['gemm_ceiling']}", flush=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from virnucpro.devtools.workloads import load_genomes, main, sample_reads, write_reads  # noqa: E402,F401
+from virnucpro.devtools.workloads import load_genomes, main, sample_reads, write_reads  # noqa: F401
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """Chunk boundaries: the original's legacy rule (defect included) and the even tiling."""
 
 import math
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -79,7 +80,7 @@ def test_even_tiling_properties(length, size):
     assert len(bounds) == math.ceil(length / size)
     assert bounds[0][0] == 0 and bounds[-1][1] == length
     assert all(end - start == size for start, end in bounds)
-    overlaps = [a_end - b_start for (_, a_end), (b_start, _) in zip(bounds, bounds[1:])]
+    overlaps = [a_end - b_start for (_, a_end), (b_start, _) in pairwise(bounds)]
     assert all(o >= 0 for o in overlaps)
     assert max(overlaps) - min(overlaps) <= 1
     assert chunk_bounds(length, size, "even") == bounds  # deterministic

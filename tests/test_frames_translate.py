@@ -88,7 +88,7 @@ def test_codons_with_n_are_dropped_and_shorten_the_protein():
 
 def test_reverse_complement_keeps_iupac_letters():
     # ATGRAAA -> reverse complement TTTRCAT: R stays R (it is not turned into Y).
-    frames = dict((sf, (nuc, prot)) for sf, nuc, prot in kept("ATGRAAA"))
+    frames = {sf: (nuc, prot) for sf, nuc, prot in kept("ATGRAAA")}
     assert frames["F1"] == ("ATGR", "M")
     assert frames["R1"] == ("TTTR", "F")
 

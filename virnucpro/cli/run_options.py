@@ -29,6 +29,10 @@ _OPTIONS = [
     click.option("--gpus", metavar="all|N|0,2", help="GPUs to use, one worker each [default: all visible]."),
     click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Workers with --device cpu."),
+    click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                 help="local: this host's GPUs/CPUs; ray: one Ray actor per GPU of a Ray cluster."),
+    click.option("--ray-address", metavar="ADDR", envvar="RAY_ADDRESS",
+                 help="Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT) [default: start a local Ray]."),
     click.option("--shard", metavar="K/N", help="Process only shard K of N (job arrays); join with `merge`."),
     click.option("--resume", is_flag=True, help="Continue an interrupted run in the same output."),
     click.option("--force", is_flag=True, help="Discard earlier results or an unfinished run and start over."),
@@ -62,6 +66,7 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
         precision=params["precision"], threads=params["threads"], resume=params["resume"],
         force=params["force"], block_records=params["block_records"], gpus=params["gpus"],
         workers=params["workers"], shard=parse_shard(params["shard"]) if params["shard"] else None,
+        engine=params["engine"], ray_address=params["ray_address"],
         live_progress=stderr_is_terminal() and not params["quiet"], **extra,
     )
 

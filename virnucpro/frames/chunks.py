@@ -9,7 +9,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from virnucpro.frames.chunking import chunk_bounds
-from virnucpro.frames.translate import BASE_CODE, COMPLEMENT, STRAND_FRAMES, UPPER, translate_block
+from virnucpro.frames.translate import (
+    COMPLEMENT,
+    STRAND_FRAMES,
+    UPPER,
+    base_codes,
+    translate_block,
+)
 from virnucpro.io.reader import Record
 
 
@@ -62,13 +68,13 @@ class _Strands:
     """A batch's bases, upper-cased (U -> T), as text, reverse-complement text and base codes."""
 
     def __init__(self, sequences: str):
-        upper = sequences.encode("ascii")
-        if not upper.isupper() or b"U" in upper:  # the check is 3x cheaper than the translation
-            upper = upper.translate(UPPER)
+        raw = sequences.encode("ascii")
+        bases = np.frombuffer(raw, dtype=np.uint8)
+        upper = raw.translate(UPPER) if b"U" in raw or (bases >= ord("a")).any() else raw
         self.size = len(upper)
         self.forward = upper.decode("ascii")
         self.reverse = upper[::-1].translate(COMPLEMENT).decode("ascii")
-        self.codes = np.frombuffer(upper.translate(BASE_CODE), dtype=np.uint8)
+        self.codes = base_codes(bases)
 
     def code_block(self, starts: np.ndarray, length: int) -> np.ndarray:
         """(len(starts), length) codes of the chunks starting at `starts`."""
@@ -110,18 +116,22 @@ def _groups_by_length(lengths: np.ndarray) -> list[tuple[int, np.ndarray]]:
 def _attach_frames(strands: _Strands, starts: np.ndarray, length: int, chunks: list[Chunk]) -> None:
     """Translate equal-length chunks as one block and append their kept frames in F1..R3 order."""
     translated = translate_block(strands.code_block(starts, length))
-    origins = (starts.tolist(), (strands.size - starts - length).tolist())  # chunk start per strand
+    origins = (starts, strands.size - starts - length)  # where each chunk begins on each strand
     texts = (strands.forward, strands.reverse)
-    proteins = (translated.forward, translated.reverse)
+    amino_acids = (translated.forward, translated.reverse)
     width = length - 2  # amino-acid letters per row of translated.forward / .reverse
-    rows, frames = np.nonzero(translated.kept)  # row-major: chunk order, then F1..R3
-    for row, frame in zip(rows.tolist(), frames.tolist()):
+    for frame, strand_frame in enumerate(STRAND_FRAMES):  # frame by frame keeps F1..R3 order per chunk
         strand, offset = divmod(frame, 3)
-        protein = proteins[strand][row * width + offset : (row + 1) * width : 3]
+        rows = np.flatnonzero(translated.kept[:, frame])
+        letters = amino_acids[strand]
+        proteins = [letters[row * width + offset : (row + 1) * width : 3] for row in rows.tolist()]
         if translated.may_drop:
-            protein = protein.replace("\0", "")
-        origin = origins[strand][row] + offset
-        nucleotide = texts[strand][origin : origin + min(1 + 3 * len(protein), length - offset)]  # the 3p+1 slice
-        chunk = chunks[row]
-        strand_frame = STRAND_FRAMES[frame]
-        chunk.frames.append(Frame(chunk.chunk_id + strand_frame, chunk.chunk_id, strand_frame, nucleotide, protein))
+            proteins = [protein.replace("\0", "") for protein in proteins]
+        text = texts[strand]
+        nucleotides = [  # the original's 3p+1 slice, clamped at the chunk end
+            text[origin : origin + min(1 + 3 * len(protein), length - offset)]
+            for origin, protein in zip((origins[strand][rows] + offset).tolist(), proteins)
+        ]
+        for row, nucleotide, protein in zip(rows.tolist(), nucleotides, proteins):
+            chunk = chunks[row]
+            chunk.frames.append(Frame(chunk.chunk_id + strand_frame, chunk.chunk_id, strand_frame, nucleotide, protein))

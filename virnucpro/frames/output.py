@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class FramesSummary:
 
 class FramesWriter:
     """Writes NAME.partial files and renames them to NAME only when everything was written,
-    so a crash never leaves output that looks complete. Use as a context manager."""
+    so a crash never leaves output that looks complete; see `frames_writer`."""
 
     def __init__(self, outdir: Path):
         self.outdir = Path(outdir)
@@ -58,24 +59,34 @@ class FramesWriter:
         self.chunks += len(chunks)
         self.frames += len(frames)
 
-    def __enter__(self) -> FramesWriter:
-        return self
-
-    def __exit__(self, error_type, error, traceback) -> None:
+    def close(self, keep: bool) -> None:
+        """Rename the partial files to their final names (keep) or delete them."""
         for file in self._files:
             file.close()
         for name in OUTPUT_NAMES:
-            if error_type is None:
+            if keep:
                 os.replace(self._partial(name), self.outdir / name)
             else:
                 self._partial(name).unlink(missing_ok=True)
+
+
+@contextmanager
+def frames_writer(outdir: Path) -> Iterator[FramesWriter]:
+    """A FramesWriter whose outputs appear under their final names only if the block succeeds."""
+    writer = FramesWriter(outdir)
+    succeeded = False
+    try:
+        yield writer
+        succeeded = True
+    finally:
+        writer.close(keep=succeeded)
 
 
 def write_frames(paths: Sequence[str | Path], outdir: Path, chunk_size: int, mode: str = "even") -> FramesSummary:
     """Read `paths`, chunk and translate them, and write the three outputs in input order."""
     began = time.perf_counter()
     reader = read_records(paths)
-    with FramesWriter(outdir) as writer:
+    with frames_writer(outdir) as writer:
         for number, batch in enumerate(batch_records(reader), start=1):
             writer.write(chunk_records(batch, chunk_size, mode))
             if number % 64 == 0 and reader.bytes_total:

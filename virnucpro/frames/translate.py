@@ -8,8 +8,8 @@ is the off-by-one 3p+1 slice the published classifiers were trained with.
 One deliberate deviation: U/u is read as T before anything else, so RNA input translates
 (and the kept nucleotide shows T). The original would drop every codon containing U.
 
-Byte mappings use `bytes.translate` (a C loop, several times faster than numpy fancy indexing
-with a lookup table); numpy does the codon arithmetic and the per-frame reductions.
+Base codes come from bit arithmetic and lookups use `bytes.translate` (a C loop): both several
+times faster than numpy fancy indexing with a lookup table.
 """
 
 from __future__ import annotations
@@ -33,10 +33,22 @@ def _byte_map(pairs: dict[str, str]) -> bytes:
     return bytes(table)
 
 
-# bytes.translate tables
+# bytes.translate tables for the kept nucleotide text
 UPPER = _byte_map({chr(c): chr(c).upper() for c in range(ord("a"), ord("z") + 1)} | {"U": "T", "u": "T"})
 COMPLEMENT = _byte_map({"A": "T", "T": "A", "C": "G", "G": "C"})
-BASE_CODE = bytes(_BAD if chr(c) not in "ACGT" else "ACGT".index(chr(c)) for c in range(256))
+
+# (byte >> 1) & 3 numbers A C T G as 0 1 2 3 in either case, and U/u as 2 (T); complement = code ^ 2.
+_CODE_ORDER = "ACTG"
+
+
+def base_codes(bases: np.ndarray) -> np.ndarray:
+    """Base codes of a uint8 array: 0-3 for A C T G (either case, U read as T), 4 for anything else."""
+    codes = (bases >> 1) & 3
+    folded = bases | 0x20  # lower-cases letters; no other byte lands on a, c, g, t or u
+    valid = (folded == ord("a")) | (folded == ord("c")) | (folded == ord("g")) | (folded == ord("t")) | (folded == ord("u"))
+    if not valid.all():
+        codes[~valid] = _BAD
+    return codes
 
 
 def _amino_acid_maps() -> tuple[bytes, bytes]:
@@ -45,9 +57,9 @@ def _amino_acid_maps() -> tuple[bytes, bytes]:
     as_read, complemented = bytearray(256), bytearray(256)
     order = "TCAG"
     for i, aa in enumerate(_STANDARD_CODE):
-        c0, c1, c2 = ("ACGT".index(order[i // 16]), "ACGT".index(order[i // 4 % 4]), "ACGT".index(order[i % 4]))
+        c0, c1, c2 = (_CODE_ORDER.index(order[i // 16]), _CODE_ORDER.index(order[i // 4 % 4]), _CODE_ORDER.index(order[i % 4]))
         as_read[c0 * 25 + c1 * 5 + c2] = ord(aa)
-        complemented[(3 - c0) * 25 + (3 - c1) * 5 + (3 - c2)] = ord(aa)
+        complemented[(c0 ^ 2) * 25 + (c1 ^ 2) * 5 + (c2 ^ 2)] = ord(aa)
     return bytes(as_read), bytes(complemented)
 
 
@@ -59,8 +71,9 @@ class TranslatedBlock:
     """Six-frame translation of a (rows, length) block.
 
     `kept[r, k]`: frame k (F1 F2 F3 R1 R2 R3) of row r is kept. `forward` / `reverse` hold, for
-    each row, `length - 2` amino-acid letters, one per codon start on that strand ('\0' for a
-    dropped codon): frame k's protein is every third letter from offset k % 3 (see `protein`).
+    each row, `length - 2` amino-acid letters, one per codon start on that strand (a NUL for a
+    dropped codon): frame k's protein is every third letter of its row from offset k % 3, NULs
+    removed (`may_drop` says whether there may be any).
     """
 
     kept: np.ndarray
@@ -69,16 +82,10 @@ class TranslatedBlock:
     length: int
     may_drop: bool
 
-    def protein(self, row: int, frame: int) -> str:
-        width = self.length - 2
-        text = self.forward if frame < 3 else self.reverse
-        protein = text[row * width + frame % 3 : (row + 1) * width : 3]
-        return protein.replace("\0", "") if self.may_drop else protein
-
 
 def translate_block(codes: np.ndarray) -> TranslatedBlock:
     """Translate every row of `codes`, a (chunks, length) uint8 array of base codes
-    (BASE_CODE of upper-cased bases), in all six frames and select the frames to keep."""
+    (`base_codes`), in all six frames and select the frames to keep."""
     rows, length = codes.shape
     if length < 3 or rows == 0:
         return TranslatedBlock(np.zeros((rows, 6), dtype=bool), "", "", length, False)

@@ -1,6 +1,6 @@
 """Streaming FASTA/FASTQ input (any compression, stdin) with one-line format errors."""
 
 from virnucpro.io.batching import batch_records
-from virnucpro.io.reader import Record, ReadStats, RecordReader, read_records
+from virnucpro.io.reader import ReadStats, Record, RecordReader, read_records
 
-__all__ = ["Record", "ReadStats", "RecordReader", "batch_records", "read_records"]
+__all__ = ["ReadStats", "Record", "RecordReader", "batch_records", "read_records"]

@@ -43,7 +43,7 @@ def _decompression_errors() -> tuple[type[BaseException], ...]:
 
 _DECOMPRESSION_ERRORS = _decompression_errors()
 _SEQUENCE_SYMBOLS = re.compile(r"[^A-Za-z*.\-]")
-_DNAIO_PREFIX = re.compile(r"^Error in FAST[AQ] file at line \d+: ")
+_DNAIO_PREFIX = re.compile(r"^Error in FAST[AQ] file at (?:line \d+|unknown line): ")
 
 
 @dataclass(slots=True)
@@ -154,10 +154,10 @@ def read_records(paths: Sequence[str | Path]) -> RecordReader:
 
 def _sniff_format(stream: BinaryIO, name: str) -> str | None:
     """'fasta' or 'fastq' from the first byte (names can lie); None for an empty input."""
-    first = stream.peek(1)[:1]
-    if not first:
+    if not stream.peek(1):
         return None
-    if first in (b">", b"#"):
+    first = stream.peek(1 << 16).lstrip()[:1]  # dnaio's FASTA parser skips leading blank lines
+    if first in (b"", b">", b"#"):  # b"": only blank lines in the buffer; dnaio reads past them
         return "fasta"
     if first == b"@":
         return "fastq"

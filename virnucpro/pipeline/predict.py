@@ -11,7 +11,7 @@ import itertools
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,8 @@ class RunOptions:
     gpus: str | None = None  # all | N | 0,2
     workers: int = 1  # CPU workers (with --device cpu)
     shard: tuple[int, int] | None = None  # (k, n): only blocks k-1 mod n
+    engine: str = "local"  # local: this host's devices; ray: actors on a Ray cluster
+    ray_address: str | None = None  # None: start a local Ray instance
 
 
 @dataclass
@@ -139,8 +141,20 @@ class OutputState:
 def run(options: RunOptions, logger: logging.Logger) -> dict:
     """Run predict (or embed) to the end and return the run summary written to run.json."""
     wall_start = time.perf_counter()
+    if options.engine != "ray":
+        return _run(options, logger, wall_start, cluster=None)
+    from virnucpro.engine.ray_workers import ray_session  # Ray is an optional dependency
+
+    with ray_session(options.ray_address, logger) as cluster:
+        return _run(options, logger, wall_start, cluster)
+
+
+def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster) -> dict:
     threads = set_threads(options.threads)
-    devices = resolve_devices(options.device, options.gpus, options.workers)
+    if cluster is None:
+        devices = resolve_devices(options.device, options.gpus, options.workers)
+    else:
+        devices = cluster.devices(options.device, options.gpus, options.workers)
     device = devices[0]
     dtype = resolve_precision(options.precision, device)
     if "-" in options.inputs and options.resume:
@@ -149,7 +163,15 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
     state = OutputState(options)
     previous = state.previous_journal()
     state.prepare()
-    models = load_models(options.models, devices, dtype, logger)
+    if cluster is None:
+        models = load_models(options.models, devices, dtype, logger)
+        workers = [DeviceWorker(encoders) for encoders in models.workers]
+        device_names = [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}"
+                        for d in devices]
+    else:
+        models = cluster.load_models(options.models, devices, dtype, options.batch_tokens)
+        workers, device_names = models.workers, models.device_names
+        options = replace(options, batch_tokens=models.batch_tokens)  # sized on the actors' devices
     settings = block_settings(options, device)
     parameters = _parameters(options, settings, models, dtype, device)
     inputs = input_identity(options.inputs)
@@ -157,8 +179,8 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
     journal = _journal(previous, fingerprint(inputs, parameters), options)
     journal.shard_log = journal.shard_log or (ShardLog(merge_key, *options.shard).to_json() if options.shard else None)
     stream_start = time.perf_counter()
-    totals = _stream(options, state, journal, reader, settings, models, logger)
-    summary = _summary(options, parameters, models, totals, reader, threads, devices,
+    totals = _stream(options, state, journal, reader, settings, models, workers, logger)
+    summary = _summary(options, parameters, models, totals, reader, threads, device_names,
                        wall_start, stream_start)
     if journal.shard_log is not None:
         ShardLog.from_json(journal.shard_log).save(options.output)
@@ -204,13 +226,12 @@ def _journal(previous: Journal | None, run_fingerprint: str, options: RunOptions
 
 
 def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, settings: BlockSettings,
-            models: LoadedModels, logger: logging.Logger) -> RunTotals:
+            models: LoadedModels, workers: list, logger: logging.Logger) -> RunTotals:
     """The main loop: results of each block, in order, into the writers; a checkpoint per block."""
     results, embeddings = _writers(options, state, journal, models)
     records = itertools.islice(reader, journal.records_done, None)
-    blocks = iter_blocks(records, settings, models.tokenizer, pin_memory=models.workers[0].device.type == "cuda",
+    blocks = iter_blocks(records, settings, models.tokenizer, pin_memory=workers[0].device.type == "cuda",
                          first_index=journal.blocks_done, shard=options.shard)
-    workers = [DeviceWorker(encoders) for encoders in models.workers]
     want_features = embeddings is not None
     engine = StreamEngine(blocks, workers, lambda w, block: w.run_block(block, want_features))
     progress = RunProgress(logger, reader.bytes_total, lambda: reader.bytes_done, options.live_progress)
@@ -292,7 +313,7 @@ def _checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None
 
 
 def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals: RunTotals, reader,
-             threads: int, devices: list[torch.device], wall_start: float, stream_start: float) -> dict:
+             threads: int, device_names: list[str], wall_start: float, stream_start: float) -> dict:
     """run.json: versions, models, parameters, counts, per-stage timings and GPU busy fraction."""
     now = time.perf_counter()
     stream_seconds = now - stream_start
@@ -302,7 +323,8 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "torch_version": torch.__version__,
         "command": "embed" if options.embed_only else "predict",
         "inputs": list(options.inputs),
-        "devices": [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}" for d in devices],
+        "engine": options.engine,
+        "devices": device_names,
         "threads": threads,
         "models": parameters["models"],
         "parameters": {k: v for k, v in parameters.items() if k != "models"},
@@ -317,7 +339,7 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "throughput": {"records_per_second": totals.records / max(stream_seconds, 1e-9),
                        "frames_per_second": totals.frames / max(stream_seconds, 1e-9),
                        "esm_tokens_per_second": totals.esm_tokens / max(stream_seconds, 1e-9)},
-        "device_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(devices),
+        "device_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(device_names),
     }
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)

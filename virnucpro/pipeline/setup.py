@@ -127,27 +127,33 @@ def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.d
                 logger: logging.Logger) -> LoadedModels:
     """Resolve the three model paths and load them once per distinct device."""
     started = time.perf_counter()
-    paths = {
-        "dnabert": resolve_model("dnabert", choice.dnabert, choice.model_type, models_dir=choice.models_dir),
-        "esm2": resolve_model("esm2", choice.esm, choice.model_type, models_dir=choice.models_dir),
-        "classifier": resolve_model("classifier", choice.classifier, choice.model_type,
-                                    models_dir=choice.models_dir),
-    }
+    paths = model_paths(choice)
     for kind, path in paths.items():
         logger.info("model %s: %s", kind, path)
     loaded: dict[torch.device, Encoders] = {}
     info = None
     for device in dict.fromkeys(devices):
-        loaded[device], info = _load_on(paths, device, dtype)
+        loaded[device], info = load_encoders(paths, device, dtype)
     seconds = time.perf_counter() - started
     first = loaded[devices[0]]
     logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,
                 ", ".join(str(d) for d in loaded), str(dtype).removeprefix("torch."),
                 first.esm.attention_backend(), first.dnabert.describe_attention())
-    return LoadedModels([loaded[d] for d in devices], _tokenizer_for(paths["dnabert"]), info, paths, seconds)
+    return LoadedModels([loaded[d] for d in devices], tokenizer_for(paths["dnabert"]), info, paths, seconds)
 
 
-def _load_on(paths: dict[str, Path], device: torch.device, dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo]:
+def model_paths(choice: ModelChoice) -> dict[str, Path]:
+    """The local path of each of the three models (hub names resolved through the cache)."""
+    return {
+        "dnabert": resolve_model("dnabert", choice.dnabert, choice.model_type, models_dir=choice.models_dir),
+        "esm2": resolve_model("esm2", choice.esm, choice.model_type, models_dir=choice.models_dir),
+        "classifier": resolve_model("classifier", choice.classifier, choice.model_type,
+                                    models_dir=choice.models_dir),
+    }
+
+
+def load_encoders(paths: dict[str, Path], device: torch.device,
+                  dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo]:
     dnabert = load_dnabert(paths["dnabert"], device, dtype)
     esm = load_esm2(paths["esm2"], device, dtype)
     classifier, info = load_classifier(paths["classifier"])
@@ -163,7 +169,7 @@ def _load_on(paths: dict[str, Path], device: torch.device, dtype: torch.dtype) -
     return encoders, info
 
 
-def _tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
+def tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
     """The model directory's own tokenizer.json when it has one, else the packaged public copy."""
     if (dnabert_dir / "tokenizer.json").is_file():
         return DnabertTokenizer.from_dir(dnabert_dir)
