@@ -31,6 +31,8 @@ def check_kernel(device: str, dtype: torch.dtype) -> float:
     cu = torch.cat((torch.zeros(1, dtype=torch.long), lengths.cumsum(0))).int()
     tokens = int(cu[-1])
     qkv = torch.randn(tokens, 3 * heads * head_dim, generator=gen)
+    qkv[:, : heads * head_dim] /= head_dim**0.5  # q pre-scaled, as ESM2 feeds it
+    qkv = qkv.to(dtype).float()  # the reference sees the same rounded inputs
     starts, ends = torch.repeat_interleave(cu[:-1], lengths), torch.repeat_interleave(cu[1:], lengths)
     positions = torch.arange(tokens) - starts
     angles = positions[:, None].float() * (1.0 / 10000 ** (torch.arange(0, head_dim, 2) / head_dim))
@@ -45,11 +47,12 @@ def check_kernel(device: str, dtype: torch.dtype) -> float:
 
 _INTERPRETER_SCRIPT = """
 import triton.runtime.interpreter as interp
-original = interp._patch_lang_tensor
+original = getattr(interp, "_patch_lang_tensor", None)
 def patched(tensor, scope):  # the interpreter keeps scalars as shape-(1,) arrays; numpy 2 won't int() them
     original(tensor, scope)
     scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
-interp._patch_lang_tensor = patched
+if original is not None:
+    interp._patch_lang_tensor = patched
 import torch
 from tests.test_esm2_triton_attention import check_kernel
 print(check_kernel("cpu", torch.float32))
@@ -69,4 +72,5 @@ def test_kernel_in_triton_interpreter():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_kernel_on_gpu_bf16():
-    assert check_kernel("cuda", torch.bfloat16) < 2e-2
+    error = check_kernel("cuda", torch.bfloat16)
+    assert error < 1e-2, error

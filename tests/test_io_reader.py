@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from virnucpro.errors import InputFormatError
-from virnucpro.io import batch_records, read_records
+from virnucpro.io import Record, batch_records, read_records
 from virnucpro.io.duplicates import DuplicateIdCheck
 
 REAL = Path(__file__).parent / "data" / "real"
@@ -177,3 +179,14 @@ def test_real_fastq_copy_under_gzip(tmp_path):
     with open(REAL / "ERR266411_1.first1000.fastq", "rb") as src, gzip.open(packed, "wb") as dst:
         shutil.copyfileobj(src, dst)
     assert len(ids([packed])) == 1000
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1, 500), max_size=200), st.integers(1, 2000), st.integers(1, 50))
+def test_batches_keep_every_record_in_order(lengths, max_bases, max_records):
+    records = [Record(f"r{i}", "A" * n, "x", i) for i, n in enumerate(lengths)]
+    batches = list(batch_records(records, max_bases=max_bases, max_records=max_records))
+    assert [r for batch in batches for r in batch] == records
+    assert all(0 < len(batch) <= max_records for batch in batches)
+    for batch in batches[:-1]:  # only the last batch may be small
+        assert len(batch) == max_records or sum(len(r.sequence) for r in batch) >= max_bases

@@ -26,8 +26,14 @@ import torch
 from virnucpro.engine.worker import DeviceWorker
 from virnucpro.errors import VirnucproError
 from virnucpro.pipeline.blocks import TokenBatch, WorkBlock
-from virnucpro.pipeline.setup import (SetupError, load_encoders, model_paths, resolve_batch_tokens,
-                                      tokenizer_for)
+from virnucpro.pipeline.setup import (
+    ModelChoice,
+    SetupError,
+    load_encoders,
+    model_paths,
+    resolve_batch_tokens,
+    tokenizer_for,
+)
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 
 MAX_RESTARTS = 3  # per actor, and retries per block: a block that kills its actor 4 times fails the run
@@ -120,7 +126,7 @@ class RayCluster:
             raise SetupError(f"--gpus {gpus}: the Ray cluster has {available} GPU(s)")
         return [torch.device("cuda")] * count
 
-    def load_models(self, choice, devices: list[torch.device], dtype: torch.dtype,
+    def load_models(self, choice: ModelChoice, devices: list[torch.device], dtype: torch.dtype,
                     batch_tokens: int | None) -> RayModels:
         """Start one actor per device; each loads the models from the paths resolved here."""
         started = time.perf_counter()
@@ -128,6 +134,8 @@ class RayCluster:
         on_gpu = devices[0].type == "cuda"
         actor_class = self._ray.remote(BlockActor).options(
             num_cpus=1, num_gpus=1 if on_gpu else 0, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)
+        self._logger.info("starting %d Ray actor(s), one %s each (they wait until the cluster has them free)",
+                          len(devices), "GPU" if on_gpu else "CPU")
         self._actors = [actor_class.remote(paths, devices[0].type, dtype) for _ in devices]
         infos = self._ray.get([actor.describe.remote(batch_tokens) for actor in self._actors])
         for info in infos:
@@ -242,10 +250,13 @@ def _slim(block: WorkBlock) -> WorkBlock:
 
 
 def _with_token_arrays(block: WorkBlock) -> WorkBlock:
-    """Per-sequence token arrays (views into the packed ids), needed to re-pack halves after an OOM."""
+    """The block as the worker expects it: per-sequence token arrays (views into the packed ids, to
+    re-pack halves after an OOM) and writable index arrays (Ray hands out read-only numpy arrays)."""
     def restore(batch: TokenBatch) -> TokenBatch:
         arrays = np.split(batch.packed.ids.numpy(), batch.packed.cu_seqlens.numpy()[1:-1])
-        return TokenBatch(batch.rows, arrays, batch.packed)
+        return TokenBatch(batch.rows.copy(), arrays, batch.packed)
 
-    return replace(block, dnabert_batches=[restore(b) for b in block.dnabert_batches],
+    return replace(block, unique_nucleotide=block.unique_nucleotide.copy(),
+                   unique_protein=block.unique_protein.copy(),
+                   dnabert_batches=[restore(b) for b in block.dnabert_batches],
                    esm_batches=[restore(b) for b in block.esm_batches])

@@ -118,13 +118,11 @@ def _attach_frames(strands: _Strands, starts: np.ndarray, length: int, chunks: l
     translated = translate_block(strands.code_block(starts, length))
     origins = (starts, strands.size - starts - length)  # where each chunk begins on each strand
     texts = (strands.forward, strands.reverse)
-    amino_acids = (translated.forward, translated.reverse)
-    width = length - 2  # amino-acid letters per row of translated.forward / .reverse
     for frame, strand_frame in enumerate(STRAND_FRAMES):  # frame by frame keeps F1..R3 order per chunk
         strand, offset = divmod(frame, 3)
         rows = np.flatnonzero(translated.kept[:, frame])
-        letters = amino_acids[strand]
-        proteins = [letters[row * width + offset : (row + 1) * width : 3] for row in rows.tolist()]
+        letters, width = translated.letters[frame], translated.codons[frame]
+        proteins = [letters[row * width : (row + 1) * width] for row in rows.tolist()]
         if translated.may_drop:
             proteins = [protein.replace("\0", "") for protein in proteins]
         text = texts[strand]

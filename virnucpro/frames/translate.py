@@ -68,53 +68,38 @@ _AMINO_ACID, _COMPLEMENT_AMINO_ACID = _amino_acid_maps()
 
 @dataclass(slots=True)
 class TranslatedBlock:
-    """Six-frame translation of a (rows, length) block.
+    """Six-frame translation of a (rows, length) block, frame k = F1 F2 F3 R1 R2 R3.
 
-    `kept[r, k]`: frame k (F1 F2 F3 R1 R2 R3) of row r is kept. `forward` / `reverse` hold, for
-    each row, `length - 2` amino-acid letters, one per codon start on that strand (a NUL for a
-    dropped codon): frame k's protein is every third letter of its row from offset k % 3, NULs
-    removed (`may_drop` says whether there may be any).
+    `kept[r, k]`: frame k of row r is kept. `letters[k]` holds `codons[k]` amino-acid letters per
+    row, row after row, with a NUL for each dropped codon (`may_drop` says whether there may be
+    any): row r's protein in frame k is its slice with the NULs removed.
     """
 
     kept: np.ndarray
-    forward: str
-    reverse: str
-    length: int
+    letters: list[str]
+    codons: list[int]
     may_drop: bool
 
 
 def translate_block(codes: np.ndarray) -> TranslatedBlock:
-    """Translate every row of `codes`, a (chunks, length) uint8 array of base codes
-    (`base_codes`), in all six frames and select the frames to keep."""
-    rows, length = codes.shape
-    if length < 3 or rows == 0:
-        return TranslatedBlock(np.zeros((rows, 6), dtype=bool), "", "", length, False)
-    forward = _amino_acids(codes, _AMINO_ACID)
-    # The reverse complement, read from its start, is the complemented row read backwards.
-    reverse = _amino_acids(codes[:, ::-1], _COMPLEMENT_AMINO_ACID)
-    may_drop = bytes([_BAD]) in codes.tobytes()
-    codons = (length - np.arange(3)) // 3  # per frame
-    kept = []
-    for strand in (forward, reverse):
-        residues = codons - _per_frame_count(strand == 0, rows) if may_drop else codons
-        kept.append((_per_frame_count(strand == _STOP, rows) == 0) & (residues > 0))
-    return TranslatedBlock(np.concatenate(kept, axis=1), forward.tobytes().decode("ascii"),
-                           reverse.tobytes().decode("ascii"), length, may_drop)
+    """Translate every row of `codes`, a (chunks, length) uint8 array of `base_codes`, in all
+    six frames and select the frames to keep.
 
-
-def _per_frame_count(mask: np.ndarray, rows: int) -> np.ndarray:
-    """(rows, 3) number of True entries of `mask` per row and frame (column % 3).
-
-    Works on the flat positions of the (few) True entries: a strided per-frame reduction over
-    the whole block would be several times slower.
+    Each frame's codons are gathered into their own contiguous array, so the stop check and
+    the protein text need no strided passes.
     """
-    width = mask.shape[1]
-    row, column = np.divmod(np.flatnonzero(mask), width)
-    return np.bincount(row * 3 + column % 3, minlength=rows * 3).reshape(rows, 3)
-
-
-def _amino_acids(codes: np.ndarray, table: bytes) -> np.ndarray:
-    """(rows, length - 2) amino-acid bytes of the codon starting at each column."""
     rows, length = codes.shape
-    triplets = (codes[:, :-2] * 25 + codes[:, 1:-1] * 5 + codes[:, 2:]).tobytes()
-    return np.frombuffer(triplets.translate(table), dtype=np.uint8).reshape(rows, length - 2)
+    may_drop = bool((codes == _BAD).any())
+    kept, letters, codons = [], [], []
+    # The reverse complement is the complemented row read backwards.
+    for table, strand in ((_AMINO_ACID, codes), (_COMPLEMENT_AMINO_ACID, codes[:, ::-1])):
+        for offset in range(3):
+            count = max(0, (length - offset) // 3)  # codons at offset, offset+3, ... while i < length-2
+            end = offset + 3 * count
+            triplets = strand[:, offset:end:3] * 25 + strand[:, offset + 1 : end : 3] * 5 + strand[:, offset + 2 : end : 3]
+            amino_acids = np.frombuffer(triplets.tobytes().translate(table), dtype=np.uint8).reshape(rows, count)
+            residues = np.count_nonzero(amino_acids, axis=1) if may_drop else count
+            kept.append(~(amino_acids == _STOP).any(axis=1) & (residues > 0))
+            letters.append(amino_acids.tobytes().decode("ascii"))
+            codons.append(count)
+    return TranslatedBlock(np.stack(kept, axis=1), letters, codons, may_drop)

@@ -19,6 +19,8 @@ class DuplicateIdCheck:
     (3e-6 for 10M reads).
     """
 
+    __slots__ = ("batch_size", "_recent", "_older")
+
     def __init__(self, batch_size: int = 1 << 17):
         self.batch_size = batch_size
         self._recent: dict[int, str] = {}

@@ -6,6 +6,7 @@ duplicate-ID check keeps 8 bytes per record (see `DuplicateIdCheck`).
 
 from __future__ import annotations
 
+import importlib
 import lzma
 import os
 import re
@@ -32,12 +33,11 @@ def _decompression_errors() -> tuple[type[BaseException], ...]:
         errors.append(IsalError)
     except ImportError:  # xopen falls back to zlib when python-isal is absent
         pass
-    try:
-        from zstandard import ZstdError
-
-        errors.append(ZstdError)
-    except ImportError:
-        pass
+    for zstd_module in ("zstandard", "backports.zstd", "compression.zstd"):  # whichever xopen picks
+        try:
+            errors.append(importlib.import_module(zstd_module).ZstdError)
+        except ImportError:
+            pass
     return tuple(errors)
 
 

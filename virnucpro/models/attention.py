@@ -6,6 +6,8 @@ All backends take q, k, v as [T, H, Dh] streams plus int32 cumulative lengths an
 - `sdpa-padded`: an exact fallback for CPU, fp32 and anything else: the stream is scattered into a
   padded [B, H, Lmax, Dh] block, attended with a key-padding mask and gathered back.
 No backend scales q for the caller: pass `scale` (ESM-2 folds 1/sqrt(Dh) into q beforehand).
+ESM-2's compiled path can also use `packed_rotary_attention` (below): a Triton kernel that reads
+the fused QKV matmul output and applies rotary itself (`triton-packed-rotary`).
 """
 
 from __future__ import annotations
@@ -121,8 +123,9 @@ except ImportError:  # CPU installs: the exact and torch backends remain
 
 def has_fused_rotary_attention(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     """Whether `packed_rotary_attention` runs here (CUDA fp16/bf16, head dim a multiple of 32)."""
-    return triton is not None and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) \
-        and head_dim % 32 == 0 and head_dim <= 128
+    if triton is None or device.type != "cuda":
+        return False
+    return dtype in (torch.float16, torch.bfloat16) and head_dim % 32 == 0 and head_dim <= 128
 
 
 def packed_rotary_attention(

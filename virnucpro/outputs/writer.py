@@ -60,6 +60,7 @@ class ResultWriter:
         handles: dict[Path, BinaryIO] = {}
         try:
             for path in paths.result_files(write_hits):
+                _unrename(path, paths.partial(path))
                 handles[path] = _truncated(paths.partial(path), offsets[path.name])
         except ResumeError:
             for handle in handles.values():
@@ -114,6 +115,12 @@ class ResultWriter:
 def _open_partial(partial: Path, mode: str) -> BinaryIO:
     """A handle that lives as long as the writer, hence no `with`."""
     return open(partial, mode, buffering=_BUFFER_BYTES)
+
+
+def _unrename(final: Path, partial: Path) -> None:
+    """A run killed inside finish() has renamed some files; the journal says unfinished, so undo."""
+    if final.exists() and not partial.exists():
+        os.replace(final, partial)
 
 
 def _truncated(partial: Path, size: int) -> BinaryIO:

@@ -143,7 +143,8 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
     wall_start = time.perf_counter()
     if options.engine != "ray":
         return _run(options, logger, wall_start, cluster=None)
-    from virnucpro.engine.ray_workers import ray_session  # Ray is an optional dependency
+    # Ray is an optional dependency, imported only for this engine
+    from virnucpro.engine.ray_workers import ray_session
 
     with ray_session(options.ray_address, logger) as cluster:
         return _run(options, logger, wall_start, cluster)

@@ -1,0 +1,159 @@
+"""Bad input never corrupts results: each file of tests/data/bad/ is processed exactly like its clean
+equivalent or rejected with one line naming file and record (the table is tests/data/bad/README.md)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from virnucpro.cli.main import main
+
+from conftest import DATA, REAL
+
+BAD = DATA / "bad"
+RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv")
+
+# file -> what the one-line error must name besides the file (the record, or the problem)
+REJECTED = {
+    "no_header.fa": "not FASTA or FASTQ",
+    "html_error.fa": "not FASTA or FASTQ",
+    "binary.fa": "not FASTA or FASTQ",
+    "binary_after_header.fa": "binary data",
+    "nul_in_sequence.fa": "'r2'",
+    "fastq_quality_length.fq": "'q1'",
+    "fastq_truncated.fq": "'q1'",
+    "truncated.fa.gz": "truncated",
+    "corrupt.fa.zst": "corrupt",
+    "duplicate_ids.fa": "'r1'",
+    "id_non_ascii.fa": "'r1'",
+    "empty_id.fa": "record 2",
+    "sequence_non_ascii.fa": "'r1'",
+    "digits_in_sequence.fa": "'r2'",
+    "spaces_in_sequence.fa": "'r2'",
+}
+
+# file -> processed with results byte-identical to clean.fa
+SAME_AS_CLEAN = ["crlf.fa", "cr_only.fa", "lower_case.fa", "rna.fa", "mixed_case_rna.fa", "id_with_tab.fa",
+                 "zero_length_record.fa", "leading_blank_lines.fa", "trailing_whitespace.fa"]
+
+
+def _predict(inputs: list[Path], out: Path, model_args: list[str], *extra: str) -> int:
+    return main(["predict", *map(str, inputs), "-o", str(out), *model_args, *extra])
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text().splitlines()[1:]]
+
+
+@pytest.fixture(scope="module")
+def clean_results(tmp_path_factory, model_args) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    assert _predict([BAD / "clean.fa"], out, model_args) == 0
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_rejected_with_one_line_and_no_complete_result(tmp_path, model_args, capsys, name):
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert _predict([BAD / name], out, model_args) == 1
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("virnucpro: error: ") and name in lines[0] and REJECTED[name] in lines[0], lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    present = {p.name for p in out.iterdir()} if out.exists() else set()
+    assert not present & {*RESULT_FILES, "run.json"}, present
+
+
+@pytest.mark.parametrize("name", SAME_AS_CLEAN)
+def test_processed_exactly_like_the_clean_file(tmp_path, model_args, clean_results, name):
+    out = tmp_path / "out"
+    assert _predict([BAD / name], out, model_args) == 0
+    for result in RESULT_FILES:
+        assert (out / result).read_bytes() == (clean_results / result).read_bytes(), result
+
+
+def test_zero_length_record_is_skipped_and_counted(tmp_path, model_args):
+    out = tmp_path / "out"
+    assert _predict([BAD / "zero_length_record.fa"], out, model_args) == 0
+    counts = json.loads((out / "run.json").read_text())["counts"]
+    assert (counts["records"], counts["empty_records_skipped"]) == (4, 1)
+
+
+def test_id_is_the_header_up_to_the_first_tab(tmp_path, model_args):
+    out = tmp_path / "out"
+    assert _predict([BAD / "id_with_tab.fa"], out, model_args) == 0
+    rows = _rows(out / "sequences.tsv")
+    assert [row[0] for row in rows] == ["r1", "r2", "r3", "r4"]
+    assert {len(row) for row in rows} == {len(rows[0])}  # no stray column from the description
+
+
+@pytest.mark.parametrize("name", ["empty.fa", "header_only.fa"])
+def test_no_sequences_gives_empty_finished_results(tmp_path, model_args, name):
+    out = tmp_path / "out"
+    assert _predict([BAD / name], out, model_args) == 0
+    for result in RESULT_FILES:
+        assert len((out / result).read_text().splitlines()) == 1, result  # the header only
+
+
+def test_short_sequences_are_listed_with_no_call(tmp_path, model_args):
+    out = tmp_path / "out"
+    assert _predict([BAD / "short_sequences.fa"], out, model_args) == 0
+    rows = {row[0]: row for row in _rows(out / "sequences.tsv")}
+    assert list(rows) == ["len1", "len2", "len3", "len4", "stop3"]
+    for record in ("len1", "len2"):  # no whole codon: no kept frame
+        assert rows[record][-1] == "no_call"
+    assert rows["len3"][-1] != "no_call" and rows["stop3"][-1] != "no_call"  # ATG -> M; TAA: R1 TTA -> L
+
+
+def test_iupac_n_runs_and_gap_symbols_are_processed(tmp_path, model_args):
+    out = tmp_path / "out"
+    assert _predict([BAD / "iupac_and_n_runs.fa", BAD / "gap_stop_symbols.fa"], out, model_args) == 0
+    rows = {row[0]: row for row in _rows(out / "sequences.tsv")}
+    assert list(rows) == ["iupac", "n_run", "all_n", "dash", "star", "dot"]
+    assert rows["all_n"][-1] == "no_call"  # every codon dropped: no kept frame
+    assert rows["n_run"][1] == "1400" and rows["dash"][1] == "480"  # lengths count every symbol
+    chunk_ends = [int(row[3]) for row in _rows(out / "chunks.tsv") if row[1] == "dash"]
+    assert chunk_ends[-1] == 480
+
+
+def _twenty_megabase_contig(path: Path, length: int = 20_000_000) -> int:
+    """One single-line contig: random A/T (stops in every frame, so no model work) with a phiX174
+    copy every megabase (frames the models must score). Returns the phiX length."""
+    phix = "".join((REAL / "phiX174_NC_001422.fa").read_text().splitlines()[1:])
+    rng = random.Random(20)
+    filler = 1_000_000 - len(phix)
+    with open(path, "w") as handle:
+        handle.write(">contig_20mb\n")
+        for _ in range(length // 1_000_000):
+            handle.write("".join(rng.choices("AT", k=filler)))
+            handle.write(phix)
+        handle.write("\n")
+    return len(phix)
+
+
+_PEAK_RSS = "import resource,sys; from virnucpro.cli.main import main; rc=main(sys.argv[1:]); " \
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(rc)"
+
+
+@pytest.mark.slow
+def test_20_megabase_single_line_contig(tmp_path, model_args):
+    """Chunking 20 Mb in one record stays bounded in memory (peak RSS of the whole predict process)."""
+    contig = tmp_path / "contig.fa"
+    _twenty_megabase_contig(contig)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, "predict", str(contig), "-o", str(out), *model_args],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    peak_mib = int(done.stdout.split()[-1])
+    print(f"20 Mb contig: peak RSS {peak_mib} MiB")
+    assert peak_mib < 1500
+    (row,) = _rows(out / "sequences.tsv")
+    assert row[:3] == ["contig_20mb", "20000000", str(-(-20_000_000 // 300))]
+    assert int(row[3]) > 0  # the phiX174 copies gave scored chunks
