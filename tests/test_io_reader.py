@@ -68,6 +68,8 @@ def test_progress_counts_compressed_bytes(tmp_path):
     path = write(tmp_path / "x.fa.gz", gzip.compress("".join(f">a{i}\nACGT\n" for i in range(1000)).encode()))
     reader = read_records([path])
     assert reader.bytes_total == path.stat().st_size and reader.bytes_done == 0
+    next(reader)
+    assert 0 < reader.bytes_done <= reader.bytes_total
     list(reader)
     assert reader.bytes_done == reader.bytes_total
 
@@ -190,3 +192,20 @@ def test_batches_keep_every_record_in_order(lengths, max_bases, max_records):
     assert all(0 < len(batch) <= max_records for batch in batches)
     for batch in batches[:-1]:  # only the last batch may be small
         assert len(batch) == max_records or sum(len(r.sequence) for r in batch) >= max_bases
+
+
+def test_named_pipe_input(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "reads.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(gzip.compress(b">p1\nACGT\n")))
+    writer.start()
+    reader = read_records([fifo])
+    assert [(r.id, reader.bytes_done) for r in reader] == [("p1", 0)] and reader.bytes_total is None
+    writer.join()
+
+
+def test_directory_is_not_an_input(tmp_path):
+    assert "is a directory" in error_of([tmp_path])

@@ -19,7 +19,7 @@ class DuplicateIdCheck:
     (3e-6 for 10M reads).
     """
 
-    __slots__ = ("batch_size", "_recent", "_older")
+    __slots__ = ("_older", "_recent", "batch_size")
 
     def __init__(self, batch_size: int = 1 << 17):
         self.batch_size = batch_size

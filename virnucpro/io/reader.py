@@ -70,17 +70,18 @@ class RecordReader:
     """Iterator over the records of several inputs, in order, with `stats` and byte progress.
 
     `bytes_done` / `bytes_total` are compressed (on-disk) bytes, cheap to read at any time, for
-    an ETA; `bytes_total` is None when reading stdin.
+    an ETA; `bytes_total` is None when reading stdin or a pipe.
     """
 
     def __init__(self, paths: Sequence[str | Path]):
         self.paths = [str(p) for p in paths]
         for path in self.paths:
-            if path != "-" and not os.path.isfile(path):
+            if path != "-" and (not os.path.exists(path) or os.path.isdir(path)):
                 what = "is a directory" if os.path.isdir(path) else "not found"
                 raise InputFormatError(f"input file {what}: {path}")
         self.stats = ReadStats()
-        self.bytes_total = None if "-" in self.paths else sum(os.path.getsize(p) for p in self.paths)
+        sized = all(p != "-" and os.path.isfile(p) for p in self.paths)  # not stdin or a pipe
+        self.bytes_total = sum(os.path.getsize(p) for p in self.paths) if sized else None
         self._bytes_finished = 0
         self._current: BinaryIO | None = None
         self._records = self._all_records()
@@ -94,7 +95,7 @@ class RecordReader:
     @property
     def bytes_done(self) -> int:
         current = self._current
-        if current is None or current.closed or current is sys.stdin.buffer:
+        if current is None or current.closed:
             return self._bytes_finished
         return self._bytes_finished + current.tell()
 
@@ -110,7 +111,7 @@ class RecordReader:
         stats = self.stats
         record_id = None
         raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 (closed below)
-        self._current = raw
+        self._current = raw if raw.seekable() else None  # tell() fails on stdin and pipes
         stream = None
         try:
             stream = xopen(raw, "rb", threads=0)
@@ -142,7 +143,7 @@ class RecordReader:
             if stream is not None and stream is not raw:
                 stream.close()
             if raw is not sys.stdin.buffer:
-                self._bytes_finished += os.path.getsize(path)
+                self._bytes_finished += os.fstat(raw.fileno()).st_size
                 raw.close()
             self._current = None
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from virnucpro.models.pooling import segment_sums
 from virnucpro.tokenize.packing import PackedTokens
 
 
@@ -169,13 +170,11 @@ class DnabertS(nn.Module):
         device = self.embeddings.word_embeddings.weight.device
         ids = packed.ids.to(device, non_blocking=True)
         cu_seqlens = packed.cu_seqlens.to(device, non_blocking=True)
-        sums = torch.zeros(packed.num_sequences, self.config.hidden_size, dtype=torch.float32, device=device)
         if packed.num_sequences == 0:
-            return sums
+            return torch.zeros(0, self.config.hidden_size, dtype=torch.float32, device=device)
         batch = AttentionBatch.build(self.config, cu_seqlens, packed.max_seqlen, ids.numel(), self.dtype)
         states = self.hidden_states(ids, batch)
-        sums.index_add_(0, batch.seq_index, states.float())
-        return sums / batch.lengths.unsqueeze(1)
+        return segment_sums(states, batch.lengths) / batch.lengths.unsqueeze(1)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -29,6 +29,7 @@ from virnucpro.models.attention import (
     select_backend,
     varlen_attention,
 )
+from virnucpro.models.pooling import segment_sums
 from virnucpro.tokenize.packing import PackedTokens
 
 TOKEN_DROPOUT_SCALE = 1.0 - 0.15 * 0.8  # fair-esm: mask ratio used in training, no <mask> at inference
@@ -153,6 +154,11 @@ class ESM2(nn.Module):
         self._static_tokens = static_tokens or 0
         return self
 
+    @property
+    def pads_batches(self) -> bool:
+        """True on the compiled fixed-token-count path."""
+        return self._static_tokens is not None
+
     def pad_batches_to(self, static_tokens: int | None) -> "ESM2":
         """Pad every batch with dummy sequences to this many tokens (None: no padding)."""
         self._static_tokens = static_tokens
@@ -245,7 +251,6 @@ def _mean_over_residues(hidden: torch.Tensor, packed: PackedTokens, num_sequence
     positions = _token_spans(cu, packed.num_tokens)[0]
     counted_len = (lengths - 2).clamp(min=0, max=MAX_MEAN_POSITIONS)  # residues, BOS/EOS excluded
     counted = (positions >= 1) & (positions <= counted_len[seq_index])
-    sums = torch.zeros(lengths.numel(), hidden.shape[-1], dtype=torch.float32, device=hidden.device)
-    sums.index_add_(0, seq_index, hidden.float() * counted.unsqueeze(-1))
+    sums = segment_sums(hidden.float() * counted.unsqueeze(-1), lengths)
     means = sums / counted_len.clamp(min=1).unsqueeze(-1)
     return means[:num_sequences]

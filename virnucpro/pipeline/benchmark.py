@@ -22,7 +22,8 @@ from virnucpro.engine.worker import Encoders
 from virnucpro.io import read_records
 from virnucpro.pipeline.blocks import WorkBlock, iter_blocks
 from virnucpro.pipeline.predict import RunOptions, block_settings, run
-from virnucpro.pipeline.setup import ModelChoice, load_models, resolve_devices, resolve_precision
+from virnucpro.pipeline.setup import (ModelChoice, fix_static_shapes, load_models, resolve_devices,
+                                      resolve_precision)
 from virnucpro.pipeline.stream import StreamEngine
 
 
@@ -77,6 +78,7 @@ def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
     dtype = resolve_precision(options.precision, devices[0])
     models = load_models(options.models, devices, dtype, logger)
     settings = block_settings(options, devices[0])
+    fix_static_shapes(models.workers, settings.esm_batch_tokens)
     blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer,
                          pin_memory=devices[0].type == "cuda")
     engine = StreamEngine(blocks, models.workers, _run_esm_only)

@@ -29,8 +29,8 @@ from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.embeddings import EmbeddingWriter
 from virnucpro.pipeline.journal import Journal, fingerprint, input_identity
 from virnucpro.pipeline.progress import RunProgress
-from virnucpro.pipeline.setup import (LoadedModels, ModelChoice, load_models, resolve_batch_tokens,
-                                      resolve_devices, resolve_precision, set_threads)
+from virnucpro.pipeline.setup import (LoadedModels, ModelChoice, fix_static_shapes, load_models,
+                                      resolve_batch_tokens, resolve_devices, resolve_precision, set_threads)
 from virnucpro.pipeline.shards import ShardLog
 from virnucpro.pipeline.stream import StreamEngine
 
@@ -174,6 +174,8 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
         workers, device_names = models.workers, models.device_names
         options = replace(options, batch_tokens=models.batch_tokens)  # sized on the actors' devices
     settings = block_settings(options, device)
+    if cluster is None:
+        fix_static_shapes(models.workers, settings.esm_batch_tokens)
     parameters = _parameters(options, settings, models, dtype, device)
     inputs = input_identity(options.inputs)
     merge_key = fingerprint(inputs, {k: v for k, v in parameters.items() if k != "shard"})
