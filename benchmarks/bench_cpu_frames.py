@@ -3,7 +3,9 @@
 Candidate: `virnucpro.frames.output.write_frames` on W1 (1M 150-bp reads, FASTQ). Baseline: an
 original-style implementation (line-by-line parsing, per-codon dict translation, one record at
 a time) on a subset, alternated with the candidate on the same subset; both must write the same
-bytes. Writes benchmarks/results/cpu_frames.json.
+bytes. Both are also run under callgrind on a few thousand reads, for instructions per read: on
+a shared machine seconds depend on the neighbours, instruction counts do not. Writes
+benchmarks/results/cpu_frames.json.
 
     python benchmarks/bench_cpu_frames.py [--reads 1000000] [--subset 50000]
 """
@@ -14,6 +16,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -74,6 +78,29 @@ def host_info() -> dict:
             "load_average_at_start": os.getloadavg()}
 
 
+def instructions_per_read(kind: str, reads: Path, count: int, scratch: Path) -> float | None:
+    """CPU instructions per read under callgrind (input minus empty input): a figure that, unlike
+    seconds, does not depend on what else runs on a shared machine. None without valgrind."""
+    if shutil.which("valgrind") is None:
+        return None
+    empty = scratch / "empty.fq"
+    empty.write_text("")
+    totals = []
+    for path in (empty, reads):
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                   __file__, "--run-one", kind, str(path), str(scratch / f"ir-{kind}")]
+        log = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+        totals.append(int(re.search(r"Collected : (\d+)", log).group(1)))
+    return (totals[1] - totals[0]) / count
+
+
+def run_one(kind: str, reads: Path, outdir: Path) -> None:
+    if kind == "candidate":
+        write_frames([reads], outdir, 300, "even")
+    else:
+        original_style(reads, outdir, 300)
+
+
 def same_outputs(a: Path, b: Path) -> bool:
     return all((a / name).read_bytes() == (b / name).read_bytes() for name in OUTPUT_NAMES)
 
@@ -83,7 +110,13 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=1_000_000)
     parser.add_argument("--subset", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--instruction-reads", type=int, default=2000, help="reads run under callgrind; 0: skip")
+    parser.add_argument("--run-one", nargs=3, metavar=("KIND", "READS", "OUTDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_one:
+        kind, reads, outdir = args.run_one
+        run_one(kind, Path(reads), Path(outdir))
+        return
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     info = host_info()
     with tempfile.TemporaryDirectory() as scratch:
@@ -97,6 +130,12 @@ def main() -> None:
             candidate.append(timed(write_frames, [subset], scratch / "candidate", 300, "even"))
             baseline.append(timed(original_style, subset, scratch / "baseline", 300))
         identical = same_outputs(scratch / "candidate", scratch / "baseline")
+        instructions = {}
+        if args.instruction_reads:
+            small = scratch / "instructions.fq"
+            write_reads(small, args.instruction_reads)
+            instructions = {kind: instructions_per_read(kind, small, args.instruction_reads, scratch)
+                            for kind in ("candidate", "baseline")}
         frames = (scratch / "full" / "protein.faa").read_text().count(">")
 
     def rate(runs, n, key):
@@ -116,9 +155,13 @@ def main() -> None:
     }
     result["speedup_vs_baseline_cpu"] = (result["subset"]["candidate_reads_per_s_cpu"]
                                          / result["subset"]["baseline_reads_per_s_cpu"])
+    if instructions.get("candidate"):
+        result["instructions_per_read"] = instructions | {
+            "reads": args.instruction_reads, "ratio": instructions["baseline"] / instructions["candidate"]}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("candidate_w1", "speedup_vs_baseline_cpu")}, indent=2))
+    print(json.dumps({k: result.get(k) for k in ("candidate_w1", "speedup_vs_baseline_cpu", "instructions_per_read")},
+                     indent=2))
 
 
 if __name__ == "__main__":

@@ -209,3 +209,13 @@ def test_named_pipe_input(tmp_path):
 
 def test_directory_is_not_an_input(tmp_path):
     assert "is a directory" in error_of([tmp_path])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 500), min_size=1, max_size=150), st.integers(1, 2000), st.integers(1, 50))
+def test_batches_after_a_boundary_do_not_depend_on_what_came_before(lengths, max_bases, max_records):
+    """A run resumed at a batch boundary must cut the rest of the input the same way."""
+    records = [Record(f"r{i}", "A" * n, "x", i) for i, n in enumerate(lengths)]
+    batches = list(batch_records(records, max_bases=max_bases, max_records=max_records))
+    resumed_at = len(batches[0])
+    assert list(batch_records(records[resumed_at:], max_bases=max_bases, max_records=max_records)) == batches[1:]

@@ -31,7 +31,8 @@ def batch_records(records: Iterable[Record], max_bases: int = 1 << 18, max_recor
         bases += group_bases
         if bases >= max_bases or len(batch) >= max_records:
             yield batch
-            batch, bases = [], 0
+            batch, bases, take = [], 0, 1  # full reset: boundaries depend only on the records since
+            continue  # the last one, so a run resumed at a boundary cuts the same batches
         take = max(1, min(_MAX_GROUP, (max_bases - bases) * len(group) // max(1, group_bases)))
     if batch:
         yield batch
