@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from virnucpro.engine.oom import run_with_oom_split
@@ -91,6 +92,8 @@ class DeviceWorker:
     @torch.inference_mode()
     def run_block(self, block: WorkBlock, want_features: bool = False) -> BlockOutput:
         enc, device = self.encoders, self.device
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # per thread: kernels, events and streams of this GPU
         self._splits = 0
         clock = StageClock(device)
         clock.mark()
@@ -131,6 +134,24 @@ class DeviceWorker:
 
         parts = run_with_oom_split(everything, run, on_split=count_split)
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@torch.inference_mode()
+def warm_up(encoders: Encoders, batch_tokens: int) -> None:
+    """Run full-size dummy batches once so compilation happens at load time, not mid-stream.
+
+    ESM-2's compiled path has one static shape; DNABERT-S compiles for dynamic shapes on its second
+    distinct shape, so it gets two. Only on GPUs (the CPU path is eager).
+    """
+    if encoders.device.type != "cuda":
+        return
+    torch.cuda.set_device(encoders.device)
+    protein = np.concatenate(([0], np.full(48, 5), [2]))  # <cls> A*48 <eos>
+    encoders.esm.embed(pack([protein] * max(1, batch_tokens // protein.size)))
+    for length in (34, 41):
+        dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
+        encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))
+    torch.cuda.synchronize(encoders.device)
 
 
 def _to_host(tensor: torch.Tensor) -> torch.Tensor:

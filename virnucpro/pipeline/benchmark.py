@@ -22,7 +22,7 @@ from virnucpro.engine.worker import Encoders
 from virnucpro.io import read_records
 from virnucpro.pipeline.blocks import WorkBlock, iter_blocks
 from virnucpro.pipeline.predict import RunOptions, block_settings, run
-from virnucpro.pipeline.setup import (ModelChoice, fix_static_shapes, load_models, resolve_devices,
+from virnucpro.pipeline.setup import (ModelChoice, load_models, prepare_workers, resolve_devices,
                                       resolve_precision)
 from virnucpro.pipeline.stream import StreamEngine
 
@@ -53,6 +53,7 @@ def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.L
         "stream_seconds": stream, "esm2_only_seconds": esm_only,
         "end_to_end_over_esm2_only": stream / esm_only if esm_only else None,
         "device_busy_fraction": summary["device_busy_fraction"],
+        "gpu_utilization": summary["gpu_utilization"], "stage_busy_fraction": summary["stage_busy_fraction"],
         "device_stage_seconds": {k: v for k, v in summary["timings_seconds"].items() if k.startswith("device_")},
         "counts": summary["counts"], "throughput": summary["throughput"],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -78,7 +79,7 @@ def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
     dtype = resolve_precision(options.precision, devices[0])
     models = load_models(options.models, devices, dtype, logger)
     settings = block_settings(options, devices[0])
-    fix_static_shapes(models.workers, settings.esm_batch_tokens)
+    prepare_workers(models.workers, settings.esm_batch_tokens)
     blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer,
                          pin_memory=devices[0].type == "cuda")
     engine = StreamEngine(blocks, models.workers, _run_esm_only)

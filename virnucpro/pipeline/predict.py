@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from virnucpro import __version__
+from virnucpro.engine.gpu_monitor import UtilizationSampler
 from virnucpro.engine.worker import STAGES, BlockOutput, DeviceWorker
 from virnucpro.errors import ResumeError, VirnucproError
 from virnucpro.io import read_records
@@ -29,7 +30,7 @@ from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.embeddings import EmbeddingWriter
 from virnucpro.pipeline.journal import Journal, fingerprint, input_identity
 from virnucpro.pipeline.progress import RunProgress
-from virnucpro.pipeline.setup import (LoadedModels, ModelChoice, fix_static_shapes, load_models,
+from virnucpro.pipeline.setup import (LoadedModels, ModelChoice, load_models, prepare_workers,
                                       resolve_batch_tokens, resolve_devices, resolve_precision, set_threads)
 from virnucpro.pipeline.shards import ShardLog
 from virnucpro.pipeline.stream import StreamEngine
@@ -72,6 +73,7 @@ class RunTotals:
     esm_tokens: int = 0
     dnabert_tokens: int = 0
     oom_splits: int = 0
+    gpu_utilization: dict[str, float] | None = None  # NVML, per GPU
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def add(self, output: BlockOutput) -> None:
@@ -175,7 +177,9 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
         options = replace(options, batch_tokens=models.batch_tokens)  # sized on the actors' devices
     settings = block_settings(options, device)
     if cluster is None:
-        fix_static_shapes(models.workers, settings.esm_batch_tokens)
+        warm_start = time.perf_counter()
+        prepare_workers(models.workers, settings.esm_batch_tokens)
+        models.load_seconds += time.perf_counter() - warm_start
     parameters = _parameters(options, settings, models, dtype, device)
     inputs = input_identity(options.inputs)
     merge_key = fingerprint(inputs, {k: v for k, v in parameters.items() if k != "shard"})
@@ -244,12 +248,14 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
     try:
         if results is not None and not journal.blocks_done and journal.shard_log is not None:
             journal.shard_log["start_offsets"] = results.checkpoint()
-        for output in engine.results():
-            output.wait()
-            _write_block(output, results, embeddings)
-            totals.add(output)
-            _checkpoint(journal, output.block, results, embeddings, state)
-            progress.advance(len(output.block.records), output.block.num_frames, output.block.esm_tokens)
+        with UtilizationSampler([w.device for w in workers]) as sampler:
+            for output in engine.results():
+                output.wait()
+                _write_block(output, results, embeddings)
+                totals.add(output)
+                _checkpoint(journal, output.block, results, embeddings, state)
+                progress.advance(len(output.block.records), output.block.num_frames, output.block.esm_tokens)
+        totals.gpu_utilization = sampler.busy_fractions()
     except BaseException:
         if results is not None:
             results.close()
@@ -342,7 +348,11 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "throughput": {"records_per_second": totals.records / max(stream_seconds, 1e-9),
                        "frames_per_second": totals.frames / max(stream_seconds, 1e-9),
                        "esm_tokens_per_second": totals.esm_tokens / max(stream_seconds, 1e-9)},
-        "device_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(device_names),
+        # NVML utilization when available (GPUs); else device time inside stages over wall time.
+        "device_busy_fraction": (sum(totals.gpu_utilization.values()) / len(totals.gpu_utilization)
+                                 if totals.gpu_utilization else device_seconds / max(stream_seconds, 1e-9) / len(device_names)),
+        "gpu_utilization": totals.gpu_utilization,
+        "stage_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(device_names),
     }
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)

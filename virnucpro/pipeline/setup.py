@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from virnucpro.engine.batching import auto_token_budget
-from virnucpro.engine.worker import Encoders
+from virnucpro.engine.worker import Encoders, warm_up
 from virnucpro.errors import VirnucproError
 from virnucpro.models.classifier import ClassifierInfo, load_classifier
 from virnucpro.models.dnabert_loader import load_dnabert
@@ -141,6 +141,13 @@ def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.d
                 ", ".join(str(d) for d in loaded), str(dtype).removeprefix("torch."),
                 first.esm.attention_backend(), first.dnabert.describe_attention())
     return LoadedModels([loaded[d] for d in devices], tokenizer_for(paths["dnabert"]), info, paths, seconds)
+
+
+def prepare_workers(workers: list[Encoders], batch_tokens: int) -> None:
+    """Same static shapes on every worker, then compile everything before the stream starts."""
+    fix_static_shapes(workers, batch_tokens)
+    for encoders in {id(e): e for e in workers}.values():  # CPU workers share one set of models
+        warm_up(encoders, batch_tokens)
 
 
 def fix_static_shapes(workers: list[Encoders], batch_tokens: int) -> None:
