@@ -101,8 +101,8 @@ class DeviceWorker:
         clock.mark()
         esm = self._embed_table(enc.esm, block.esm_batches, block.num_proteins, enc.esm_dim)
         clock.mark()
-        nucleotide_rows = torch.from_numpy(block.unique_nucleotide).to(device)
-        protein_rows = torch.from_numpy(block.unique_protein).to(device)
+        nucleotide_rows = self._index_tensor(block.unique_nucleotide)
+        protein_rows = self._index_tensor(block.unique_protein)
         features = torch.cat((dnabert[nucleotide_rows], esm[protein_rows]), dim=1)
         probabilities = enc.classifier.probabilities(features).float()
         clock.mark()
@@ -118,8 +118,17 @@ class DeviceWorker:
         """[rows, dim] fp32 embeddings of every distinct input of one encoder in the block."""
         table = torch.empty(rows, dim, dtype=torch.float32, device=self.device)
         for batch in batches:
-            table[torch.from_numpy(batch.rows).to(self.device)] = self._embed_batch(model, batch)
+            table[self._index_tensor(batch.rows)] = self._embed_batch(model, batch)
         return table
+
+    def _index_tensor(self, rows: np.ndarray) -> torch.Tensor:
+        """Row indices on the device without stalling: a copy from ordinary (pageable) host memory
+        makes PyTorch wait for the GPU to finish everything queued, which leaves it idle while the
+        next kernels are launched; from pinned memory the copy is queued like a kernel."""
+        tensor = torch.from_numpy(rows)
+        if self.device.type != "cuda":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
 
     def _embed_batch(self, model: torch.nn.Module, batch: TokenBatch) -> torch.Tensor:
         """One batch; an out-of-memory error splits it in halves and retries (nothing dropped)."""
