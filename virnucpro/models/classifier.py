@@ -19,6 +19,7 @@ from torch import nn
 
 from virnucpro import __version__
 from virnucpro.errors import ModelLoadError
+from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.safe_pickle import PickledModule, load_pickle_checkpoint, module_state_dict
 
 NUM_CLASSES = 2  # class 0 = others (score1), class 1 = virus (score2)
@@ -183,16 +184,7 @@ def model_from_state_dict(state: dict[str, torch.Tensor], source: str | Path) ->
         raise ModelLoadError(f"{source}: no 2-D hidden_layer.weight: not a VirNucPro classifier")
     model = MLPClassifier(input_dim=weight.shape[1], hidden=weight.shape[0])
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state) - _OPTIONAL_KEYS)
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
-    problems = [
-        f"{label}: {', '.join(keys)}"
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-        if keys
-    ]
-    if problems:
-        raise ModelLoadError(f"{source}: not a VirNucPro classifier ({'; '.join(problems)})")
+    check_tensors(f"{source}: not a VirNucPro classifier", expected, state, optional=_OPTIONAL_KEYS)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
     return model
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.dnabert import DnabertConfig, DnabertS
 
 PREFIX = "bert."
@@ -30,7 +31,7 @@ def load_dnabert(path: str | Path, device: str | torch.device = "cpu", dtype: to
     state = _strip_prefix(_read_weights(path))
     with torch.device("meta"):
         model = DnabertS(config)
-    _check_keys(model, state, path)
+    check_tensors(f"DNABERT-S checkpoint {path} does not match the architecture", model.state_dict(), state)
     model.load_state_dict(state, strict=True, assign=True)
     return model.to(device=device, dtype=dtype).eval()
 
@@ -66,22 +67,3 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     stripped = {key.removeprefix(PREFIX): value for key, value in state.items()}
     return {key: value for key, value in stripped.items() if not key.startswith(IGNORED_PREFIXES)}
-
-
-def _check_keys(model: DnabertS, state: dict[str, torch.Tensor], path: Path) -> None:
-    """One error listing every missing, unexpected and wrongly shaped tensor."""
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    missing = sorted(expected.keys() - state.keys())
-    unexpected = sorted(state.keys() - expected.keys())
-    misshapen = sorted(
-        f"{key} {tuple(state[key].shape)} != {shape}"
-        for key, shape in expected.items()
-        if key in state and tuple(state[key].shape) != shape
-    )
-    problems = [
-        f"{label}: {', '.join(items)}"
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshapen))
-        if items
-    ]
-    if problems:
-        raise ModelLoadError(f"DNABERT-S checkpoint {path} does not match the architecture: {'; '.join(problems)}")

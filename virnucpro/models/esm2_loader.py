@@ -18,6 +18,7 @@ from typing import Mapping
 import torch
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.safe_pickle import load_pickle_checkpoint
 from virnucpro.models.esm2 import ESM2, ESM2Config, rotary_inv_freq
 
@@ -76,28 +77,14 @@ def build_esm2(
     ours, used = _convert(cfg, state, layout)
     with torch.device("meta"):
         model = ESM2(cfg)
-    expected = dict(model.named_parameters())
-    missing = sorted(set(expected) - set(ours))
-    unexpected = sorted(k for k in state if k not in used and not _IGNORED.search(k))
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"ESM-2 checkpoint does not match the architecture: missing {_few(missing)}, "
-            f"unexpected {_few(unexpected)}"
-        )
-    for name, tensor in ours.items():
-        if tensor.shape != expected[name].shape:
-            raise ModelLoadError(
-                f"ESM-2 weight {name}: shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}"
-            )
+    unused = {k: t for k, t in state.items() if k not in used and not _IGNORED.search(k)}
+    check_tensors("ESM-2 checkpoint does not match the architecture", dict(model.named_parameters()),
+                  {**ours, **unused})
     stored = [t for k, t in state.items() if k.endswith("inv_freq")]
     ours["inv_freq"] = stored[0].float() if stored else rotary_inv_freq(cfg.head_dim, cfg.rope_theta)
     model.load_state_dict(ours, assign=True, strict=True)
     model.to(device=device, dtype=torch.float32)
     return model.cast(dtype).eval()
-
-
-def _few(keys: list[str]) -> str:
-    return f"{keys[:6]}{'...' if len(keys) > 6 else ''} ({len(keys)})"
 
 
 def _convert(cfg: ESM2Config, state: Mapping[str, torch.Tensor], layout: int):
