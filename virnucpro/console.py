@@ -11,8 +11,8 @@ _FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def setup_logging(verbosity: int = 0, log_file: str | Path | None = None) -> logging.Logger:
-    """verbosity: -1 quiet (warnings only), 0 normal, 1+ debug. Returns the package logger."""
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    """verbosity: -2 errors only, -1 warnings, 0 normal, 1+ debug. Returns the package logger."""
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 0 else logging.ERROR)
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)

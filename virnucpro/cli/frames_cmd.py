@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -29,9 +28,10 @@ def frames(inputs: tuple[str, ...], outdir: Path, chunk_size: int, chunking: str
     Keeps the stop-free frames exactly as VirNucPro does; records in input order, frames in order
     F1 F2 F3 R1 R2 R3.
     """
+    from virnucpro.console import setup_logging
     from virnucpro.frames.output import write_frames
 
-    configure_logging(verbose - quiet)
+    setup_logging(verbose - quiet)
     summary = write_frames(inputs, outdir, chunk_size, chunking)
     if summary.records == 0:
         log.warning("no sequences in the input; wrote empty files to %s", outdir)
@@ -40,15 +40,3 @@ def frames(inputs: tuple[str, ...], outdir: Path, chunk_size: int, chunking: str
     rate = summary.records / summary.seconds if summary.seconds > 0 else 0.0
     log.info("%d records (%d bases) -> %d chunks, %d kept frames in %.1f s (%.0f records/s); wrote %s",
              summary.records, summary.bases, summary.chunks, summary.frames, summary.seconds, rate, outdir)
-
-
-def configure_logging(verbosity: int) -> None:
-    """Log to the current stderr: INFO by default, DEBUG with -v, WARNING with -q, ERROR with -qq."""
-    level = {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(max(-2, min(1, verbosity)), logging.ERROR)
-    for handler in [h for h in log.handlers if getattr(h, "virnucpro_cli", False)]:
-        log.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("virnucpro: %(levelname)s: %(message)s"))
-    handler.virnucpro_cli = True
-    log.addHandler(handler)
-    log.setLevel(level)
