@@ -158,3 +158,25 @@ def test_bad_device_options_are_refused(tmp_path, model_args, capsys, option, va
         args += [option, value]
     assert main(["predict", str(_reads(tmp_path, n=2)), "-o", str(tmp_path / "out"), *args]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_bad_input_fails_before_models_and_leaves_nothing(tmp_path, model_args, capsys):
+    bad = tmp_path / "page.fa"
+    bad.write_text("<html><body>Not Found</body></html>\n")
+    args = list(model_args)
+    args[args.index("--esm") + 1] = str(tmp_path / "no-such-model")  # never reached
+    out = tmp_path / "out"
+    assert main(["predict", str(_reads(tmp_path, n=3)), str(bad), "-o", str(out), *args]) == 1
+    error = capsys.readouterr().err
+    assert "page.fa" in error and "no-such-model" not in error
+
+
+def test_failure_before_the_first_checkpoint_needs_no_force(tmp_path, model_args, capsys):
+    reads = _reads(tmp_path, n=3)
+    dup = tmp_path / "dup.fq"
+    dup.write_text(reads.read_text())  # same IDs again: fails mid-stream, after the models load
+    out = tmp_path / "out"
+    assert main(["predict", str(reads), str(dup), "-o", str(out), *model_args]) == 1
+    assert "duplicate" in capsys.readouterr().err.lower()
+    assert not [p for p in out.iterdir()] if out.exists() else True
+    assert main(["predict", str(reads), "-o", str(out), *model_args]) == 0

@@ -135,6 +135,15 @@ class OutputState:
         if not self.options.embed_only:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
+    def discard(self) -> None:
+        """Remove the partial files and state of a run that checkpointed nothing."""
+        if not self.options.embed_only:
+            paths = OutputPaths(self.options.output)
+            for final in paths.result_files(write_hits=True) + [paths.outdir / "embeddings.parquet"]:
+                OutputPaths.partial(final).unlink(missing_ok=True)
+            shutil.rmtree(paths.outdir / "embeddings.parquet.parts", ignore_errors=True)
+        self._clear()
+
     def _clear(self) -> None:
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
@@ -163,6 +172,7 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
     if "-" in options.inputs and options.resume:
         raise ResumeError("input from stdin cannot be resumed; give file names")
     reader = read_records(options.inputs)
+    _check_first_records(options.inputs)
     state = OutputState(options)
     previous = state.previous_journal()
     state.prepare()
@@ -193,6 +203,13 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
         ShardLog.from_json(journal.shard_log).save(options.output)
     state.done()
     return summary
+
+
+def _check_first_records(inputs: list[str]) -> None:
+    """Read the first record of every input file, so a wrong file fails before the models load."""
+    for path in inputs:
+        if path != "-":
+            next(iter(read_records([path])), None)
 
 
 def block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
@@ -241,7 +258,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
                          first_index=journal.blocks_done, shard=options.shard)
     want_features = embeddings is not None
     engine = StreamEngine(blocks, workers, lambda w, block: w.run_block(block, want_features))
-    progress = RunProgress(logger, reader.bytes_total, lambda: reader.bytes_done, options.live_progress)
+    progress = RunProgress(logger, reader, options.live_progress, records_before=journal.records_done)
     totals = RunTotals()
     if journal.blocks_done:
         logger.info("resuming after %d blocks (%d records)", journal.blocks_done, journal.records_done)
@@ -259,6 +276,8 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
     except BaseException:
         if results is not None:
             results.close()
+        if not state.journal_path.exists():  # nothing checkpointed: leave no half-made output behind
+            state.discard()
         raise
     finally:
         progress.close()

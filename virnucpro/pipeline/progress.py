@@ -1,26 +1,27 @@
 """Live progress: a rich bar on a terminal, a plain log line every so often elsewhere.
 
-The ETA comes from input bytes consumed (compressed, on disk) against the total size of the input
-files, so it needs no first pass over the data; stdin has no ETA.
+The reader runs ahead of the GPU, so input bytes read say little about work done. Instead the
+total number of records is estimated from what the reader has seen (records per input byte times
+the input size, exact once the input is read to the end) and progress is records written over that
+estimate; it needs no first pass over the data. stdin has no ETA.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 _LOG_EVERY_SECONDS = 30.0
+_BAR_STEPS = 10_000
 
 
 class RunProgress:
-    def __init__(self, logger: logging.Logger, bytes_total: int | None, bytes_done: Callable[[], int],
-                 live: bool):
+    def __init__(self, logger: logging.Logger, reader, live: bool, records_before: int = 0):
         self.logger = logger
-        self.bytes_total = bytes_total
-        self.bytes_done = bytes_done
+        self.reader = reader
         self.started = time.perf_counter()
-        self.records = self.frames = self.tokens = 0
+        self.records = records_before  # written, resumed runs included
+        self.frames = self.tokens = 0  # this session, for the rates
         self._last_log = self.started
         self._bar = self._task = None
         if live:
@@ -31,11 +32,24 @@ class RunProgress:
         self.frames += frames
         self.tokens += tokens
         now = time.perf_counter()
+        fraction = self.fraction_done()
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.bytes_done(), stats=self._stats(now))
+            self._bar.update(self._task, completed=round((fraction or 0) * _BAR_STEPS), stats=self._stats(now))
         elif now - self._last_log >= _LOG_EVERY_SECONDS:
             self._last_log = now
-            self.logger.info("progress: %s%s", self._stats(now), self._eta_text(now))
+            eta = ""
+            if fraction:
+                remaining = (now - self.started) * (1 - fraction) / fraction
+                eta = f", {100 * fraction:.1f}% done, ETA {_clock(remaining)}"
+            self.logger.info("progress: %s%s", self._stats(now), eta)
+
+    def fraction_done(self) -> float | None:
+        """Records written / estimated total records, or None without an estimate (stdin)."""
+        total_bytes, read_bytes, read_records = self.reader.bytes_total, self.reader.bytes_done, self.reader.stats.records
+        if not total_bytes or not read_bytes or not read_records:
+            return None
+        estimated = max(read_records * total_bytes / read_bytes, read_records, 1)
+        return min(self.records / estimated, 1.0)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -47,23 +61,16 @@ class RunProgress:
         return (f"{self.records:,} reads, {self.frames / elapsed:,.0f} frames/s, "
                 f"{self.tokens / elapsed:,.0f} tokens/s")
 
-    def _eta_text(self, now: float) -> str:
-        done = self.bytes_done()
-        if not self.bytes_total or not done:
-            return ""
-        remaining = (now - self.started) * (self.bytes_total - done) / done
-        return f", {100 * done / self.bytes_total:.1f}% of input, ETA {_clock(remaining)}"
-
     def _start_bar(self) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self._bar = Progress(
-            TextColumn("[bold]predict"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("[bold]virnucpro"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=Console(stderr=True), transient=False,
         )
-        self._task = self._bar.add_task("predict", total=self.bytes_total, stats="starting")
+        self._task = self._bar.add_task("run", total=_BAR_STEPS, stats="loading the first block")
         self._bar.start()
 
 
