@@ -25,3 +25,11 @@ def model_args(tiny_models) -> list[str]:
     """CLI arguments that point predict/embed at the tiny models, on the CPU."""
     return ["--esm", str(tiny_models / "esm2"), "--dnabert", str(tiny_models / "dnabert-s"),
             "--classifier", str(tiny_models / "classifier.pth"), "--device", "cpu", "-q"]
+
+
+def reads_and_phix(tmp_path: Path, reads: int = 100) -> list[str]:
+    """The first `reads` real Illumina reads plus the phiX174 genome: a small mixed input."""
+    lines = (REAL / "ERR266411_1.first1000.fastq").read_text().splitlines()[: 4 * reads]
+    path = tmp_path / "reads.fastq"
+    path.write_text("\n".join(lines) + "\n")
+    return [str(path), str(REAL / "phiX174_NC_001422.fa")]

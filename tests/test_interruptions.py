@@ -17,7 +17,7 @@ import pytest
 
 from virnucpro.cli.main import main
 
-from conftest import REAL
+from conftest import reads_and_phix
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
                 "viral.fa")
@@ -73,13 +73,6 @@ KILL_POINTS = ["model_load", "after_block_2", "torn_block_3", "before_rename", "
                "before_journal_removed"]
 
 
-def _inputs(tmp_path: Path) -> list[str]:
-    lines = (REAL / "ERR266411_1.first1000.fastq").read_text().splitlines()[: 4 * 100]
-    reads = tmp_path / "reads.fastq"
-    reads.write_text("\n".join(lines) + "\n")
-    return [str(reads), str(REAL / "phiX174_NC_001422.fa")]
-
-
 def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
     return ["predict", *inputs, "-o", str(out), "--block-records", "30", "--write-hits", "--threshold", "0.45",
             *model_args]
@@ -89,7 +82,7 @@ def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
 def reference(tmp_path_factory, model_args) -> tuple[list[str], Path]:
     """The inputs and the results of an uninterrupted run."""
     tmp = tmp_path_factory.mktemp("reference")
-    inputs = _inputs(tmp)
+    inputs = reads_and_phix(tmp)
     out = tmp / "out"
     assert main(_args(inputs, out, model_args)) == 0
     return inputs, out

@@ -19,16 +19,9 @@ from virnucpro.cli.main import main
 from virnucpro.models.dnabert import DnabertS
 from virnucpro.models.esm2 import ESM2
 
-from conftest import REAL
+from conftest import reads_and_phix
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv")
-
-
-def _inputs(tmp_path: Path) -> list[str]:
-    lines = (REAL / "ERR266411_1.first1000.fastq").read_text().splitlines()[: 4 * 100]
-    reads = tmp_path / "reads.fastq"
-    reads.write_text("\n".join(lines) + "\n")
-    return [str(reads), str(REAL / "phiX174_NC_001422.fa")]
 
 
 def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
@@ -38,7 +31,7 @@ def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, model_args) -> tuple[list[str], Path]:
     tmp = tmp_path_factory.mktemp("reference")
-    inputs = _inputs(tmp)
+    inputs = reads_and_phix(tmp)
     out = tmp / "out"
     assert main(_args(inputs, out, model_args)) == 0
     return inputs, out

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from virnucpro.engine.batching import token_budget_batches
 from virnucpro.frames import Chunk, chunk_records
