@@ -180,3 +180,25 @@ def test_failure_before_the_first_checkpoint_needs_no_force(tmp_path, model_args
     assert "duplicate" in capsys.readouterr().err.lower()
     assert not [p for p in out.iterdir()] if out.exists() else True
     assert main(["predict", str(reads), "-o", str(out), *model_args]) == 0
+
+
+def test_model_type_chunking_threads_log_file_and_verbosity(tmp_path, model_args):
+    """--model-type 500 sets the chunk size, --chunking legacy keeps the original's boundaries."""
+    record = tmp_path / "one.fa"
+    sequence = ("ATGGCTAAAGCTTGGCGTAATCATGGTCATAGCTGTTTCCTG" * 30)[:1001]
+    record.write_text(f">contig1 test\n{sequence}\n")
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    args = [a for a in model_args if a != "-q"]
+    threads_before = torch.get_num_threads()
+    try:
+        assert main(["predict", str(record), "-o", str(out), "--model-type", "500", "--chunking", "legacy",
+                     "--threads", "1", "--log-file", str(log), "-v", *args]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads_before)
+    bounds = [(row["start"], row["end"]) for row in _table(out / "chunks.tsv")]
+    assert bounds == [("0", "500"), ("333", "833"), ("666", "1001")]  # the original's rule, defect included
+    run = json.loads((out / "run.json").read_text())
+    assert run["parameters"]["chunk_size"] == 500 and run["parameters"]["chunking"] == "legacy"
+    assert run["threads"] == 1
+    assert "models loaded" in log.read_text()
