@@ -176,20 +176,7 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
     state = OutputState(options)
     previous = state.previous_journal()
     state.prepare()
-    if cluster is None:
-        models = load_models(options.models, devices, dtype, logger)
-        workers = [DeviceWorker(encoders) for encoders in models.workers]
-        device_names = [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}"
-                        for d in devices]
-    else:
-        models = cluster.load_models(options.models, devices, dtype, options.batch_tokens)
-        workers, device_names = models.workers, models.device_names
-        options = replace(options, batch_tokens=models.batch_tokens)  # sized on the actors' devices
-    settings = block_settings(options, device)
-    if cluster is None:
-        warm_start = time.perf_counter()
-        prepare_workers(models.workers, settings.esm_batch_tokens)
-        models.load_seconds += time.perf_counter() - warm_start
+    options, settings, models, workers, device_names = _load_workers(options, devices, dtype, logger, cluster)
     parameters = _parameters(options, settings, models, dtype, device)
     inputs = input_identity(options.inputs)
     merge_key = fingerprint(inputs, {k: v for k, v in parameters.items() if k != "shard"})
@@ -203,6 +190,24 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
         ShardLog.from_json(journal.shard_log).save(options.output)
     state.done()
     return summary
+
+
+def _load_workers(options: RunOptions, devices: list[torch.device], dtype: torch.dtype,
+                  logger: logging.Logger, cluster):
+    """Models on every worker (threads here, or Ray actors), compiled and warmed up before the
+    stream starts; returns the options (token budget resolved), block settings, models, workers
+    and the devices' names."""
+    if cluster is not None:
+        models = cluster.load_models(options.models, devices, dtype, options.batch_tokens)
+        options = replace(options, batch_tokens=models.batch_tokens)  # sized on the actors' devices
+        return options, block_settings(options, devices[0]), models, models.workers, models.device_names
+    settings = block_settings(options, devices[0])
+    models = load_models(options.models, devices, dtype, logger)
+    warm_start = time.perf_counter()
+    prepare_workers(models.workers, settings.esm_batch_tokens)
+    models.load_seconds += time.perf_counter() - warm_start
+    names = [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}" for d in devices]
+    return options, settings, models, [DeviceWorker(encoders) for encoders in models.workers], names
 
 
 def _check_first_records(inputs: list[str]) -> None:
