@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virnucpro.errors import VirnucproError
-from virnucpro.frames.chunks import Chunk, chunk_records
+from virnucpro.frames.chunks import ChunkTable, chunk_table
 from virnucpro.io import batch_records, read_records
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,16 @@ class FramesWriter:
     def _partial(self, name: str) -> Path:
         return self.outdir / f"{name}.partial"
 
-    def write(self, chunk_lists: Sequence[Sequence[Chunk]]) -> None:
+    def write(self, table: ChunkTable) -> None:
         """Append the chunks (all of them) and their kept frames, one sequence line each."""
-        chunks = [chunk for chunk_list in chunk_lists for chunk in chunk_list]
-        frames = [frame for chunk in chunks for frame in chunk.frames]
+        chunk_headers = [">" + chunk_id for chunk_id in table.chunk_ids]
+        frame_headers = table.frame_labels(chunk_headers)
         chunk_file, nucleotide_file, protein_file = self._files
-        chunk_file.write("".join([f">{c.chunk_id}\n{c.sequence}\n" for c in chunks]))
-        nucleotide_file.write("".join([f">{f.frame_id}\n{f.nucleotide}\n" for f in frames]))
-        protein_file.write("".join([f">{f.frame_id}\n{f.protein}\n" for f in frames]))
-        self.chunks += len(chunks)
-        self.frames += len(frames)
+        chunk_file.write(_fasta(chunk_headers, table.sequences))
+        nucleotide_file.write(_fasta(frame_headers, table.nucleotides))
+        protein_file.write(_fasta(frame_headers, table.proteins))
+        self.chunks += len(chunk_headers)
+        self.frames += len(frame_headers)
 
     def close(self, keep: bool) -> None:
         """Rename the partial files to their final names (keep) or delete them."""
@@ -68,6 +68,14 @@ class FramesWriter:
                 os.replace(self._partial(name), self.outdir / name)
             else:
                 self._partial(name).unlink(missing_ok=True)
+
+
+def _fasta(headers: list[str], sequences: list[str]) -> str:
+    """FASTA text, one line per header and sequence: one join, no string per record."""
+    lines = [""] * (2 * len(headers) + 1)
+    lines[0:-1:2] = headers
+    lines[1::2] = sequences
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -88,7 +96,7 @@ def write_frames(paths: Sequence[str | Path], outdir: Path, chunk_size: int, mod
     reader = read_records(paths)
     with frames_writer(outdir) as writer:
         for number, batch in enumerate(batch_records(reader), start=1):
-            writer.write(chunk_records(batch, chunk_size, mode))
+            writer.write(chunk_table(batch, chunk_size, mode))
             if number % 64 == 0 and reader.bytes_total:
                 log.debug("%.0f%% of the input read", 100 * reader.bytes_done / reader.bytes_total)
     stats = reader.stats

@@ -52,31 +52,35 @@ def base_codes(bases: np.ndarray) -> np.ndarray:
 
 
 def _amino_acid_maps() -> tuple[bytes, bytes]:
-    """bytes.translate tables from codon code c0*25 + c1*5 + c2 (base codes 0-4) to its amino
-    acid (0 = dropped codon): as read, and with every base complemented."""
-    as_read, complemented = bytearray(256), bytearray(256)
+    """bytes.translate tables from the codon code c0*25 + c1*5 + c2 of forward bases c0 c1 c2
+    (base codes 0-4) to an amino acid (0 = dropped codon): of the codon as read, and of the
+    reverse-complement codon (complement of c2, c1, c0) that the same three bases make."""
+    as_read, reverse_complement = bytearray(256), bytearray(256)
     order = "TCAG"
     for i, aa in enumerate(_STANDARD_CODE):
         c0, c1, c2 = (_CODE_ORDER.index(order[i // 16]), _CODE_ORDER.index(order[i // 4 % 4]), _CODE_ORDER.index(order[i % 4]))
         as_read[c0 * 25 + c1 * 5 + c2] = ord(aa)
-        complemented[(c0 ^ 2) * 25 + (c1 ^ 2) * 5 + (c2 ^ 2)] = ord(aa)
-    return bytes(as_read), bytes(complemented)
+        reverse_complement[(c2 ^ 2) * 25 + (c1 ^ 2) * 5 + (c0 ^ 2)] = ord(aa)
+    return bytes(as_read), bytes(reverse_complement)
 
 
-_AMINO_ACID, _COMPLEMENT_AMINO_ACID = _amino_acid_maps()
+_AMINO_ACID, _REVERSE_AMINO_ACID = _amino_acid_maps()
 
 
 @dataclass(slots=True)
 class TranslatedBlock:
     """Six-frame translation of a (rows, length) block, frame k = F1 F2 F3 R1 R2 R3.
 
-    `kept[r, k]`: frame k of row r is kept. `letters[k]` holds `codons[k]` amino-acid letters per
-    row, row after row, with a NUL for each dropped codon (`may_drop` says whether there may be
-    any): row r's protein in frame k is its slice with the NULs removed.
+    `kept[r, k]`: frame k of row r is kept; `residues[r, k]`: its protein length. `letters` holds
+    the six frames one after the other, frame k from `starts[k]` with `codons[k]` amino-acid
+    letters per row, row after row, and a NUL for each dropped codon (`may_drop` says whether
+    there may be any): row r's protein in frame k is its slice with the NULs removed.
     """
 
     kept: np.ndarray
-    letters: list[str]
+    residues: np.ndarray
+    letters: str
+    starts: list[int]
     codons: list[int]
     may_drop: bool
 
@@ -85,21 +89,35 @@ def translate_block(codes: np.ndarray) -> TranslatedBlock:
     """Translate every row of `codes`, a (chunks, length) uint8 array of `base_codes`, in all
     six frames and select the frames to keep.
 
-    Each frame's codons are gathered into their own contiguous array, so the stop check and
-    the protein text need no strided passes.
+    Every position's codon is translated once per strand over the whole block (two C-level
+    `bytes.translate` calls); each frame then gathers its codons into a contiguous array, so
+    the stop check and the protein text need no strided passes.
     """
     rows, length = codes.shape
     may_drop = bool((codes == _BAD).any())
-    kept, letters, codons = [], [], []
-    # The reverse complement is the complemented row read backwards.
-    for table, strand in ((_AMINO_ACID, codes), (_COMPLEMENT_AMINO_ACID, codes[:, ::-1])):
+    flat = codes.reshape(-1)
+    codon_codes = np.zeros(flat.size, dtype=np.uint8)  # codon starting at each position (a row's
+    codon_codes[:-2] = flat[:-2] * 25 + flat[1:-1] * 5 + flat[2:]  # last two spill over: unused)
+    text = codon_codes.tobytes()
+    strands = [np.frombuffer(text.translate(table), dtype=np.uint8).reshape(rows, length)
+               for table in (_AMINO_ACID, _REVERSE_AMINO_ACID)]
+    kept, residues, letters, starts, codons = [], [], [], [], []
+    start = 0
+    for strand in range(2):
         for offset in range(3):
             count = max(0, (length - offset) // 3)  # codons at offset, offset+3, ... while i < length-2
-            end = offset + 3 * count
-            triplets = strand[:, offset:end:3] * 25 + strand[:, offset + 1 : end : 3] * 5 + strand[:, offset + 2 : end : 3]
-            amino_acids = np.frombuffer(triplets.tobytes().translate(table), dtype=np.uint8).reshape(rows, count)
-            residues = np.count_nonzero(amino_acids, axis=1) if may_drop else count
-            kept.append(~(amino_acids == _STOP).any(axis=1) & (residues > 0))
-            letters.append(amino_acids.tobytes().decode("ascii"))
+            if strand == 0 or count == 0:
+                amino_acids = strands[strand][:, offset : offset + 3 * count : 3]
+            else:  # reverse-complement codon j starts at forward position length-3-offset-3j
+                last = length - 3 - offset
+                amino_acids = strands[1][:, last - 3 * (count - 1) : last + 1 : 3][:, ::-1]
+            amino_acids = np.ascontiguousarray(amino_acids)
+            lengths = np.count_nonzero(amino_acids, axis=1) if may_drop else np.full(rows, count)
+            kept.append(~(amino_acids == _STOP).any(axis=1) & (lengths > 0))
+            residues.append(lengths)
+            letters.append(amino_acids.tobytes())
+            starts.append(start)
             codons.append(count)
-    return TranslatedBlock(np.stack(kept, axis=1), letters, codons, may_drop)
+            start += rows * count
+    return TranslatedBlock(np.stack(kept, axis=1), np.stack(residues, axis=1), b"".join(letters).decode("ascii"),
+                           starts, codons, may_drop)
