@@ -244,7 +244,7 @@ _NO_FRAMES = np.zeros(0, dtype=np.int64)
 def _slim(block: WorkBlock) -> WorkBlock:
     """Only what the actor needs: packed tokens and row maps (records, chunks and frame ids stay here,
     and each batch's per-sequence arrays are rebuilt from the packed tokens on the actor)."""
-    return replace(block, records=[], chunks=[], frame_ids=[], frame_to_unique=_NO_FRAMES,
+    return replace(block, records=[], table=None, frame_ids=[], frame_to_unique=_NO_FRAMES,
                    dnabert_batches=[TokenBatch(b.rows, [], b.packed) for b in block.dnabert_batches],
                    esm_batches=[TokenBatch(b.rows, [], b.packed) for b in block.esm_batches])
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from virnucpro.engine.batching import token_budget_batches
-from virnucpro.frames import Chunk, chunk_records
+from virnucpro.frames.chunks import ChunkTable, chunk_table
 from virnucpro.io import Record, batch_records
 from virnucpro.tokenize.dnabert import DnabertTokenizer
-from virnucpro.tokenize.esm_alphabet import encode_protein
+from virnucpro.tokenize.esm_alphabet import encode_protein_arrays
 from virnucpro.tokenize.packing import PackedTokens, pack
 
 
@@ -51,7 +51,7 @@ class TokenBatch:
         return self.packed.num_tokens
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordInfo:
     """What the writer needs about an input record (its sequence only with --write-hits)."""
 
@@ -67,7 +67,7 @@ class WorkBlock:
     index: int
     first_record: int
     records: list[RecordInfo]
-    chunks: list[list[Chunk]]
+    table: ChunkTable | None  # chunks and kept frames as columns (None in a slimmed copy for Ray)
     frame_ids: list[str]  # every kept frame, in output order
     frame_to_unique: np.ndarray  # [n_frames] -> distinct (nucleotide, protein) pair
     unique_nucleotide: np.ndarray  # [n_unique] -> row of the DNABERT-S table
@@ -114,25 +114,30 @@ def build_block(
     tokenizer: DnabertTokenizer, pin_memory: bool = False,
 ) -> WorkBlock:
     """Chunk, translate, select, deduplicate, tokenise and batch one group of records."""
-    chunks = chunk_records(records, settings.chunk_size, settings.chunking)
-    frames = [frame for per_record in chunks for chunk in per_record for frame in chunk.frames]
-    nucleotides: dict[str, int] = {}
-    proteins: dict[str, int] = {}
+    table = chunk_table(records, settings.chunk_size, settings.chunking)
+    nucleotides = _first_seen(table.nucleotides)
+    proteins = _first_seen(table.proteins)
     pairs: dict[tuple[int, int], int] = {}
-    frame_to_unique = np.empty(len(frames), dtype=np.int64)
-    for i, frame in enumerate(frames):
-        pair = (nucleotides.setdefault(frame.nucleotide, len(nucleotides)),
-                proteins.setdefault(frame.protein, len(proteins)))
-        frame_to_unique[i] = pairs.setdefault(pair, len(pairs))
+    frame_to_unique = np.fromiter(
+        (pairs.setdefault(pair, len(pairs)) for pair in zip(map(nucleotides.__getitem__, table.nucleotides),
+                                                            map(proteins.__getitem__, table.proteins))),
+        dtype=np.int64, count=len(table.proteins),
+    )
     unique = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
     infos = [RecordInfo(r.id, len(r.sequence), r.sequence if settings.keep_sequences else None) for r in records]
     block = WorkBlock(
-        index, first_record, infos, chunks, [f.frame_id for f in frames], frame_to_unique,
+        index, first_record, infos, table, table.frame_labels(table.chunk_ids), frame_to_unique,
         unique[:, 0].copy(), unique[:, 1].copy(), len(nucleotides), len(proteins),
     )
     block.dnabert_batches = _batches(tokenizer.encode_batch(list(nucleotides)), settings.dnabert_batch_tokens, pin_memory)
-    block.esm_batches = _batches([encode_protein(p) for p in proteins], settings.esm_batch_tokens, pin_memory)
+    block.esm_batches = _batches(encode_protein_arrays(list(proteins)), settings.esm_batch_tokens, pin_memory)
     return block
+
+
+def _first_seen(texts: list[str]) -> dict[str, int]:
+    """Each distinct text -> its rank by first appearance."""
+    distinct = dict.fromkeys(texts)
+    return dict(zip(distinct, range(len(distinct))))
 
 
 def _batches(token_arrays: list[np.ndarray], max_tokens: int, pin_memory: bool) -> list[TokenBatch]:

@@ -79,7 +79,7 @@ class RunTotals:
     def add(self, output: BlockOutput) -> None:
         block = output.block
         self.records += len(block.records)
-        self.chunks += sum(len(c) for c in block.chunks)
+        self.chunks += len(block.table.chunk_ids)
         self.frames += block.num_frames
         self.unique_frames += block.num_unique
         self.esm_tokens += block.esm_tokens
@@ -319,20 +319,15 @@ def _write_block(output: BlockOutput, results: ResultWriter | None, embeddings: 
 
 def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list[SequenceResult]:
     """Per-record results with each kept frame's float32 probabilities (duplicates share theirs)."""
+    table = block.table
     per_frame = unique_probabilities[block.frame_to_unique].tolist()
-    position = 0
-    out = []
-    for info, chunks in zip(block.records, block.chunks):
-        chunk_results = []
-        for chunk in chunks:
-            frames = []
-            for frame in chunk.frames:
-                p_others, p_virus = per_frame[position]
-                frames.append(FrameScore(frame.frame_id, p_others, p_virus))
-                position += 1
-            chunk_results.append(ChunkResult(chunk.chunk_id, chunk.start, chunk.end, frames))
-        out.append(SequenceResult(info.id, info.length, chunk_results, info.sequence))
-    return out
+    scores = list(map(FrameScore, block.frame_ids, *zip(*per_frame))) if per_frame else []
+    frame_bounds = np.searchsorted(table.frame_chunks, np.arange(len(table.chunk_ids) + 1)).tolist()
+    chunks = list(map(ChunkResult, table.chunk_ids, table.starts.tolist(), table.ends.tolist(),
+                      [scores[a:b] for a, b in itertools.pairwise(frame_bounds)]))
+    chunk_bounds = np.cumsum([0, *table.chunk_counts]).tolist()
+    return [SequenceResult(info.id, info.length, chunks[a:b], info.sequence)
+            for info, (a, b) in zip(block.records, itertools.pairwise(chunk_bounds))]
 
 
 def _checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None,
