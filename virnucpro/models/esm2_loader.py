@@ -59,7 +59,7 @@ def load_esm2(
     device = torch.device(device)
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     if path.is_dir():
-        cfg, state, layout = _read_hf_dir(path)
+        cfg, state, layout = _read_hf_dir(path, device)
     elif path.is_file():
         cfg, state, layout = _read_fair_esm(path)
     else:
@@ -117,7 +117,7 @@ def _convert(cfg: ESM2Config, state: Mapping[str, torch.Tensor], layout: int):
 # --- Hugging Face directory -------------------------------------------------------------------
 
 
-def _read_hf_dir(path: Path):
+def _read_hf_dir(path: Path, device: torch.device):
     config_file = path / "config.json"
     if not config_file.is_file():
         raise ModelLoadError(f"{path} has no config.json (expected a Hugging Face ESM-2 directory)")
@@ -135,12 +135,17 @@ def _read_hf_dir(path: Path):
     )
     if not raw.get("token_dropout", True):
         raise ModelLoadError(f"{config_file}: token_dropout is off; ESM-2 checkpoints have it on")
-    state = {_strip(k, "esm."): t for k, t in _read_hf_weights(path).items()}
+    state = {_strip(k, "esm."): t for k, t in _read_hf_weights(path, device).items()}
     return cfg, state, 0
 
 
-def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+def _read_hf_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """safetensors go straight to `device` one tensor at a time (the 11 GB fp32 3B checkpoint never
+    sits whole in host memory); pickled files are read on the host."""
+    from safetensors.torch import load_file as load_safetensors
+
+    def load_file(file: Path) -> dict[str, torch.Tensor]:
+        return load_safetensors(file, device=str(device))
 
     for index_name, reader in (("model.safetensors.index.json", load_file),
                                ("pytorch_model.bin.index.json", _load_pickled_weights)):  # fmt: skip
