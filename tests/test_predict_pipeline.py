@@ -202,3 +202,14 @@ def test_model_type_chunking_threads_log_file_and_verbosity(tmp_path, model_args
     assert run["parameters"]["chunk_size"] == 500 and run["parameters"]["chunking"] == "legacy"
     assert run["threads"] == 1
     assert "models loaded" in log.read_text()
+
+
+def test_run_json_records_model_checksums(tmp_path, tiny_models, model_args):
+    import hashlib
+
+    out = tmp_path / "out"
+    assert main(["predict", str(_reads(tmp_path, n=3)), "-o", str(out), *model_args]) == 0
+    models = json.loads((out / "run.json").read_text())["models"]
+    classifier = models["classifier"]["files"]["classifier.pth"]
+    assert classifier["sha256"] == hashlib.sha256((tiny_models / "classifier.pth").read_bytes()).hexdigest()
+    assert set(models["esm2"]["files"]) >= {"config.json", "model.safetensors"}

@@ -22,6 +22,7 @@ from virnucpro.engine.gpu_monitor import UtilizationSampler
 from virnucpro.engine.worker import STAGES, BlockOutput, DeviceWorker
 from virnucpro.errors import ResumeError, VirnucproError
 from virnucpro.io import read_records
+from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
@@ -229,7 +230,8 @@ def block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
 def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedModels, dtype: torch.dtype,
                 device: torch.device) -> dict:
     """Everything that decides the result bytes (the resume fingerprint covers exactly this)."""
-    model_files = {kind: _file_identity(path) for kind, path in models.paths.items()}
+    stamps = hash_stamps()
+    model_files = {kind: _file_identity(path, stamps) for kind, path in models.paths.items()}
     return {
         "version": __version__, "chunk_size": settings.chunk_size, "chunking": settings.chunking,
         "esm_batch_tokens": settings.esm_batch_tokens, "dnabert_batch_tokens": settings.dnabert_batch_tokens,
@@ -240,9 +242,12 @@ def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedMode
     }
 
 
-def _file_identity(path: Path) -> dict:
+def _file_identity(path: Path, stamps) -> dict:
+    """Size and sha256 of every model file (hashed once per file version, then remembered)."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return {"path": str(path.resolve()), "files": {p.name: p.stat().st_size for p in files}}
+    return {"path": str(path.resolve()),
+            "files": {str(p.relative_to(path)) if path.is_dir() else p.name:
+                      {"size": p.stat().st_size, "sha256": stamps.sha256(p)} for p in files}}
 
 
 def _journal(previous: Journal | None, run_fingerprint: str, options: RunOptions) -> Journal:
