@@ -21,9 +21,8 @@ from virnucpro.devtools.workloads import write_reads
 from virnucpro.engine.worker import Encoders
 from virnucpro.io import read_records
 from virnucpro.pipeline.blocks import WorkBlock, iter_blocks
-from virnucpro.pipeline.predict import RunOptions, block_settings, run
-from virnucpro.pipeline.setup import (ModelChoice, load_models, prepare_workers, resolve_devices,
-                                      resolve_precision)
+from virnucpro.pipeline.predict import RunOptions, load_workers, run
+from virnucpro.pipeline.setup import ModelChoice, resolve_devices, resolve_precision
 from virnucpro.pipeline.stream import StreamEngine
 
 
@@ -77,9 +76,7 @@ def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
     """ESM-2 over the same blocks and batches as the run, overlapped the same way, nothing else."""
     devices = resolve_devices(options.device, options.gpus, options.workers)
     dtype = resolve_precision(options.precision, devices[0])
-    models = load_models(options.models, devices, dtype, logger)
-    settings = block_settings(options, devices[0])
-    prepare_workers(models.workers, settings.esm_batch_tokens)
+    _, settings, models, _, _ = load_workers(options, devices, dtype, logger, cluster=None)  # as in the run
     blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer,
                          pin_memory=devices[0].type == "cuda")
     engine = StreamEngine(blocks, models.workers, _run_esm_only)

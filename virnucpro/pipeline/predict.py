@@ -177,7 +177,7 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
     state = OutputState(options)
     previous = state.previous_journal()
     state.prepare()
-    options, settings, models, workers, device_names = _load_workers(options, devices, dtype, logger, cluster)
+    options, settings, models, workers, device_names = load_workers(options, devices, dtype, logger, cluster)
     parameters = _parameters(options, settings, models, dtype, device)
     inputs = input_identity(options.inputs)
     merge_key = fingerprint(inputs, {k: v for k, v in parameters.items() if k != "shard"})
@@ -193,8 +193,8 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
     return summary
 
 
-def _load_workers(options: RunOptions, devices: list[torch.device], dtype: torch.dtype,
-                  logger: logging.Logger, cluster):
+def load_workers(options: RunOptions, devices: list[torch.device], dtype: torch.dtype,
+                 logger: logging.Logger, cluster):
     """Models on every worker (threads here, or Ray actors), compiled and warmed up before the
     stream starts; returns the options (token budget resolved), block settings, models, workers
     and the devices' names."""
