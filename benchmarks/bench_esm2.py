@@ -36,6 +36,7 @@ VARIANTS = {  # ours: eager; compiled with torch varlen attention / our Triton k
     "compiled-triton-attn": dict(fast=True, mode="default", fused_attention=True),
     "compiled": dict(fast=True, mode="default", fused_attention=None),
     "compiled-max-autotune": dict(fast=True, mode="max-autotune-no-cudagraphs", fused_attention=None),
+    "compiled-dynamic": dict(fast=True, mode="default", fused_attention=None, dynamic=True),
 }
 
 
@@ -70,7 +71,10 @@ class Ours:
         options = VARIANTS[variant]
         self.model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
         if options["fast"]:
-            self.model.enable_compile(budget, mode=options["mode"], fused_attention=options["fused_attention"])
+            self.model.enable_compile(
+                budget, mode=options["mode"], fused_attention=options["fused_attention"],
+                dynamic=options.get("dynamic", False),
+            )  # fmt: skip
         self.budget = budget
 
     def batches(self, seqs):
@@ -207,6 +211,111 @@ def kernel_profile(candidate, batch) -> dict:
             "top": [(e.key[:90], getattr(e, "device_time_total", 0) / 1e6) for e in top]}  # fmt: skip
 
 
+def attention_sweep(cfg, tokens: int) -> dict:
+    """Milliseconds per call of the packed Triton kernel per tile/launch config, for ESM-2
+    (rotary, ~51-token proteins) and DNABERT-S shapes (ALiBi, 12 heads of 64, ~33-token frames)."""
+    import triton.testing
+
+    from virnucpro.models.dnabert import alibi_slopes
+    from virnucpro.models.packed_attention import KERNEL_CONFIG, packed_attention
+
+    configs = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=st)
+               for m in (64, 128) for n in (32, 64) for w in (4, 8) for st in (2, 3)]  # fmt: skip
+    cases = {"esm2_rotary_51": (cfg.num_heads, cfg.head_dim, 51), "dnabert_alibi_33": (12, 64, 33)}
+    out = {"default": KERNEL_CONFIG}
+    for case, (heads, head_dim, seqlen) in cases.items():
+        qkv = torch.randn(tokens, 3 * heads * head_dim, device=DEVICE, dtype=DTYPE)
+        cu = torch.arange(0, tokens + 1, seqlen, device=DEVICE, dtype=torch.int32)
+        cu = torch.cat((cu, torch.tensor([tokens], device=DEVICE, dtype=torch.int32))).unique()
+        lengths = cu[1:] - cu[:-1]
+        start = torch.repeat_interleave(cu[:-1], lengths)
+        end = torch.repeat_interleave(cu[1:], lengths)
+        angles = (torch.arange(tokens, device=DEVICE) - start)[:, None].float() * torch.rand(head_dim // 2, device=DEVICE)
+        extra = ({"rotary": (angles.cos(), angles.sin())} if case.startswith("esm2")
+                 else {"alibi_slopes": torch.tensor(alibi_slopes(heads), device=DEVICE)})  # fmt: skip
+        rows = []
+        for config in configs:
+            try:
+                ms = triton.testing.do_bench(lambda: packed_attention(qkv, start, end, heads, 0.125, config=config, **extra))
+            except Exception as exc:  # a config can exceed shared memory or registers
+                ms = None
+                print(f"  {case} {config}: {type(exc).__name__}", flush=True)
+            rows.append({**config, "ms": ms})
+        rows.sort(key=lambda r: r["ms"] if r["ms"] is not None else 1e9)
+        out[case] = rows
+        print(f"attention sweep {case}: best {rows[0]}, default {[r for r in rows if all(r[k] == v for k, v in KERNEL_CONFIG.items())]}", flush=True)
+    return out
+
+
+def fp8_probe(model_dir, seqs, ref_model=None) -> dict:
+    """Would FP8 weight matmuls keep the embeddings? Cosine per sequence of an ESM-2 whose four
+    linear layers run as e4m3 rowwise-scaled matmuls (torch._scaled_mm, bf16 out), vs fp32; and
+    the four-matmul stack's speed in fp8 vs bf16 (the most FP8 could give)."""
+    import types
+
+    import virnucpro.models.esm2 as esm2_module
+
+    e4m3 = torch.float8_e4m3fn
+    fmax = torch.finfo(e4m3).max
+
+    def quantize_rows(t):
+        scale = t.float().abs().amax(-1, keepdim=True).clamp(min=1e-12) / fmax
+        return (t.float() / scale).to(e4m3), scale
+
+    cache = {}
+
+    def fp8_linear(x, w, b=None):
+        key = w.data_ptr()
+        if key not in cache:
+            cache[key] = quantize_rows(w)
+        wq, ws = cache[key]
+        xq, xs = quantize_rows(x.reshape(-1, x.shape[-1]))
+        y = torch._scaled_mm(xq, wq.t(), scale_a=xs, scale_b=ws.t(), out_dtype=torch.bfloat16)
+        y = y if b is None else y + b
+        return y.reshape(*x.shape[:-1], -1)
+
+    shim = types.SimpleNamespace(**{k: getattr(torch.nn.functional, k) for k in dir(torch.nn.functional) if not k.startswith("__")})
+    shim.linear = fp8_linear
+    seqs = sorted(seqs, key=len)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    reference = load_esm2(model_dir, DEVICE, torch.float32, fast=False)
+    ref = torch.cat([reference.embed(encode_proteins(seqs[i : i + 64])) for i in range(0, len(seqs), 64)])
+    del reference
+    model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
+    real_f = esm2_module.F
+    esm2_module.F = shim
+    try:
+        got = torch.cat([model.embed(encode_proteins(seqs[i : i + 64])) for i in range(0, len(seqs), 64)])
+    finally:
+        esm2_module.F = real_f
+    cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1)
+    cfg, tokens = model.cfg, 65_536
+    d, f = cfg.hidden_size, cfg.ffn_size
+    shapes = ((3 * d, d), (d, d), (f, d), (d, f))
+    xs = {k: torch.randn(tokens, k, device=DEVICE, dtype=DTYPE) for k in (d, f)}
+    ws = [torch.randn(n, k, device=DEVICE, dtype=DTYPE) / 50 for n, k in shapes]
+    xq = {k: quantize_rows(x) for k, x in xs.items()}
+    wq = [quantize_rows(w) for w in ws]
+
+    def stack(fp8: bool):
+        for _ in range(cfg.num_layers):
+            for (n, k), w, (wqq, wsc) in zip(shapes, ws, wq):
+                if fp8:
+                    torch._scaled_mm(xq[k][0], wqq.t(), scale_a=xq[k][1], scale_b=wsc.t(), out_dtype=torch.bfloat16)
+                else:
+                    torch.nn.functional.linear(xs[k], w)
+
+    seconds = {}
+    for name, fp8 in (("bf16", False), ("fp8", True)):
+        stack(fp8)
+        seconds[name] = statistics.median(timed(lambda: stack(fp8))[0] for _ in range(3))
+    result = {"cosine_vs_fp32": {"min": cos.min().item(), "mean": cos.mean().item(), "n": len(seqs)},
+              "gemm_stack_seconds": seconds, "gemm_stack_speedup": seconds["bf16"] / seconds["fp8"],
+              "gemm_stack_tokens_per_s": {k: tokens / v for k, v in seconds.items()}}  # fmt: skip
+    print(f"fp8 probe: {result}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -219,6 +328,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", choices=["full", "tiny"], default="full", help="model written if --model is empty")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    parser.add_argument("--attention-sweep", action="store_true", help="time the Triton kernel's tile configs")
+    parser.add_argument("--fp8-probe", action="store_true", help="FP8 matmul accuracy and GEMM speed")
+    parser.add_argument("--skip-workloads", action="store_true", help="only the sweep/probe (no baseline)")
     args = parser.parse_args()
     global DEVICE, DTYPE
     DEVICE, DTYPE = args.device, torch.bfloat16 if args.device == "cuda" else torch.float32
@@ -237,6 +349,20 @@ def main() -> None:
     def save():
         args.out.write_text(json.dumps(result, indent=1) + "\n")
 
+    if args.attention_sweep or args.fp8_probe:
+        from virnucpro.models.esm2 import ESM2Config
+
+        raw = json.loads((args.model / "config.json").read_text())
+        cfg = ESM2Config(raw["num_hidden_layers"], raw["hidden_size"], raw["num_attention_heads"], raw["intermediate_size"])
+        if args.attention_sweep:
+            result["attention_sweep"] = attention_sweep(cfg, args.budget)
+            save()
+        if args.fp8_probe:
+            probe_seqs = proteins(48, 50, 256, 1) + proteins(95, 100, 128, 2)
+            result["fp8_probe"] = fp8_probe(args.model, probe_seqs)
+            save()
+    if args.skip_workloads:
+        return
     candidates = {"baseline": Baseline(args.model, args.budget)}
     for variant in args.variants:
         candidates[f"ours-{variant}"] = Ours(args.model, variant, args.budget)

@@ -91,3 +91,16 @@ def test_cpu_defaults_are_fp32_with_exact_attention(model):
     assert model.attention_backend() == SDPA_PADDED
     assert describe_backend("cpu", torch.float32) == SDPA_PADDED
 
+
+
+def test_dynamic_compiled_path_equals_eager_and_compiles_once(tiny_dir, model):
+    """The no-padding compiled path: any token count, one compilation per compiled function."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = load_esm2(tiny_dir, device="cpu", fast=False).enable_compile(dynamic=True)
+    assert not compiled.pads_batches
+    for sizes in ((3, 49), (1, 150, 20, 7), (64,) * 5):
+        proteins = [random_protein(n, seed=n + i) for i, n in enumerate(sizes)]
+        batch = encode_proteins(proteins)
+        torch.testing.assert_close(compiled.embed(batch), model.embed(batch), rtol=1e-5, atol=1e-6)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # post-attention + rotary

@@ -5,9 +5,10 @@ LayerNorm, then post-LN layers of ALiBi self-attention (fused Wqkv) and a GEGLU 
 parameter names equal the checkpoint's keys, so loading is a key-for-key copy.
 
 Sequences arrive packed (`PackedTokens`: no padding). Every matrix product runs on the packed
-tokens; only attention needs per-sequence structure, which it gets from flash-attn's varlen kernel
-(ALiBi slopes built in) when installed, otherwise from SDPA over a padded view with a float
-ALiBi + key-padding bias. Frames are ~30-40 tokens, so the padded attention costs ~1% of the FLOPs.
+tokens; only attention needs per-sequence structure, which it gets from (first that runs here)
+flash-attn's varlen kernel with ALiBi slopes, our Triton packed kernel with ALiBi built in
+(`packed_attention.py`), or SDPA over a padded view with a float ALiBi + key-padding bias (CPU,
+fp32: the exact reference path).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from virnucpro.models.packed_attention import has_packed_attention, packed_attention
 from virnucpro.models.pooling import segment_sums
 from virnucpro.tokenize.packing import PackedTokens
 
@@ -184,9 +186,7 @@ class DnabertS(nn.Module):
         """Which attention kernel `embed` uses on this model's device and dtype (for logs)."""
         device = self.embeddings.word_embeddings.weight.device
         fused = "; torch.compile-fused GEGLU and residual+LayerNorm" if device.type == "cuda" else ""
-        if _use_flash(device, self.dtype):
-            return "flash-attn varlen (ALiBi slopes)" + fused
-        return "SDPA over a padded view (ALiBi + key-padding bias)" + fused
+        return _ATTENTION_NAMES[_attention_kind(self.config, device, self.dtype)] + fused
 
 
 @functools.cache
@@ -199,8 +199,21 @@ def _flash_varlen():
     return flash_attn_varlen_func
 
 
-def _use_flash(device: torch.device, dtype: torch.dtype) -> bool:
-    return device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and _flash_varlen() is not None
+_ATTENTION_NAMES = {
+    "flash": "flash-attn varlen (ALiBi slopes)",
+    "triton": "Triton packed attention (ALiBi in-kernel)",
+    "padded": "SDPA over a padded view (ALiBi + key-padding bias)",
+}
+
+
+def _attention_kind(cfg: DnabertConfig, device: torch.device, dtype: torch.dtype) -> str:
+    """flash-attn when installed, else our Triton kernel, else the padded SDPA reference."""
+    half = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+    if half and _flash_varlen() is not None:
+        return "flash"
+    if has_packed_attention(device, dtype, cfg.head_dim):
+        return "triton"
+    return "padded"
 
 
 @functools.cache
@@ -220,7 +233,9 @@ class AttentionBatch:
     lengths: Tensor  # [B] float32
     seq_index: Tensor  # [T] sequence of each token
     slopes: Tensor  # [H] float32
-    padded: PaddedView | None  # None when flash-attn handles the packed layout itself
+    kind: str  # see _attention_kind
+    padded: PaddedView | None  # only for the padded SDPA path
+    seq_bounds: tuple[Tensor, Tensor] | None  # [T] int32 start/end of each token's sequence (Triton)
 
     @classmethod
     def build(
@@ -232,9 +247,12 @@ class AttentionBatch:
             torch.arange(lengths.numel(), device=device), lengths, output_size=n_tokens
         )
         slopes = _slopes_on(cfg.num_attention_heads, device)
-        padded = None
-        if not _use_flash(device, dtype):
+        kind = _attention_kind(cfg, device, dtype)
+        padded = seq_bounds = None
+        if kind == "padded":
             padded = PaddedView.build(cu_seqlens.long(), lengths, seq_index, max_seqlen, slopes, dtype)
+        elif kind == "triton":
+            seq_bounds = (cu_seqlens[:-1].int()[seq_index], cu_seqlens[1:].int()[seq_index])
         return cls(
             n_heads=cfg.num_attention_heads,
             head_dim=cfg.head_dim,
@@ -243,13 +261,19 @@ class AttentionBatch:
             lengths=lengths.float(),
             seq_index=seq_index,
             slopes=slopes,
+            kind=kind,
             padded=padded,
+            seq_bounds=seq_bounds,
         )
 
     def attend(self, qkv: Tensor) -> Tensor:
         """Per-sequence softmax(q k^T / sqrt(d) - slope |i - j|) v; [T, 3D] -> [T, D]."""
         n_tokens = qkv.shape[0]
-        if self.padded is None:
+        if self.kind == "triton":
+            start, end = self.seq_bounds
+            out = packed_attention(qkv, start, end, self.n_heads, self.head_dim**-0.5, alibi_slopes=self.slopes)
+            return out.reshape(n_tokens, -1)
+        if self.kind == "flash":
             q, k, v = qkv.view(n_tokens, 3, self.n_heads, self.head_dim).unbind(1)
             out = _flash_varlen()(
                 q, k, v, self.cu_seqlens, self.cu_seqlens, self.max_seqlen, self.max_seqlen,

@@ -22,13 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from virnucpro.models.attention import (
-    TRITON_ROTARY,
-    has_fused_rotary_attention,
-    packed_rotary_attention,
-    select_backend,
-    varlen_attention,
-)
+from virnucpro.models.attention import select_backend, varlen_attention
+from virnucpro.models.packed_attention import TRITON_PACKED, has_packed_attention, packed_attention
 from virnucpro.models.pooling import segment_sums
 from virnucpro.tokenize.packing import PackedTokens
 
@@ -135,23 +130,31 @@ class ESM2(nn.Module):
         return self
 
     def enable_compile(
-        self, static_tokens: int | None = None, mode: str = "default", fused_attention: bool | None = None
+        self,
+        static_tokens: int | None = None,
+        mode: str = "default",
+        fused_attention: bool | None = None,
+        dynamic: bool = False,
     ) -> "ESM2":
-        """Compile the per-layer code for batches padded to a fixed token count.
+        """Compile the per-layer code (Inductor fuses norms, residual adds and GELU around the
+        cuBLAS matmuls).
 
-        `static_tokens` None: the first batch's size rounded up to a multiple of 8192; a larger batch
-        later grows it (one recompile). Static shapes let Inductor fuse norms, residual adds and GELU
-        around the cuBLAS matmuls. `fused_attention` (default: where it runs) uses the Triton
-        kernel that applies rotary inside attention instead of rotary + a varlen library kernel;
-        measured on an H200 (3B, 64k-token batches) it wins at ~50-token proteins (+1.2%) and loses
-        at ~100 tokens (-4%), so by default it is used for batches averaging <= 64 tokens.
+        Static (default): batches are padded with dummy sequences to a fixed token count,
+        `static_tokens` (None: the first batch's size rounded up to a multiple of 8192; a larger
+        batch later grows it, one recompile). `dynamic`: one compilation for any token count and no
+        padding, so a short batch costs only its own tokens.
+        `fused_attention` (default: where it runs) uses the Triton kernel that applies rotary
+        inside attention instead of rotary + a varlen library kernel; measured on an H200 (3B,
+        64k-token batches) it wins at ~50-token proteins (+1.2%) and loses at ~100 tokens (-4%),
+        so by default it is used for batches averaging <= 64 tokens.
         """
-        self._post = torch.compile(post_attention, dynamic=False, fullgraph=True, mode=mode)
-        self._rotary = torch.compile(rotary_qkv, dynamic=False, fullgraph=True, mode=mode)
+        compile_options = dict(dynamic=None if dynamic else False, fullgraph=True, mode=mode)
+        self._post = _marking_tokens_dynamic(torch.compile(post_attention, **compile_options), dynamic, 2)
+        self._rotary = _marking_tokens_dynamic(torch.compile(rotary_qkv, **compile_options), dynamic, 3)
         device, cfg = self.embed_tokens.weight.device, self.cfg
-        possible = has_fused_rotary_attention(device, self.compute_dtype, cfg.head_dim)
+        possible = has_packed_attention(device, self.compute_dtype, cfg.head_dim)
         self._fused_attention = fused_attention if possible else False
-        self._static_tokens = static_tokens or 0
+        self._static_tokens = None if dynamic else (static_tokens or 0)
         return self
 
     @property
@@ -167,8 +170,20 @@ class ESM2(nn.Module):
     def attention_backend(self, mean_tokens: float | None = None) -> str:
         """The attention used for batches of this mean sequence length (in tokens)."""
         if self._use_fused_attention(mean_tokens):
-            return TRITON_ROTARY
+            return TRITON_PACKED
         return select_backend(self.embed_tokens.weight.device, self.compute_dtype)
+
+    def describe_attention(self) -> str:
+        """For logs: the attention kernels this model will use, and the compiled mode."""
+        varlen = select_backend(self.embed_tokens.weight.device, self.compute_dtype)
+        if self._fused_attention is None:
+            kernels = f"{TRITON_PACKED} (batches averaging <= {_FUSED_ATTENTION_MAX_MEAN_TOKENS} tokens), else {varlen}"
+        else:
+            kernels = TRITON_PACKED if self._fused_attention else varlen
+        if self._post is not post_attention:
+            mode = "compiled, padded to a fixed token count" if self.pads_batches else "compiled, any token count"
+            return f"{kernels}; {mode}"
+        return kernels
 
     def _use_fused_attention(self, mean_tokens: float | None) -> bool:
         if self._fused_attention is None:
@@ -203,7 +218,7 @@ class ESM2(nn.Module):
         for i, layer in enumerate(self.layers):
             qkv = F.linear(h, layer.qkv.weight, layer.qkv.bias)  # [T, 3*D]; q pre-scaled
             if fused:
-                attn = packed_rotary_attention(qkv, cos, sin, seq_start, seq_end, heads)
+                attn = packed_attention(qkv, seq_start, seq_end, heads, rotary=(cos, sin))
             else:
                 q, k, v = self._rotary(qkv, cos, sin, heads)
                 attn = varlen_attention(q, k, v, cu, packed.max_seqlen, 1.0, backend)
@@ -231,6 +246,19 @@ class ESM2(nn.Module):
         tail = packed.cu_seqlens[-1] + torch.tensor(dummy_lengths, dtype=torch.int32).cumsum(0)
         cu = torch.cat((packed.cu_seqlens, tail.to(torch.int32)))
         return PackedTokens(ids, cu, max(packed.max_seqlen, max(dummy_lengths)))
+
+
+def _marking_tokens_dynamic(compiled, dynamic: bool, token_args: int):
+    """`compiled` with dim 0 (tokens) of its first `token_args` arguments marked dynamic."""
+    if not dynamic:
+        return compiled
+
+    def call(*args):
+        for arg in args[:token_args]:
+            torch._dynamo.maybe_mark_dynamic(arg, 0)
+        return compiled(*args)
+
+    return call
 
 
 def _token_spans(cu_seqlens: torch.Tensor, num_tokens: int):

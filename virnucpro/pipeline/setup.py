@@ -139,7 +139,7 @@ def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.d
     first = loaded[devices[0]]
     logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,
                 ", ".join(str(d) for d in loaded), str(dtype).removeprefix("torch."),
-                first.esm.attention_backend(), first.dnabert.describe_attention())
+                first.esm.describe_attention(), first.dnabert.describe_attention())
     return LoadedModels([loaded[d] for d in devices], tokenizer_for(paths["dnabert"]), info, paths, seconds)
 
 

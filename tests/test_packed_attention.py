@@ -1,0 +1,111 @@
+"""The Triton packed attention kernel (rotary for ESM-2, ALiBi for DNABERT-S) against plain references.
+
+On CPU it runs in Triton's interpreter (needs the `triton` package; skipped without it), in a
+subprocess because the interpreter is chosen when kernels are defined. On CUDA it runs compiled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from virnucpro.models.attention import sdpa_padded_attention
+from virnucpro.models.dnabert import alibi_slopes
+from virnucpro.models.esm2 import rotary_qkv
+
+LENGTHS = [3, 70, 1, 50, 130, 7, 64]  # tiles holding several sequences, sequences spanning tiles
+HEADS, HEAD_DIM = 2, 64
+
+
+def _inputs(dtype: torch.dtype, q_scale: float):
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor(LENGTHS)
+    cu = torch.cat((torch.zeros(1, dtype=torch.long), lengths.cumsum(0))).int()
+    tokens = int(cu[-1])
+    qkv = torch.randn(tokens, 3 * HEADS * HEAD_DIM, generator=gen)
+    qkv[:, : HEADS * HEAD_DIM] *= q_scale
+    qkv = qkv.to(dtype).float()  # the reference sees the same rounded inputs
+    starts, ends = torch.repeat_interleave(cu[:-1], lengths), torch.repeat_interleave(cu[1:], lengths)
+    return qkv, cu, starts, ends
+
+
+def _relative_error(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((got.float().cpu() - ref).abs().max() / ref.abs().max()).item()
+
+
+def check_rotary(device: str, dtype: torch.dtype) -> float:
+    """ESM-2's use: q pre-scaled, rotary on q and k; reference = rotary + exact padded SDPA."""
+    from virnucpro.models.packed_attention import packed_attention
+
+    qkv, cu, starts, ends = _inputs(dtype, HEAD_DIM**-0.5)
+    positions = torch.arange(qkv.shape[0]) - starts
+    angles = positions[:, None].float() * (1.0 / 10000 ** (torch.arange(0, HEAD_DIM, 2) / HEAD_DIM))
+    cos, sin = angles.cos(), angles.sin()
+    q, k, v = rotary_qkv(qkv, cos, sin, HEADS)
+    ref = sdpa_padded_attention(q, k, v, cu, max(LENGTHS), 1.0)
+    got = packed_attention(
+        qkv.to(device, dtype), starts.int().to(device), ends.int().to(device), HEADS,
+        rotary=(cos.to(device), sin.to(device)),
+    )  # fmt: skip
+    return _relative_error(got, ref)
+
+
+def check_alibi(device: str, dtype: torch.dtype) -> float:
+    """DNABERT-S's use: softmax(q.k / sqrt(d) - slope * |i - j|) per sequence, written out plainly."""
+    from virnucpro.models.packed_attention import packed_attention
+
+    qkv, cu, starts, ends = _inputs(dtype, 1.0)
+    slopes = torch.tensor(alibi_slopes(HEADS))
+    q, k, v = qkv.view(-1, 3, HEADS, HEAD_DIM).unbind(1)
+    ref = torch.empty_like(q)
+    for lo, hi in zip(cu[:-1].tolist(), cu[1:].tolist()):
+        pos = torch.arange(hi - lo).float()
+        bias = -slopes[:, None, None] * (pos[:, None] - pos[None, :]).abs()  # [H, L, L]
+        scores = torch.einsum("ihd,jhd->hij", q[lo:hi], k[lo:hi]) * HEAD_DIM**-0.5 + bias
+        ref[lo:hi] = torch.einsum("hij,jhd->ihd", scores.softmax(-1), v[lo:hi])
+    got = packed_attention(
+        qkv.to(device, dtype), starts.int().to(device), ends.int().to(device), HEADS, HEAD_DIM**-0.5,
+        alibi_slopes=slopes.to(device),
+    )  # fmt: skip
+    return _relative_error(got, ref)
+
+
+_INTERPRETER_SCRIPT = """
+import triton.runtime.interpreter as interp
+original = getattr(interp, "_patch_lang_tensor", None)
+def patched(tensor, scope):  # the interpreter keeps scalars as shape-(1,) arrays; numpy 2 won't int() them
+    original(tensor, scope)
+    scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+if original is not None:
+    interp._patch_lang_tensor = patched
+import torch
+from tests.test_packed_attention import check_alibi, check_rotary
+print(check_rotary("cpu", torch.float32), check_alibi("cpu", torch.float32))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs the triton package")
+def test_kernel_in_triton_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", _INTERPRETER_SCRIPT], env=env, capture_output=True, text=True, timeout=240,
+        cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    rotary_error, alibi_error = map(float, run.stdout.split()[-2:])
+    assert rotary_error < 1e-5
+    assert alibi_error < 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("check", [check_rotary, check_alibi])
+def test_kernel_on_gpu_bf16(check):
+    error = check("cuda", torch.bfloat16)
+    assert error < 1e-2, error

@@ -1,0 +1,127 @@
+"""Attention over a packed token stream in one Triton kernel, with rotary or ALiBi built in.
+
+For the short sequences of this pipeline (ESM-2: ~50 tokens, DNABERT-S: ~33) the generic varlen
+kernels spend most of their time on per-sequence tile overhead, and rotary or a padded ALiBi bias
+costs extra passes over memory. This kernel reads q, k and v straight from the fused QKV matmul
+output [T, 3*D], attends 64-token tiles of the stream with a same-sequence mask (so one tile holds
+several short sequences), and applies in registers either
+- rotary (ESM-2): rotate_half on q and k in fp32 from per-token cos/sin tables, or
+- ALiBi (DNABERT-S): score - slope[head] * |i - j| (within a sequence, |i - j| is the distance of
+  the two tokens in the stream, so no positions are needed).
+Softmax statistics and the output accumulate in fp32; the result is cast to the input dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TRITON_PACKED = "triton-packed"
+# Tile sizes and launch shape, fixed (not autotuned) so that every run and every GPU makes the same
+# choice: the order of the softmax accumulation, hence the last bits of the output, depends on them.
+KERNEL_CONFIG = {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU installs: the exact and torch backends remain
+    triton = None
+
+
+def has_packed_attention(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether `packed_attention` runs here (CUDA fp16/bf16, head dim a multiple of 32, <= 128)."""
+    if triton is None or device.type != "cuda":
+        return False
+    return dtype in (torch.float16, torch.bfloat16) and head_dim % 32 == 0 and head_dim <= 128
+
+
+def packed_attention(
+    qkv: torch.Tensor,
+    seq_start: torch.Tensor,
+    seq_end: torch.Tensor,
+    num_heads: int,
+    scale: float = 1.0,
+    rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+    alibi_slopes: torch.Tensor | None = None,
+    config: dict | None = None,
+) -> torch.Tensor:
+    """Non-causal attention of each token over its own sequence; returns [T, H, Dh].
+
+    qkv: [T, 3*D] rows q | k | v (each [H, Dh]); seq_start, seq_end: [T] int32 bounds of each
+    token's sequence; scale multiplies q.k; rotary: (cos, sin) [T, Dh/2] fp32; alibi_slopes: [H] fp32.
+    """
+    tokens, width = qkv.shape
+    head_dim = width // (3 * num_heads)
+    cfg = {**KERNEL_CONFIG, **(config or {})}
+    out = torch.empty(tokens, num_heads, head_dim, device=qkv.device, dtype=qkv.dtype)
+    cos, sin = rotary if rotary is not None else (qkv, qkv)  # unused when HAS_ROTARY is off
+    slopes = alibi_slopes if alibi_slopes is not None else qkv
+    grid = (triton.cdiv(tokens, cfg["BLOCK_M"]), num_heads)
+    _packed_attention_kernel[grid](
+        qkv, cos, sin, slopes, seq_start, seq_end, out, tokens, qkv.stride(0), out.stride(0), scale,
+        MODEL_DIM=width // 3, HEAD_DIM=head_dim, HALF=head_dim // 2,
+        HAS_ROTARY=rotary is not None, HAS_ALIBI=alibi_slopes is not None,
+        BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )  # fmt: skip
+    return out
+
+
+if triton is not None:
+
+    @triton.jit
+    def _load_halves(x_ptr, cos_ptr, sin_ptr, rows, row_ok, half_cols, HALF: tl.constexpr, HAS_ROTARY: tl.constexpr):
+        """Both halves of a [rows, Dh] tile; rotated (rotate_half, fp32 math) when HAS_ROTARY."""
+        x1 = tl.load(x_ptr, mask=row_ok[:, None], other=0.0)
+        x2 = tl.load(x_ptr + HALF, mask=row_ok[:, None], other=0.0)
+        if HAS_ROTARY:
+            cs_off = rows[:, None] * HALF + half_cols[None, :]
+            c = tl.load(cos_ptr + cs_off, mask=row_ok[:, None], other=0.0)
+            s = tl.load(sin_ptr + cs_off, mask=row_ok[:, None], other=0.0)
+            a, b = x1.to(tl.float32), x2.to(tl.float32)
+            x1, x2 = (a * c - b * s).to(x1.dtype), (b * c + a * s).to(x2.dtype)
+        return x1, x2
+
+    @triton.jit
+    def _packed_attention_kernel(
+        qkv_ptr, cos_ptr, sin_ptr, slopes_ptr, start_ptr, end_ptr, out_ptr, T, stride_qkv, stride_out, scale,
+        MODEL_DIM: tl.constexpr, HEAD_DIM: tl.constexpr, HALF: tl.constexpr,
+        HAS_ROTARY: tl.constexpr, HAS_ALIBI: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        first = tl.program_id(0) * BLOCK_M
+        head_index = tl.program_id(1)
+        head = head_index * HEAD_DIM
+        rows = first + tl.arange(0, BLOCK_M)
+        row_ok = rows < T
+        half_cols = tl.arange(0, HALF)
+        dims = tl.arange(0, HEAD_DIM)
+        q_start = tl.load(start_ptr + rows, mask=row_ok, other=T)
+        q_end = tl.load(end_ptr + rows, mask=row_ok, other=0)
+        lo = tl.min(q_start, 0)  # keys of all sequences this query tile touches
+        hi = tl.max(q_end, 0)
+        q_ptr = qkv_ptr + rows[:, None] * stride_qkv + head + half_cols[None, :]
+        q1, q2 = _load_halves(q_ptr, cos_ptr, sin_ptr, rows, row_ok, half_cols, HALF, HAS_ROTARY)
+        m_i = tl.full([BLOCK_M], -1.0e30, tl.float32)
+        l_i = tl.zeros([BLOCK_M], tl.float32)
+        acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
+        for key_first in range(lo, hi, BLOCK_N):
+            cols = key_first + tl.arange(0, BLOCK_N)
+            col_ok = cols < hi
+            k_ptr = qkv_ptr + cols[:, None] * stride_qkv + MODEL_DIM + head + half_cols[None, :]
+            k1, k2 = _load_halves(k_ptr, cos_ptr, sin_ptr, cols, col_ok, half_cols, HALF, HAS_ROTARY)
+            scores = (tl.dot(q1, tl.trans(k1)) + tl.dot(q2, tl.trans(k2))) * scale  # fp32
+            if HAS_ALIBI:
+                slope = tl.load(slopes_ptr + head_index)
+                distance = tl.abs(rows[:, None] - cols[None, :]).to(tl.float32)
+                scores = scores - slope * distance
+            same_seq = (cols[None, :] >= q_start[:, None]) & (cols[None, :] < q_end[:, None])
+            scores = tl.where(same_seq, scores, -1.0e30)
+            m_new = tl.maximum(m_i, tl.max(scores, 1))
+            p = tl.where(same_seq, tl.exp(scores - m_new[:, None]), 0.0)
+            alpha = tl.exp(m_i - m_new)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            v_ptr = qkv_ptr + cols[:, None] * stride_qkv + 2 * MODEL_DIM + head + dims[None, :]
+            v = tl.load(v_ptr, mask=col_ok[:, None], other=0.0)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            m_i = m_new
+        out = acc / tl.maximum(l_i, 1.0e-30)[:, None]
+        out_ptr = out_ptr + rows[:, None] * stride_out + head + dims[None, :]
+        tl.store(out_ptr, out.to(out_ptr.dtype.element_ty), mask=row_ok[:, None])
