@@ -36,7 +36,6 @@ VARIANTS = {  # ours: eager; compiled with torch varlen attention / our Triton k
     "compiled-triton-attn": dict(fast=True, mode="default", fused_attention=True),
     "compiled": dict(fast=True, mode="default", fused_attention=None),
     "compiled-max-autotune": dict(fast=True, mode="max-autotune-no-cudagraphs", fused_attention=None),
-    "compiled-dynamic": dict(fast=True, mode="default", fused_attention=None, dynamic=True),
 }
 
 
@@ -71,10 +70,7 @@ class Ours:
         options = VARIANTS[variant]
         self.model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
         if options["fast"]:
-            self.model.enable_compile(
-                budget, mode=options["mode"], fused_attention=options["fused_attention"],
-                dynamic=options.get("dynamic", False),
-            )  # fmt: skip
+            self.model.enable_compile(mode=options["mode"], fused_attention=options["fused_attention"])
         self.budget = budget
 
     def batches(self, seqs):

@@ -64,16 +64,6 @@ def test_packed_mixed_batch_equals_one_at_a_time(model):
     torch.testing.assert_close(packed, single, rtol=1e-5, atol=1e-6)
 
 
-def test_padding_to_a_fixed_token_count_changes_nothing(model):
-    proteins = [random_protein(n, seed=n) for n in (3, 49, 150)]
-    plain = model.embed(encode_proteins(proteins))
-    try:
-        padded = model.pad_batches_to(400).embed(encode_proteins(proteins))
-    finally:
-        model.pad_batches_to(None)
-    torch.testing.assert_close(padded, plain, rtol=1e-5, atol=1e-6)
-
-
 def test_long_protein_is_truncated_to_1024_residues(model):
     protein = random_protein(1100, seed=7)
     full, cut = model.embed(encode_proteins([protein, protein[:MAX_RESIDUES]]))
@@ -93,12 +83,11 @@ def test_cpu_defaults_are_fp32_with_exact_attention(model):
 
 
 
-def test_dynamic_compiled_path_equals_eager_and_compiles_once(tiny_dir, model):
-    """The no-padding compiled path: any token count, one compilation per compiled function."""
+def test_compiled_path_equals_eager_and_compiles_once(tiny_dir, model):
+    """The compiled path takes any token count with one compilation per compiled function."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    compiled = load_esm2(tiny_dir, device="cpu", fast=False).enable_compile(dynamic=True)
-    assert not compiled.pads_batches
+    compiled = load_esm2(tiny_dir, device="cpu", fast=False).enable_compile()
     for sizes in ((3, 49), (1, 150, 20, 7), (64,) * 5):
         proteins = [random_protein(n, seed=n + i) for i, n in enumerate(sizes)]
         batch = encode_proteins(proteins)

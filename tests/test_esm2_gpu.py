@@ -63,5 +63,5 @@ def test_tiny_compiled_equals_eager_on_gpu(tmp_path):
     write_random_esm2(tmp_path / "esm2", size="tiny", seed=2)
     seqs = proteins([1, 2, 49, 97, 300, 1100], seed=3)
     eager = load_esm2(tmp_path / "esm2", "cuda", torch.float32, fast=False).embed(encode_proteins(seqs))
-    compiled = load_esm2(tmp_path / "esm2", "cuda", torch.float32, fast=False).enable_compile(4096)
+    compiled = load_esm2(tmp_path / "esm2", "cuda", torch.float32, fast=False).enable_compile()
     torch.testing.assert_close(compiled.embed(encode_proteins(seqs)), eager, rtol=1e-4, atol=1e-5)

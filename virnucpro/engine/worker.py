@@ -147,16 +147,19 @@ class DeviceWorker:
 
 @torch.inference_mode()
 def warm_up(encoders: Encoders, batch_tokens: int) -> None:
-    """Run full-size dummy batches once so compilation happens at load time, not mid-stream.
+    """Run dummy batches once so compilation happens at load time, not mid-stream.
 
-    ESM-2's compiled path has one static shape; DNABERT-S compiles for dynamic shapes on its second
-    distinct shape, so it gets two. Only on GPUs (the CPU path is eager).
+    ESM-2: short proteins (Triton attention with rotary inside) and longer ones (compiled rotary +
+    varlen attention), token counts even and odd (Triton specialises on divisibility by 16).
+    DNABERT-S compiles for dynamic shapes on its second distinct shape, so it gets two. GPUs only.
     """
     if encoders.device.type != "cuda":
         return
     torch.cuda.set_device(encoders.device)
-    protein = np.concatenate(([0], np.full(48, 5), [2]))  # <cls> A*48 <eos>
-    encoders.esm.embed(pack([protein] * max(1, batch_tokens // protein.size)))
+    for residues, extra in ((48, 0), (48, 1), (98, 0)):
+        protein = np.concatenate(([0], np.full(residues, 5), [2]))  # <cls> A... <eos>
+        odd = [protein[: 3 + extra]] if extra else []
+        encoders.esm.embed(pack([protein] * max(1, batch_tokens // protein.size) + odd))
     for length in (34, 41):
         dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
         encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))

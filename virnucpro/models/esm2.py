@@ -8,10 +8,10 @@ Layer norms, the embedding table, rotary tables and the residual stream stay fp3
 and attention run in the compute dtype (bf16 by default on GPU).
 
 Two code paths compute the same function: the eager path (any device/dtype, the reference) and a
-compiled path (`enable_compile`) that pads each batch to a fixed token count so torch.compile sees
-static shapes and fuses norms, residual adds and GELU around the cuBLAS matmuls, with rotary
-applied inside a Triton packed-attention kernel on CUDA. Each layer's residual add is fused with
-the next layer's LN1 (the last with emb_layer_norm_after).
+compiled path (`enable_compile`): torch.compile, with the token count dynamic, fuses norms,
+residual adds and GELU around the cuBLAS matmuls, and on CUDA rotary is applied inside a Triton
+packed-attention kernel. Each layer's residual add is fused with the next layer's LN1 (the last
+with emb_layer_norm_after).
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ from virnucpro.tokenize.packing import PackedTokens
 
 TOKEN_DROPOUT_SCALE = 1.0 - 0.15 * 0.8  # fair-esm: mask ratio used in training, no <mask> at inference
 MAX_MEAN_POSITIONS = 1024  # the original averages positions 1..min(len, 1024)
-PAD_ID = 1
-_DUMMY_SEQLEN = 64  # padding to a fixed token count is split into short dummy sequences
-_STATIC_TOKEN_MULTIPLE = 8192
 _FUSED_ATTENTION_MAX_MEAN_TOKENS = 64  # see ESM2.enable_compile
 
 
@@ -116,7 +113,6 @@ class ESM2(nn.Module):
         self._rotary = rotary_qkv
         self._post = post_attention
         self._fused_attention: bool | None = False  # None: per batch, see _use_fused_attention
-        self._static_tokens: int | None = None
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -129,42 +125,22 @@ class ESM2(nn.Module):
                 linear.to(dtype)
         return self
 
-    def enable_compile(
-        self,
-        static_tokens: int | None = None,
-        mode: str = "default",
-        fused_attention: bool | None = None,
-        dynamic: bool = False,
-    ) -> "ESM2":
-        """Compile the per-layer code (Inductor fuses norms, residual adds and GELU around the
-        cuBLAS matmuls).
+    def enable_compile(self, mode: str = "default", fused_attention: bool | None = None) -> "ESM2":
+        """Compile the per-layer code once for any token count (Inductor fuses norms, residual adds
+        and GELU around the cuBLAS matmuls; no padding, so a short batch costs only its tokens).
 
-        Static (default): batches are padded with dummy sequences to a fixed token count,
-        `static_tokens` (None: the first batch's size rounded up to a multiple of 8192; a larger
-        batch later grows it, one recompile). `dynamic`: one compilation for any token count and no
-        padding, so a short batch costs only its own tokens.
+        Measured on an H200 (3B, 64k-token batches), this beat padding every batch to one static
+        token count by 4% at both 48-50 and 95-100 aa (benchmarks/results/esm2_h200.json).
         `fused_attention` (default: where it runs) uses the Triton kernel that applies rotary
-        inside attention instead of rotary + a varlen library kernel; measured on an H200 (3B,
-        64k-token batches) it wins at ~50-token proteins (+1.2%) and loses at ~100 tokens (-4%),
-        so by default it is used for batches averaging <= 64 tokens.
+        inside attention instead of rotary + a varlen library kernel, for batches averaging
+        <= 64 tokens (where it was measured to win).
         """
-        compile_options = dict(dynamic=None if dynamic else False, fullgraph=True, mode=mode)
-        self._post = _marking_tokens_dynamic(torch.compile(post_attention, **compile_options), dynamic, 2)
-        self._rotary = _marking_tokens_dynamic(torch.compile(rotary_qkv, **compile_options), dynamic, 3)
+        options = dict(dynamic=None, fullgraph=True, mode=mode)
+        self._post = _tokens_dynamic(torch.compile(post_attention, **options), token_args=2)
+        self._rotary = _tokens_dynamic(torch.compile(rotary_qkv, **options), token_args=3)
         device, cfg = self.embed_tokens.weight.device, self.cfg
         possible = has_packed_attention(device, self.compute_dtype, cfg.head_dim)
         self._fused_attention = fused_attention if possible else False
-        self._static_tokens = None if dynamic else (static_tokens or 0)
-        return self
-
-    @property
-    def pads_batches(self) -> bool:
-        """True on the compiled fixed-token-count path."""
-        return self._static_tokens is not None
-
-    def pad_batches_to(self, static_tokens: int | None) -> "ESM2":
-        """Pad every batch with dummy sequences to this many tokens (None: no padding)."""
-        self._static_tokens = static_tokens
         return self
 
     def attention_backend(self, mean_tokens: float | None = None) -> str:
@@ -180,10 +156,7 @@ class ESM2(nn.Module):
             kernels = f"{TRITON_PACKED} (batches averaging <= {_FUSED_ATTENTION_MAX_MEAN_TOKENS} tokens), else {varlen}"
         else:
             kernels = TRITON_PACKED if self._fused_attention else varlen
-        if self._post is not post_attention:
-            mode = "compiled, padded to a fixed token count" if self.pads_batches else "compiled, any token count"
-            return f"{kernels}; {mode}"
-        return kernels
+        return f"{kernels}; compiled" if self._post is not post_attention else kernels
 
     def _use_fused_attention(self, mean_tokens: float | None) -> bool:
         if self._fused_attention is None:
@@ -194,17 +167,11 @@ class ESM2(nn.Module):
     def embed(self, packed: PackedTokens) -> torch.Tensor:
         """[B, D] fp32 mean over residues (BOS/EOS excluded, positions 1..min(len, 1024))."""
         device = self.embed_tokens.weight.device
-        num_sequences = packed.num_sequences
-        mean_tokens = packed.num_tokens / max(num_sequences, 1)  # before dummy sequences are added
-        packed = self._pad_to_static(packed).to(device, non_blocking=True)
-        hidden = self.forward(packed, mean_tokens)
-        return _mean_over_residues(hidden, packed, num_sequences)
+        packed = packed.to(device, non_blocking=True)
+        return _mean_over_residues(self.forward(packed), packed)
 
-    def forward(self, packed: PackedTokens, mean_tokens: float | None = None) -> torch.Tensor:
-        """Final hidden states [T, D] fp32 (after emb_layer_norm_after) of a packed batch.
-
-        `mean_tokens` (default: from `packed`) is the batch's mean sequence length without padding.
-        """
+    def forward(self, packed: PackedTokens) -> torch.Tensor:
+        """Final hidden states [T, D] fp32 (after emb_layer_norm_after) of a packed batch."""
         cu, heads, eps = packed.cu_seqlens, self.cfg.num_heads, self.cfg.layer_norm_eps
         positions, seq_start, seq_end = _token_spans(cu, packed.num_tokens)
         angles = positions.float().unsqueeze(-1) * self.inv_freq  # [T, Dh/2] fp32
@@ -212,8 +179,7 @@ class ESM2(nn.Module):
         x = self.embed_tokens(packed.ids).float() * TOKEN_DROPOUT_SCALE
         first = self.layers[0].attn_norm
         h = F.layer_norm(x, (x.shape[-1],), first.weight, first.bias, eps).to(self.compute_dtype)
-        if mean_tokens is None:
-            mean_tokens = packed.num_tokens / max(packed.num_sequences, 1)
+        mean_tokens = packed.num_tokens / max(packed.num_sequences, 1)
         fused, backend = self._use_fused_attention(mean_tokens), self.attention_backend(mean_tokens)
         for i, layer in enumerate(self.layers):
             qkv = F.linear(h, layer.qkv.weight, layer.qkv.bias)  # [T, 3*D]; q pre-scaled
@@ -231,27 +197,10 @@ class ESM2(nn.Module):
             )  # fmt: skip
         return h
 
-    def _pad_to_static(self, packed: PackedTokens) -> PackedTokens:
-        """Append dummy <pad> sequences so the stream has exactly the compiled token count."""
-        if self._static_tokens is None:
-            return packed
-        if packed.num_tokens > self._static_tokens:
-            self._static_tokens = -(-packed.num_tokens // _STATIC_TOKEN_MULTIPLE) * _STATIC_TOKEN_MULTIPLE
-        missing = self._static_tokens - packed.num_tokens
-        if missing == 0:
-            return packed
-        dummy_lengths = [_DUMMY_SEQLEN] * (missing // _DUMMY_SEQLEN)
-        dummy_lengths += [missing % _DUMMY_SEQLEN] if missing % _DUMMY_SEQLEN else []
-        ids = torch.cat((packed.ids, torch.full((missing,), PAD_ID, dtype=packed.ids.dtype)))
-        tail = packed.cu_seqlens[-1] + torch.tensor(dummy_lengths, dtype=torch.int32).cumsum(0)
-        cu = torch.cat((packed.cu_seqlens, tail.to(torch.int32)))
-        return PackedTokens(ids, cu, max(packed.max_seqlen, max(dummy_lengths)))
 
-
-def _marking_tokens_dynamic(compiled, dynamic: bool, token_args: int):
-    """`compiled` with dim 0 (tokens) of its first `token_args` arguments marked dynamic."""
-    if not dynamic:
-        return compiled
+def _tokens_dynamic(compiled, token_args: int):
+    """`compiled` with dim 0 (tokens) of its first `token_args` arguments marked dynamic, so one
+    compilation serves every batch size (dynamo would otherwise specialise on the first)."""
 
     def call(*args):
         for arg in args[:token_args]:
@@ -269,8 +218,8 @@ def _token_spans(cu_seqlens: torch.Tensor, num_tokens: int):
     return torch.arange(num_tokens, device=cu_seqlens.device) - starts, starts, ends
 
 
-def _mean_over_residues(hidden: torch.Tensor, packed: PackedTokens, num_sequences: int) -> torch.Tensor:
-    """Mean of hidden[positions 1..min(len-2, 1024)] per sequence, fp32 (dummy sequences dropped)."""
+def _mean_over_residues(hidden: torch.Tensor, packed: PackedTokens) -> torch.Tensor:
+    """Mean of hidden[positions 1..min(len-2, 1024)] per sequence, fp32."""
     cu = packed.cu_seqlens
     lengths = cu[1:] - cu[:-1]
     seq_index = torch.repeat_interleave(
@@ -281,4 +230,4 @@ def _mean_over_residues(hidden: torch.Tensor, packed: PackedTokens, num_sequence
     counted = (positions >= 1) & (positions <= counted_len[seq_index])
     sums = segment_sums(hidden.float() * counted.unsqueeze(-1), lengths)
     means = sums / counted_len.clamp(min=1).unsqueeze(-1)
-    return means[:num_sequences]
+    return means

@@ -19,7 +19,6 @@ from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.models.registry import resolve_model
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 
-STATIC_TOKEN_MULTIPLE = 8192  # as the ESM-2 compiled path rounds
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 CPU_BATCH_TOKENS = 4096
 GPU_BATCH_TOKENS_MAX = 65_536  # the measured sweet spot for ESM-2 3B packed batches
@@ -144,22 +143,9 @@ def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.d
 
 
 def prepare_workers(workers: list[Encoders], batch_tokens: int) -> None:
-    """Same static shapes on every worker, then compile everything before the stream starts."""
-    fix_static_shapes(workers, batch_tokens)
+    """Compile and warm every distinct set of models before the stream starts."""
     for encoders in {id(e): e for e in workers}.values():  # CPU workers share one set of models
         warm_up(encoders, batch_tokens)
-
-
-def fix_static_shapes(workers: list[Encoders], batch_tokens: int) -> None:
-    """Make every worker's compiled ESM-2 pad batches to the same token count.
-
-    The matmul shapes (hence kernels and rounding) are then the same on every worker, so a block's
-    scores do not depend on which worker ran it. Eager models (CPU, fp32) are left alone.
-    """
-    static = -(-batch_tokens // STATIC_TOKEN_MULTIPLE) * STATIC_TOKEN_MULTIPLE
-    for encoders in workers:
-        if encoders.esm.pads_batches:
-            encoders.esm.pad_batches_to(static)
 
 
 def model_paths(choice: ModelChoice) -> dict[str, Path]:
