@@ -219,3 +219,25 @@ def test_batches_after_a_boundary_do_not_depend_on_what_came_before(lengths, max
     batches = list(batch_records(records, max_bases=max_bases, max_records=max_records))
     resumed_at = len(batches[0])
     assert list(batch_records(records[resumed_at:], max_bases=max_bases, max_records=max_records)) == batches[1:]
+
+
+def test_reader_closed_early_reports_nothing(tmp_path, monkeypatch):
+    """A consumer that stops early must not leave an 'Exception ignored' traceback behind when
+    the half-read file is closed, even when a parser closed the file object first (seen on the
+    GPU machine at the end of every run)."""
+    import gc
+    import sys as _sys
+
+    from virnucpro.io.reader import RecordReader
+
+    path = tmp_path / "reads.fa"
+    path.write_text("".join(f">r{i}\nACGT\n" for i in range(10)))
+    unraisable = []
+    monkeypatch.setattr(_sys, "unraisablehook", unraisable.append)
+    reader = RecordReader([str(path)])
+    records = iter(reader)
+    next(records)
+    reader._current.close()  # as dnaio/xopen may do when their context ends
+    del records, reader
+    gc.collect()
+    assert unraisable == []

@@ -56,6 +56,7 @@ def test_predict_writes_every_file_in_input_order(tmp_path, model_args):
     run = json.loads((out / "run.json").read_text())
     assert run["counts"]["records"] == len(records)
     assert run["parameters"]["threshold"] == 0.4
+    assert run["stream_peak_rss_mib"] > 10  # host memory sampled while the stream ran
 
 
 def test_duplicate_reads_get_identical_scores(tmp_path, model_args):

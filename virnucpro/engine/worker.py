@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from virnucpro.engine.oom import run_with_oom_split
+from virnucpro.engine.staging import PinnedStaging
 from virnucpro.models.classifier import MLPClassifier
 from virnucpro.pipeline.blocks import TokenBatch, WorkBlock
 from virnucpro.tokenize.packing import pack
@@ -88,6 +89,7 @@ class DeviceWorker:
         self.encoders = encoders
         self.device = encoders.device
         self._splits = 0
+        self._staging = PinnedStaging(self.device) if self.device.type == "cuda" else None
 
     @torch.inference_mode()
     def run_block(self, block: WorkBlock, want_features: bool = False) -> BlockOutput:
@@ -122,13 +124,9 @@ class DeviceWorker:
         return table
 
     def _index_tensor(self, rows: np.ndarray) -> torch.Tensor:
-        """Row indices on the device without stalling: a copy from ordinary (pageable) host memory
-        makes PyTorch wait for the GPU to finish everything queued, which leaves it idle while the
-        next kernels are launched; from pinned memory the copy is queued like a kernel."""
+        """Row indices on the device, copied without making this thread wait (see staging.py)."""
         tensor = torch.from_numpy(rows)
-        if self.device.type != "cuda":
-            return tensor
-        return tensor.pin_memory().to(self.device, non_blocking=True)
+        return self._staging.to_device(tensor) if self._staging else tensor
 
     def _embed_batch(self, model: torch.nn.Module, batch: TokenBatch) -> torch.Tensor:
         """One batch; an out-of-memory error splits it in halves and retries (nothing dropped)."""
@@ -136,7 +134,7 @@ class DeviceWorker:
 
         def run(items: list[int]) -> list[torch.Tensor]:
             packed = batch.packed if len(items) == len(everything) else pack([batch.token_arrays[i] for i in items])
-            return [model.embed(packed)]
+            return [model.embed(self._staging.packed_to_device(packed) if self._staging else packed)]
 
         def count_split(_: int) -> None:
             self._splits += 1

@@ -119,6 +119,7 @@ class RecordReader:
         last_id = None
         raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 (closed below)
         self._current = raw if raw.seekable() else None  # tell() fails on stdin and pipes
+        size = os.fstat(raw.fileno()).st_size if raw is not sys.stdin.buffer else 0  # closing `stream` may close `raw`
         stream = None
         try:
             stream = xopen(raw, "rb", threads=0)
@@ -151,7 +152,7 @@ class RecordReader:
             if stream is not None and stream is not raw:
                 stream.close()
             if raw is not sys.stdin.buffer:
-                self._bytes_finished += os.fstat(raw.fileno()).st_size
+                self._bytes_finished += size
                 raw.close()
             self._current = None
 

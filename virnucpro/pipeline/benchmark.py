@@ -18,6 +18,7 @@ import torch
 
 from virnucpro.devtools.random_models import write_random_models
 from virnucpro.devtools.workloads import write_reads
+from virnucpro.engine.staging import PinnedStaging
 from virnucpro.engine.worker import Encoders
 from virnucpro.io import read_records
 from virnucpro.pipeline.blocks import WorkBlock, iter_blocks
@@ -55,7 +56,8 @@ def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.L
         "gpu_utilization": summary["gpu_utilization"], "stage_busy_fraction": summary["stage_busy_fraction"],
         "device_stage_seconds": {k: v for k, v in summary["timings_seconds"].items() if k.startswith("device_")},
         "counts": summary["counts"], "throughput": summary["throughput"],
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # incl. writing/loading models
+        "stream_peak_rss_mib": summary["stream_peak_rss_mib"],
         "parameters": summary["parameters"],
     }
 
@@ -77,9 +79,9 @@ def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
     devices = resolve_devices(options.device, options.gpus, options.workers)
     dtype = resolve_precision(options.precision, devices[0])
     _, settings, models, _, _ = load_workers(options, devices, dtype, logger, cluster=None)  # as in the run
-    blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer,
-                         pin_memory=devices[0].type == "cuda")
-    engine = StreamEngine(blocks, models.workers, _run_esm_only)
+    blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer)
+    staging = {id(e): PinnedStaging(e.device) if e.device.type == "cuda" else None for e in models.workers}
+    engine = StreamEngine(blocks, models.workers, lambda e, block: _run_esm_only(e, block, staging[id(e)]))
     started = time.perf_counter()
     for event in engine.results():
         if event is not None:
@@ -88,11 +90,14 @@ def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
 
 
 @torch.inference_mode()
-def _run_esm_only(encoders: Encoders, block: WorkBlock):
-    for batch in block.esm_batches:
-        encoders.esm.embed(batch.packed)
-    if encoders.device.type != "cuda":
+def _run_esm_only(encoders: Encoders, block: WorkBlock, staging: PinnedStaging | None):
+    if staging is None:
+        for batch in block.esm_batches:
+            encoders.esm.embed(batch.packed)
         return None
+    torch.cuda.set_device(encoders.device)
+    for batch in block.esm_batches:
+        encoders.esm.embed(staging.packed_to_device(batch.packed))
     event = torch.cuda.Event()
     event.record()
     return event

@@ -95,7 +95,7 @@ class WorkBlock:
 
 
 def iter_blocks(
-    records: Iterator[Record], settings: BlockSettings, tokenizer: DnabertTokenizer, pin_memory: bool = False,
+    records: Iterator[Record], settings: BlockSettings, tokenizer: DnabertTokenizer,
     first_index: int = 0, shard: tuple[int, int] | None = None,
 ) -> Iterator[WorkBlock]:
     """Cut the record stream into blocks; `first_index` numbers them when resuming mid-stream.
@@ -106,12 +106,12 @@ def iter_blocks(
     groups = batch_records(records, settings.block_bases, settings.block_records)
     for index, group in enumerate(groups, first_index):
         if shard is None or index % shard[1] == shard[0] - 1:
-            yield build_block(index, group[0].index, group, settings, tokenizer, pin_memory)
+            yield build_block(index, group[0].index, group, settings, tokenizer)
 
 
 def build_block(
     index: int, first_record: int, records: Sequence[Record], settings: BlockSettings,
-    tokenizer: DnabertTokenizer, pin_memory: bool = False,
+    tokenizer: DnabertTokenizer,
 ) -> WorkBlock:
     """Chunk, translate, select, deduplicate, tokenise and batch one group of records."""
     table = chunk_table(records, settings.chunk_size, settings.chunking)
@@ -129,8 +129,8 @@ def build_block(
         index, first_record, infos, table, table.frame_labels(table.chunk_ids), frame_to_unique,
         unique[:, 0].copy(), unique[:, 1].copy(), len(nucleotides), len(proteins),
     )
-    block.dnabert_batches = _batches(tokenizer.encode_batch(list(nucleotides)), settings.dnabert_batch_tokens, pin_memory)
-    block.esm_batches = _batches(encode_protein_arrays(list(proteins)), settings.esm_batch_tokens, pin_memory)
+    block.dnabert_batches = _batches(tokenizer.encode_batch(list(nucleotides)), settings.dnabert_batch_tokens)
+    block.esm_batches = _batches(encode_protein_arrays(list(proteins)), settings.esm_batch_tokens)
     return block
 
 
@@ -140,14 +140,11 @@ def _first_seen(texts: list[str]) -> dict[str, int]:
     return dict(zip(distinct, range(len(distinct))))
 
 
-def _batches(token_arrays: list[np.ndarray], max_tokens: int, pin_memory: bool) -> list[TokenBatch]:
+def _batches(token_arrays: list[np.ndarray], max_tokens: int) -> list[TokenBatch]:
     """Length-sorted token-budget batches over all of a block's inputs for one encoder."""
     batches = []
     for batch in token_budget_batches(range(len(token_arrays)), lambda i: token_arrays[i].size, max_tokens,
                                       window=max(len(token_arrays), 1)):
         arrays = [token_arrays[i] for i in batch.indices]
-        packed = pack(arrays)
-        if pin_memory:
-            packed = PackedTokens(packed.ids.pin_memory(), packed.cu_seqlens.pin_memory(), packed.max_seqlen)
-        batches.append(TokenBatch(np.asarray(batch.indices, dtype=np.int64), arrays, packed))
+        batches.append(TokenBatch(np.asarray(batch.indices, dtype=np.int64), arrays, pack(arrays)))
     return batches

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from virnucpro import __version__
-from virnucpro.engine.gpu_monitor import UtilizationSampler
+from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.worker import STAGES, BlockOutput, DeviceWorker
 from virnucpro.errors import ResumeError, VirnucproError
 from virnucpro.io import read_records
@@ -75,6 +75,7 @@ class RunTotals:
     dnabert_tokens: int = 0
     oom_splits: int = 0
     gpu_utilization: dict[str, float] | None = None  # NVML, per GPU
+    stream_peak_rss_mib: float | None = None  # host memory while the stream ran (models loaded)
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def add(self, output: BlockOutput) -> None:
@@ -264,8 +265,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
     """The main loop: results of each block, in order, into the writers; a checkpoint per block."""
     results, embeddings = _writers(options, state, journal, models)
     records = itertools.islice(reader, journal.records_done, None)
-    blocks = iter_blocks(records, settings, models.tokenizer, pin_memory=workers[0].device.type == "cuda",
-                         first_index=journal.blocks_done, shard=options.shard)
+    blocks = iter_blocks(records, settings, models.tokenizer, first_index=journal.blocks_done, shard=options.shard)
     want_features = embeddings is not None
     engine = StreamEngine(blocks, workers, lambda w, block: w.run_block(block, want_features))
     progress = RunProgress(logger, reader, options.live_progress, records_before=journal.records_done)
@@ -275,14 +275,15 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
     try:
         if results is not None and not journal.blocks_done and journal.shard_log is not None:
             journal.shard_log["start_offsets"] = results.checkpoint()
-        with UtilizationSampler([w.device for w in workers]) as sampler:
+        with StreamMonitor([w.device for w in workers]) as monitor:
             for output in engine.results():
                 output.wait()
                 _write_block(output, results, embeddings)
                 totals.add(output)
                 _checkpoint(journal, output.block, results, embeddings, state)
                 progress.advance(len(output.block.records), output.block.num_frames, output.block.esm_tokens)
-        totals.gpu_utilization = sampler.busy_fractions()
+        totals.gpu_utilization = monitor.busy_fractions()
+        totals.stream_peak_rss_mib = monitor.rss_peak_bytes / 2**20
     except BaseException:
         if results is not None:
             results.close()
@@ -377,6 +378,7 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
                                  if totals.gpu_utilization else device_seconds / max(stream_seconds, 1e-9) / len(device_names)),
         "gpu_utilization": totals.gpu_utilization,
         "stage_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(device_names),
+        "stream_peak_rss_mib": totals.stream_peak_rss_mib,
     }
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)

@@ -1,0 +1,70 @@
+"""What the machine did while the stream ran, sampled in a background thread every half second:
+- GPU busy fraction as the driver sees it: NVML utilization (share of time a kernel was running).
+  CUDA events around each stage also count time the GPU waited for the host inside a stage; NVML
+  does not.
+- Host resident memory (RSS) of this process, whose peak during the stream (models already
+  loaded) shows whether memory grows with the input."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import torch
+
+_INTERVAL_SECONDS = 0.5
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class StreamMonitor:
+    def __init__(self, devices: list[torch.device]):
+        self.indices = sorted({d.index for d in devices if d.type == "cuda"})
+        self.samples: dict[int, list[float]] = {i: [] for i in self.indices}
+        self.rss_peak_bytes = current_rss_bytes() or 0
+        self._gpus = bool(self.indices) and _nvml_available()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> StreamMonitor:
+        self._thread = threading.Thread(target=self._sample, name="virnucpro-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._sample_rss()
+
+    def busy_fractions(self) -> dict[str, float] | None:
+        """Mean utilization per GPU over the run (None without NVML or without GPUs)."""
+        if not any(self.samples.values()):
+            return None
+        return {f"cuda:{i}": sum(s) / len(s) / 100 for i, s in self.samples.items() if s}
+
+    def _sample(self) -> None:
+        while not self._stop.wait(_INTERVAL_SECONDS):
+            self._sample_rss()
+            if self._gpus:
+                for index in self.indices:
+                    self.samples[index].append(float(torch.cuda.utilization(index)))
+
+    def _sample_rss(self) -> None:
+        self.rss_peak_bytes = max(self.rss_peak_bytes, current_rss_bytes() or 0)
+
+
+def current_rss_bytes() -> int | None:
+    """Resident set size now (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _nvml_available() -> bool:
+    try:
+        torch.cuda.utilization(0)
+    except (ImportError, RuntimeError, ValueError):  # no pynvml / NVML not initialisable
+        return False
+    return True
