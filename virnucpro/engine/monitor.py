@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import torch
 
 _INTERVAL_SECONDS = 0.5
+_TIMELINE_EVERY = 10  # one RSS point per 5 s in the timeline (the peak uses every sample)
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -21,6 +23,8 @@ class StreamMonitor:
         self.indices = sorted({d.index for d in devices if d.type == "cuda"})
         self.samples: dict[int, list[float]] = {i: [] for i in self.indices}
         self.rss_peak_bytes = current_rss_bytes() or 0
+        self.rss_timeline: list[tuple[float, float]] = []  # (seconds into the stream, MiB)
+        self._started = time.perf_counter()
         self._gpus = bool(self.indices) and _nvml_available()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -43,14 +47,20 @@ class StreamMonitor:
         return {f"cuda:{i}": sum(s) / len(s) / 100 for i, s in self.samples.items() if s}
 
     def _sample(self) -> None:
+        count = 0
         while not self._stop.wait(_INTERVAL_SECONDS):
-            self._sample_rss()
+            rss = self._sample_rss()
+            if count % _TIMELINE_EVERY == 0:
+                self.rss_timeline.append((round(time.perf_counter() - self._started, 1), round(rss / 2**20, 1)))
+            count += 1
             if self._gpus:
                 for index in self.indices:
                     self.samples[index].append(float(torch.cuda.utilization(index)))
 
-    def _sample_rss(self) -> None:
-        self.rss_peak_bytes = max(self.rss_peak_bytes, current_rss_bytes() or 0)
+    def _sample_rss(self) -> int:
+        rss = current_rss_bytes() or 0
+        self.rss_peak_bytes = max(self.rss_peak_bytes, rss)
+        return rss
 
 
 def current_rss_bytes() -> int | None:

@@ -58,6 +58,7 @@ def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.L
         "counts": summary["counts"], "throughput": summary["throughput"],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # incl. writing/loading models
         "stream_peak_rss_mib": summary["stream_peak_rss_mib"],
+        "stream_rss_mib_timeline": summary["stream_rss_mib_timeline"],
         "parameters": summary["parameters"],
     }
 

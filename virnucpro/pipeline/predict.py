@@ -76,6 +76,7 @@ class RunTotals:
     oom_splits: int = 0
     gpu_utilization: dict[str, float] | None = None  # NVML, per GPU
     stream_peak_rss_mib: float | None = None  # host memory while the stream ran (models loaded)
+    stream_rss_timeline: list[tuple[float, float]] = field(default_factory=list)  # (s, MiB) every 5 s
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def add(self, output: BlockOutput) -> None:
@@ -284,6 +285,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
                 progress.advance(len(output.block.records), output.block.num_frames, output.block.esm_tokens)
         totals.gpu_utilization = monitor.busy_fractions()
         totals.stream_peak_rss_mib = monitor.rss_peak_bytes / 2**20
+        totals.stream_rss_timeline = monitor.rss_timeline
     except BaseException:
         if results is not None:
             results.close()
@@ -379,6 +381,7 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "gpu_utilization": totals.gpu_utilization,
         "stage_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(device_names),
         "stream_peak_rss_mib": totals.stream_peak_rss_mib,
+        "stream_rss_mib_timeline": totals.stream_rss_timeline,
     }
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)
