@@ -42,19 +42,25 @@ class Encoders:
 
 
 class StageClock:
-    """Marks stage boundaries: CUDA events on a GPU (read later), wall time on the CPU."""
+    """Marks stage boundaries: CUDA events on a GPU (read later), wall time on the CPU; and, on
+    both, the host time this thread spent issuing each stage (on a GPU: launching its kernels)."""
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
         self.marks: list[object] = []
+        self.host_marks: list[float] = []
 
     def mark(self) -> None:
+        self.host_marks.append(time.perf_counter())
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
             event.record()
             self.marks.append(event)
         else:
-            self.marks.append(time.perf_counter())
+            self.marks.append(self.host_marks[-1])
+
+    def host_seconds(self) -> list[float]:
+        return [b - a for a, b in zip(self.host_marks, self.host_marks[1:])]
 
     def seconds(self) -> list[float]:
         """Duration of each interval between consecutive marks (call after the work is done)."""
@@ -80,6 +86,11 @@ class BlockOutput:
 
     def stage_seconds(self) -> dict[str, float]:
         return dict(zip(STAGES, self.clock.seconds()))
+
+    def host_stage_seconds(self) -> dict[str, float]:
+        """Host time spent issuing each stage: close to the device time means the GPU waited on
+        the host (launch-bound); far below it means the host was ahead, as it should be."""
+        return dict(zip(STAGES, self.clock.host_seconds()))
 
 
 class DeviceWorker:

@@ -55,6 +55,7 @@ def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.L
         "device_busy_fraction": summary["device_busy_fraction"],
         "gpu_utilization": summary["gpu_utilization"], "stage_busy_fraction": summary["stage_busy_fraction"],
         "device_stage_seconds": {k: v for k, v in summary["timings_seconds"].items() if k.startswith("device_")},
+        "host_issue_seconds": {k: v for k, v in summary["timings_seconds"].items() if k.startswith("host_issue_")},
         "counts": summary["counts"], "throughput": summary["throughput"],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # incl. writing/loading models
         "stream_peak_rss_mib": summary["stream_peak_rss_mib"],

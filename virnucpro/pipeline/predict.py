@@ -78,6 +78,7 @@ class RunTotals:
     stream_peak_rss_mib: float | None = None  # host memory while the stream ran (models loaded)
     stream_rss_timeline: list[tuple[float, float]] = field(default_factory=list)  # (s, MiB) every 5 s
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    host_stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def add(self, output: BlockOutput) -> None:
         block = output.block
@@ -90,6 +91,8 @@ class RunTotals:
         self.oom_splits += output.splits
         for stage, seconds in output.stage_seconds().items():
             self.stage_seconds[stage] += seconds
+        for stage, seconds in output.host_stage_seconds().items():
+            self.host_stage_seconds[stage] += seconds
 
 
 class OutputState:
@@ -371,7 +374,8 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
                    "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits},
         "timings_seconds": {"model_load": models.load_seconds, "stream": stream_seconds,
                             "total": now - wall_start,
-                            **{f"device_{stage}": s for stage, s in totals.stage_seconds.items()}},
+                            **{f"device_{stage}": s for stage, s in totals.stage_seconds.items()},
+                            **{f"host_issue_{stage}": s for stage, s in totals.host_stage_seconds.items()}},
         "throughput": {"records_per_second": totals.records / max(stream_seconds, 1e-9),
                        "frames_per_second": totals.frames / max(stream_seconds, 1e-9),
                        "esm_tokens_per_second": totals.esm_tokens / max(stream_seconds, 1e-9)},
