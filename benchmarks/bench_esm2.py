@@ -31,11 +31,11 @@ from virnucpro.tokenize.esm_alphabet import encode_protein, encode_proteins
 AMINO = "LAGVSERTIDPKQNFYMHWC"
 WORKLOADS = {"read150_48-50aa": (48, 50), "chunk300_95-100aa": (95, 100)}
 VARIANTS = {  # ours: eager; compiled with torch varlen attention / our Triton kernel / auto per batch
-    "eager": dict(fast=False),
-    "compiled-varlen": dict(fast=True, mode="default", fused_attention=False),
-    "compiled-triton-attn": dict(fast=True, mode="default", fused_attention=True),
-    "compiled": dict(fast=True, mode="default", fused_attention=None),
-    "compiled-max-autotune": dict(fast=True, mode="max-autotune-no-cudagraphs", fused_attention=None),
+    "eager": {"fast": False},
+    "compiled-varlen": {"fast": True, "mode": "default", "fused_attention": False},
+    "compiled-triton-attn": {"fast": True, "mode": "default", "fused_attention": True},
+    "compiled": {"fast": True, "mode": "default", "fused_attention": None},
+    "compiled-max-autotune": {"fast": True, "mode": "max-autotune-no-cudagraphs", "fused_attention": None},
 }
 
 
@@ -141,7 +141,7 @@ def bench_workload(candidates, seqs, repeats, params):
     peaks = {}
     for _ in range(repeats):
         for name, c in candidates.items():
-            seconds, peaks[name] = timed(lambda: c.run(prepared[name]))
+            seconds, peaks[name] = timed(lambda c=c, name=name: c.run(prepared[name]))
             times[name].append(seconds)
     rows = {n: throughput(n, times[n], peaks[n], tokens, len(seqs), params) for n in candidates}
     for row in rows.values():
@@ -175,8 +175,8 @@ def gemm_ceiling(cfg, tokens: int) -> dict:
 
     def layer_stack():
         for _ in range(cfg.num_layers):
-            torch.nn.functional.linear(x, ws[0]); torch.nn.functional.linear(x, ws[1])  # noqa: E702
-            torch.nn.functional.linear(x, ws[2]); torch.nn.functional.linear(h, ws[3])  # noqa: E702
+            torch.nn.functional.linear(x, ws[0]); torch.nn.functional.linear(x, ws[1])
+            torch.nn.functional.linear(x, ws[2]); torch.nn.functional.linear(h, ws[3])
 
     layer_stack()
     seconds = statistics.median(timed(layer_stack)[0] for _ in range(3))
@@ -215,7 +215,7 @@ def attention_sweep(cfg, tokens: int) -> dict:
     from virnucpro.models.dnabert import alibi_slopes
     from virnucpro.models.packed_attention import KERNEL_CONFIG, packed_attention
 
-    configs = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=st)
+    configs = [{"BLOCK_M": m, "BLOCK_N": n, "num_warps": w, "num_stages": st}
                for m in (64, 128) for n in (32, 64) for w in (4, 8) for st in (2, 3)]  # fmt: skip
     cases = {"esm2_rotary_51": (cfg.num_heads, cfg.head_dim, 51), "dnabert_alibi_33": (12, 64, 33)}
     out = {"default": KERNEL_CONFIG}
@@ -232,8 +232,10 @@ def attention_sweep(cfg, tokens: int) -> dict:
         rows = []
         for config in configs:
             try:
-                ms = triton.testing.do_bench(lambda: packed_attention(qkv, start, end, heads, 0.125, config=config, **extra))
-            except Exception as exc:  # a config can exceed shared memory or registers
+                ms = triton.testing.do_bench(
+                    lambda config=config: packed_attention(qkv, start, end, heads, 0.125, config=config, **extra)  # noqa: B023 (called at once)
+                )
+            except Exception as exc:  # noqa: BLE001 (a config can exceed shared memory or registers: record and go on)
                 ms = None
                 print(f"  {case} {config}: {type(exc).__name__}", flush=True)
             rows.append({**config, "ms": ms})
@@ -304,7 +306,7 @@ def fp8_probe(model_dir, seqs, ref_model=None) -> dict:
     seconds = {}
     for name, fp8 in (("bf16", False), ("fp8", True)):
         stack(fp8)
-        seconds[name] = statistics.median(timed(lambda: stack(fp8))[0] for _ in range(3))
+        seconds[name] = statistics.median(timed(lambda fp8=fp8: stack(fp8))[0] for _ in range(3))
     result = {"cosine_vs_fp32": {"min": cos.min().item(), "mean": cos.mean().item(), "n": len(seqs)},
               "gemm_stack_seconds": seconds, "gemm_stack_speedup": seconds["bf16"] / seconds["fp8"],
               "gemm_stack_tokens_per_s": {k: tokens / v for k, v in seconds.items()}}  # fmt: skip

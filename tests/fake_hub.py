@@ -46,7 +46,7 @@ class FakeHub:
         """Range headers of the GET requests whose path ends with `suffix`."""
         return [rng for method, path, rng in self.requests if method == "GET" and path.endswith(suffix)]
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         self._thread.start()
         return self
 

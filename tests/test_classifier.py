@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from virnucpro.cli.main import main
-from virnucpro.devtools.random_classifier import random_classifier, save_original_pth, write_random_classifier
+from virnucpro.devtools.random_classifier import (
+    random_classifier,
+    save_original_pth,
+    write_random_classifier,
+)
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.classifier import (
     ClassifierInfo,

@@ -7,7 +7,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from virnucpro.devtools.random_dnabert import TOKENIZER_FILES, published_shapes, write_random_dnabert
+from virnucpro.devtools.random_dnabert import (
+    TOKENIZER_FILES,
+    published_shapes,
+    write_random_dnabert,
+)
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.dnabert_loader import load_dnabert
 from virnucpro.tokenize.dnabert import DnabertTokenizer

@@ -11,7 +11,11 @@ from virnucpro.devtools.random_esm2 import write_random_esm2
 from virnucpro.models.attention import SDPA_PADDED, describe_backend
 from virnucpro.models.esm2 import rotary_inv_freq
 from virnucpro.models.esm2_loader import load_esm2
-from virnucpro.tokenize.esm_alphabet import MAX_RESIDUES, encode_protein, encode_proteins
+from virnucpro.tokenize.esm_alphabet import (
+    MAX_RESIDUES,
+    encode_protein,
+    encode_proteins,
+)
 
 transformers = pytest.importorskip("transformers")
 AMINO = "LAGVSERTIDPKQNFYMHWC"

@@ -152,5 +152,5 @@ atheris.Fuzz()
 @pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris is not installed")
 def test_atheris_reader_bounded_run(tmp_path):
     done = subprocess.run([sys.executable, "-c", _ATHERIS_HARNESS, "-runs=1500", "-max_total_time=8",
-                           f"-artifact_prefix={tmp_path}/"], capture_output=True, text=True, timeout=120)
+                           f"-artifact_prefix={tmp_path}/"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import reads_and_phix
 
 from virnucpro.cli.main import main
-
-from conftest import reads_and_phix
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
                 "viral.fa")

@@ -94,7 +94,7 @@ print(check_rotary("cpu", torch.float32), check_alibi("cpu", torch.float32))
 def test_kernel_in_triton_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     run = subprocess.run(
-        [sys.executable, "-c", _INTERPRETER_SCRIPT], env=env, capture_output=True, text=True, timeout=240,
+        [sys.executable, "-c", _INTERPRETER_SCRIPT], env=env, capture_output=True, text=True, timeout=240, check=False,
         cwd=Path(__file__).parents[1],
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro.tokenize.esm_alphabet import CLS, EOS, MAX_RESIDUES, TOKENS, X, encode_proteins
+from virnucpro.tokenize.esm_alphabet import (
+    CLS,
+    EOS,
+    MAX_RESIDUES,
+    TOKENS,
+    X,
+    encode_proteins,
+)
 from virnucpro.tokenize.packing import pack
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import REAL
 
 from virnucpro.cli.main import main
 from virnucpro.frames import chunk_records
@@ -20,8 +21,6 @@ from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 from virnucpro.tokenize.esm_alphabet import encode_proteins
 from virnucpro.tokenize.packing import pack
-
-from conftest import REAL
 
 
 def _reads(tmp_path: Path, n: int = 60) -> Path:

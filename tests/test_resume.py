@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REAL
 
 from virnucpro.cli.main import main
-
-from conftest import REAL
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
                 "viral.fa")

@@ -16,7 +16,11 @@ import torch
 
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.classifier import load_classifier
-from virnucpro.models.safe_pickle import PickledModule, load_pickle_checkpoint, module_state_dict
+from virnucpro.models.safe_pickle import (
+    PickledModule,
+    load_pickle_checkpoint,
+    module_state_dict,
+)
 
 FORMATS = ["zip", "legacy"]
 

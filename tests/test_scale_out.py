@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REAL
 
 from virnucpro.cli.main import main
 from virnucpro.pipeline.setup import SetupError, _gpu_indices
-
-from conftest import REAL
 
 FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import REAL
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]

@@ -138,8 +138,8 @@ def format_report(report: dict) -> str:
     """The human-readable form of `collect_report`'s result."""
     cuda = report["cuda"]
     lines = [
-        f"virnucpro {report['virnucpro']}  Python {report['python']}  torch {report['torch']}"
-        f"  CUDA {cuda['version'] or 'none'}  ({report['platform']})"
+        (f"virnucpro {report['virnucpro']}  Python {report['python']}  torch {report['torch']}"
+         f"  CUDA {cuda['version'] or 'none'}  ({report['platform']})")
     ]
     for gpu in cuda["gpus"]:
         lines.append(f"GPU {gpu['index']}: {gpu['name']}, {_gb(gpu['free_bytes'])} free of {_gb(gpu['total_bytes'])}")

@@ -41,7 +41,13 @@ def download(directory: Path | None, model_type: str) -> None:
 def _rich_progress():
     """A progress factory drawing one rich bar per file; a retried file reuses its bar."""
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     tasks: dict[str, int] = {}

@@ -55,8 +55,8 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
     """RunOptions from the parsed shared options (heavy imports happen here, not at --help)."""
     from virnucpro.console import stderr_is_terminal
     from virnucpro.pipeline.predict import RunOptions
-    from virnucpro.pipeline.shards import parse_shard
     from virnucpro.pipeline.setup import ModelChoice
+    from virnucpro.pipeline.shards import parse_shard
 
     models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
                          model_type=int(params["model_type"]), models_dir=params["models_dir"])

@@ -15,7 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from virnucpro.models.classifier import ClassifierInfo, MLPClassifier, save_classifier_safetensors
+from virnucpro.models.classifier import (
+    ClassifierInfo,
+    MLPClassifier,
+    save_classifier_safetensors,
+)
 
 _MISSING = object()
 

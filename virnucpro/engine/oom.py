@@ -8,7 +8,8 @@ error (the budget or the device is too small), not a silent drop.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 

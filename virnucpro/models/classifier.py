@@ -20,7 +20,11 @@ from torch import nn
 from virnucpro import __version__
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.checkpoint_keys import check_tensors
-from virnucpro.models.safe_pickle import PickledModule, load_pickle_checkpoint, module_state_dict
+from virnucpro.models.safe_pickle import (
+    PickledModule,
+    load_pickle_checkpoint,
+    module_state_dict,
+)
 
 NUM_CLASSES = 2  # class 0 = others (score1), class 1 = virus (score2)
 BN_EPS = 1e-5

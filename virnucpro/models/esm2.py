@@ -23,7 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from virnucpro.models.attention import select_backend, varlen_attention
-from virnucpro.models.packed_attention import TRITON_PACKED, has_packed_attention, packed_attention
+from virnucpro.models.packed_attention import (
+    TRITON_PACKED,
+    has_packed_attention,
+    packed_attention,
+)
 from virnucpro.models.pooling import segment_sums
 from virnucpro.tokenize.packing import PackedTokens
 
@@ -118,14 +122,14 @@ class ESM2(nn.Module):
     def compute_dtype(self) -> torch.dtype:
         return self.layers[0].qkv.weight.dtype
 
-    def cast(self, dtype: torch.dtype) -> "ESM2":
+    def cast(self, dtype: torch.dtype) -> ESM2:
         """Matmul weights to `dtype`; norms, embedding table and inv_freq stay fp32 (cheap, exact)."""
         for layer in self.layers:
             for linear in (layer.qkv, layer.out_proj, layer.fc1, layer.fc2):
                 linear.to(dtype)
         return self
 
-    def enable_compile(self, mode: str = "default", fused_attention: bool | None = None) -> "ESM2":
+    def enable_compile(self, mode: str = "default", fused_attention: bool | None = None) -> ESM2:
         """Compile the per-layer code once for any token count (Inductor fuses norms, residual adds
         and GELU around the cuBLAS matmuls; no padding, so a short batch costs only its tokens).
 
@@ -135,7 +139,7 @@ class ESM2(nn.Module):
         inside attention instead of rotary + a varlen library kernel, for batches averaging
         <= 64 tokens (where it was measured to win).
         """
-        options = dict(dynamic=None, fullgraph=True, mode=mode)
+        options = {"dynamic": None, "fullgraph": True, "mode": mode}
         self._post = _tokens_dynamic(torch.compile(post_attention, **options), token_args=2)
         self._rotary = _tokens_dynamic(torch.compile(rotary_qkv, **options), token_args=3)
         device, cfg = self.embed_tokens.weight.device, self.cfg

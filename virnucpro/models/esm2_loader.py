@@ -12,15 +12,15 @@ import argparse
 import importlib.util
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.checkpoint_keys import check_tensors
-from virnucpro.models.safe_pickle import load_pickle_checkpoint
 from virnucpro.models.esm2 import ESM2, ESM2Config, rotary_inv_freq
+from virnucpro.models.safe_pickle import load_pickle_checkpoint
 
 # Keys present in published checkpoints that the encoder does not use.
 _IGNORED = re.compile(r"^(lm_head|contact_head|pooler)\.|^embeddings\.position_ids$|inv_freq$")
@@ -160,7 +160,7 @@ def _read_hf_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor
 
 
 def _strip(key: str, prefix: str) -> str:
-    return key[len(prefix):] if key.startswith(prefix) else key
+    return key.removeprefix(prefix)
 
 
 # --- fair-esm .pt ------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class Manifest:
         self.sources = sources
 
     @classmethod
-    def load(cls, root: Path) -> "Manifest | None":
+    def load(cls, root: Path) -> Manifest | None:
         """The manifest of `root`, or None when it has none (a hand-assembled directory)."""
         path = Path(root) / MANIFEST_NAME
         if not path.is_file():
@@ -71,7 +71,7 @@ class Manifest:
         return cls(root, files, dict(data.get("sources", {})))
 
     @classmethod
-    def load_or_empty(cls, root: Path) -> "Manifest":
+    def load_or_empty(cls, root: Path) -> Manifest:
         return cls.load(root) or cls(root, {}, {})
 
     def save(self) -> None:
@@ -107,7 +107,7 @@ class Manifest:
                     f"{path} has {size} bytes, the manifest says {record.size}; {_redownload_hint(self.root)}"
                 )
 
-    def verify(self, prefix: str, stamps: "HashStamps") -> None:
+    def verify(self, prefix: str, stamps: HashStamps) -> None:
         """Sizes, then sha256 of every file not already verified in its current version."""
         self.check_sizes(prefix)
         for name, record in self.under(prefix).items():

@@ -22,7 +22,12 @@ line, written as NAME.partial and renamed when the run finishes:
 
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
-from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceCall, SequenceResult
+from virnucpro.outputs.results import (
+    ChunkResult,
+    FrameScore,
+    SequenceCall,
+    SequenceResult,
+)
 from virnucpro.outputs.writer import ResultWriter
 
 __all__ = [

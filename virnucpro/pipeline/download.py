@@ -15,10 +15,10 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.client import HTTPException
 from pathlib import Path
-from typing import Callable
 
 from virnucpro import __version__
 from virnucpro.errors import VirnucproError

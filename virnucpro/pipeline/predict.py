@@ -31,8 +31,16 @@ from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.embeddings import EmbeddingWriter
 from virnucpro.pipeline.journal import Journal, fingerprint, input_identity
 from virnucpro.pipeline.progress import RunProgress
-from virnucpro.pipeline.setup import (LoadedModels, ModelChoice, load_models, prepare_workers,
-                                      resolve_batch_tokens, resolve_devices, resolve_precision, set_threads)
+from virnucpro.pipeline.setup import (
+    LoadedModels,
+    ModelChoice,
+    load_models,
+    prepare_workers,
+    resolve_batch_tokens,
+    resolve_devices,
+    resolve_precision,
+    set_threads,
+)
 from virnucpro.pipeline.shards import ShardLog
 from virnucpro.pipeline.stream import StreamEngine
 

@@ -107,7 +107,7 @@ class StreamEngine:
                 self._put(self._todo, _DONE)
         except _Stopped:
             return
-        except BaseException as error:  # forwarded to the caller, which re-raises it
+        except BaseException as error:  # noqa: BLE001 (forwarded to the caller, which re-raises it)
             self._fail(error)
 
     def _consume(self, worker: Any) -> None:
@@ -118,7 +118,7 @@ class StreamEngine:
             self._put(self._done, _DONE)
         except _Stopped:
             return
-        except BaseException as error:  # forwarded to the caller, which re-raises it
+        except BaseException as error:  # noqa: BLE001 (forwarded to the caller, which re-raises it)
             self._fail(error)
 
     def _fail(self, error: BaseException) -> None:

@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from virnucpro.errors import InputFormatError, VirnucproError
-from virnucpro.models.classifier import ClassifierInfo, MLPClassifier, save_classifier_safetensors
+from virnucpro.models.classifier import (
+    ClassifierInfo,
+    MLPClassifier,
+    save_classifier_safetensors,
+)
 from virnucpro.outputs.jsonfile import write_json_atomic
 
 log = logging.getLogger("virnucpro")

@@ -9,7 +9,7 @@ first 1024 residues before <cls>/<eos> are added.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

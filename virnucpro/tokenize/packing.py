@@ -6,8 +6,8 @@ cumulative sequence lengths, so no compute is spent on padding. Used by ESM-2 an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ class PackedTokens:
         """Tokens per sequence, [B] int32."""
         return self.cu_seqlens[1:] - self.cu_seqlens[:-1]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "PackedTokens":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> PackedTokens:
         return PackedTokens(
             self.ids.to(device, non_blocking=non_blocking),
             self.cu_seqlens.to(device, non_blocking=non_blocking),
