@@ -4,16 +4,25 @@ caller receives the results strictly in the order the blocks were produced.
 Queues are bounded, so memory stays flat whatever the input size. Devices take the next block
 from one shared queue (a fast device simply takes more blocks: work stealing). An exception in any
 thread stops the others and is re-raised in the caller.
+
+While the engine runs, the interpreter's thread switch interval is lowered (5 ms -> 0.2 ms).
+PyTorch releases the GIL inside every op, and with the default interval a thread busy in Python
+(the producer building a block, the writer formatting one) then keeps the GIL ~5 ms each time the
+worker lets go of it: the worker issues ~300 ops/s instead of ~250,000, and a GPU fed with short
+kernels (DNABERT-S) runs dry. At 0.2 ms the worker waits ~0.1 ms per op and the Python threads
+keep ~90% of their speed (benchmarks/bench_gil_convoy.py).
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 _POLL_SECONDS = 0.2
+SWITCH_INTERVAL_SECONDS = 2e-4
 _DONE = object()
 
 
@@ -37,6 +46,14 @@ class StreamEngine:
 
     def results(self) -> Iterator[Any]:
         """Yield `work` results in the order the blocks were produced."""
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous_interval, SWITCH_INTERVAL_SECONDS))
+        try:
+            yield from self._ordered_results()
+        finally:
+            sys.setswitchinterval(previous_interval)
+
+    def _ordered_results(self) -> Iterator[Any]:
         self._start()
         pending: dict[int, Any] = {}
         next_index = 0
