@@ -43,12 +43,12 @@ class PackedTokens:
 
 def pack(token_arrays: Sequence[np.ndarray | Sequence[int]]) -> PackedTokens:
     """Concatenate per-sequence token id arrays into one PackedTokens (each array non-empty)."""
-    arrays = [np.asarray(a, dtype=np.int64) for a in token_arrays]
-    lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
+    lengths = np.fromiter(map(len, token_arrays), dtype=np.int64, count=len(token_arrays))
     if lengths.size and lengths.min() == 0:
         raise ValueError("pack() got an empty token sequence")
-    cu = np.zeros(len(arrays) + 1, dtype=np.int32)
+    cu = np.zeros(len(token_arrays) + 1, dtype=np.int32)
     np.cumsum(lengths, out=cu[1:])
-    ids = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+    # one concatenation, then one cast (DNABERT-S ids arrive as int32)
+    ids = np.concatenate(token_arrays).astype(np.int64, copy=False) if len(token_arrays) else np.zeros(0, dtype=np.int64)
     max_seqlen = int(lengths.max()) if lengths.size else 0
     return PackedTokens(torch.from_numpy(ids), torch.from_numpy(cu), max_seqlen)
