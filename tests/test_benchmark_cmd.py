@@ -16,6 +16,9 @@ def test_benchmark_tiny_on_cpu(tmp_path, capsys):
     assert result["counts"]["records"] == 300
     assert result["esm2_only_seconds"] > 0 and result["end_to_end_over_esm2_only"] > 0
     assert 0 < result["device_busy_fraction"] <= 1.5
+    assert result["esm2_only_busy_fraction"] is None  # NVML: GPUs only
+    assert set(result["host_issue_seconds"]) == {"host_issue_dnabert", "host_issue_esm2", "host_issue_classifier"}
+    assert result["stream_peak_rss_mib"] > 10 and result["stream_rss_mib_timeline"] is not None
     assert (tmp_path / "w" / "out-300" / "sequences.tsv").is_file()
     capsys.readouterr()
     assert main(args[:-2] + ["--no-esm-only", "--precision", "fp32"]) == 0

@@ -18,6 +18,7 @@ import torch
 
 from virnucpro.devtools.random_models import write_random_models
 from virnucpro.devtools.workloads import write_reads
+from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.staging import PinnedStaging
 from virnucpro.engine.worker import Encoders
 from virnucpro.io import read_records
@@ -43,14 +44,14 @@ def run_benchmark(reads: int, size: str, workdir: Path | None, logger: logging.L
         started = time.perf_counter()
         summary = run(options, logger)
         wall = time.perf_counter() - started
-        esm_only = _esm_only_seconds(options, logger) if esm_only else None
+        esm_only, esm_only_busy = _esm_only(options, logger) if esm_only else (None, None)
     stream = summary["timings_seconds"]["stream"]
     return {
         "output": str(options.output),
         "workload": {"reads": reads, "read_length": 150, "model_size": size, "chunk_size": 300},
         "devices": summary["devices"], "torch_version": torch.__version__,
         "wall_seconds": wall, "model_load_seconds": summary["timings_seconds"]["model_load"],
-        "stream_seconds": stream, "esm2_only_seconds": esm_only,
+        "stream_seconds": stream, "esm2_only_seconds": esm_only, "esm2_only_busy_fraction": esm_only_busy,
         "end_to_end_over_esm2_only": stream / esm_only if esm_only else None,
         "device_busy_fraction": summary["device_busy_fraction"],
         "gpu_utilization": summary["gpu_utilization"], "stage_busy_fraction": summary["stage_busy_fraction"],
@@ -76,8 +77,9 @@ def _prepare(root: Path, reads: int, size: str, logger: logging.Logger) -> tuple
     return models, reads_file
 
 
-def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
-    """ESM-2 over the same blocks and batches as the run, overlapped the same way, nothing else."""
+def _esm_only(options: RunOptions, logger: logging.Logger) -> tuple[float, float | None]:
+    """ESM-2 over the same blocks and batches as the run, overlapped the same way, nothing else:
+    (seconds, mean NVML GPU busy fraction or None)."""
     devices = resolve_devices(options.device, options.gpus, options.workers)
     dtype = resolve_precision(options.precision, devices[0])
     _, settings, models, _, _ = load_workers(options, devices, dtype, logger, cluster=None)  # as in the run
@@ -85,10 +87,12 @@ def _esm_only_seconds(options: RunOptions, logger: logging.Logger) -> float:
     staging = {id(e): PinnedStaging(e.device) if e.device.type == "cuda" else None for e in models.workers}
     engine = StreamEngine(blocks, models.workers, lambda e, block: _run_esm_only(e, block, staging[id(e)]))
     started = time.perf_counter()
-    for event in engine.results():
-        if event is not None:
-            event.synchronize()
-    return time.perf_counter() - started
+    with StreamMonitor(devices) as monitor:
+        for event in engine.results():
+            if event is not None:
+                event.synchronize()
+    busy = monitor.busy_fractions()
+    return time.perf_counter() - started, sum(busy.values()) / len(busy) if busy else None
 
 
 @torch.inference_mode()
