@@ -190,7 +190,8 @@ class BlockActor:
     def run_block(self, block: WorkBlock, want_features: bool) -> BlockResult:
         output = self.worker.run_block(_with_token_arrays(block), want_features)
         output.wait()  # CUDA events do not travel: the actor waits and sends plain numbers
-        return BlockResult(output.probabilities, output.features, output.stage_seconds(), output.splits)
+        return BlockResult(output.probabilities, output.features, output.stage_seconds(), output.splits,
+                           output.host_stage_seconds())
 
 
 @dataclass
@@ -201,6 +202,7 @@ class BlockResult:
     features: torch.Tensor | None
     seconds: dict[str, float]
     splits: int
+    host_seconds: dict[str, float]
 
 
 @dataclass
@@ -212,12 +214,16 @@ class RemoteBlockOutput:
     features: torch.Tensor | None
     seconds: dict[str, float]
     splits: int
+    host_seconds: dict[str, float]
 
     def wait(self) -> None:
         """Nothing to wait for: the actor finished before it replied."""
 
     def stage_seconds(self) -> dict[str, float]:
         return dict(self.seconds)
+
+    def host_stage_seconds(self) -> dict[str, float]:
+        return dict(self.host_seconds)
 
 
 class RayWorker:
@@ -235,7 +241,8 @@ class RayWorker:
 
     def run_block(self, block: WorkBlock, want_features: bool = False) -> RemoteBlockOutput:
         result = self._ray.get(self.submit(block, want_features))
-        return RemoteBlockOutput(block, result.probabilities, result.features, result.seconds, result.splits)
+        return RemoteBlockOutput(block, result.probabilities, result.features, result.seconds, result.splits,
+                                 result.host_seconds)
 
 
 _NO_FRAMES = np.zeros(0, dtype=np.int64)
