@@ -105,8 +105,7 @@ class DeviceWorker:
     @torch.inference_mode()
     def run_block(self, block: WorkBlock, want_features: bool = False) -> BlockOutput:
         enc, device = self.encoders, self.device
-        if device.type == "cuda":
-            torch.cuda.set_device(device)  # per thread: kernels, events and streams of this GPU
+        self._enter_device()
         self._splits = 0
         clock = StageClock(device)
         clock.mark()
@@ -121,11 +120,27 @@ class DeviceWorker:
         clock.mark()
         host_probabilities = _to_host(probabilities)
         host_features = _to_host(features) if want_features else None
-        ready = None
-        if device.type == "cuda":
-            ready = torch.cuda.Event()
-            ready.record()
-        return BlockOutput(block, host_probabilities, host_features, clock, ready, self._splits)
+        return BlockOutput(block, host_probabilities, host_features, clock, self._done_event(), self._splits)
+
+    @torch.inference_mode()
+    def run_esm2_only(self, block: WorkBlock) -> torch.cuda.Event | None:
+        """ESM-2 on a block exactly as `run_block` runs it, and nothing else (the benchmark's
+        baseline); returns the event that marks the end of its work (None on the CPU)."""
+        self._enter_device()
+        self._embed_table(self.encoders.esm, block.esm_batches, block.num_proteins, self.encoders.esm_dim)
+        return self._done_event()
+
+    def _enter_device(self) -> None:
+        """Per thread: kernels, events and streams of this GPU."""
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+
+    def _done_event(self) -> torch.cuda.Event | None:
+        if self.device.type != "cuda":
+            return None
+        ready = torch.cuda.Event()
+        ready.record()
+        return ready
 
     def _embed_table(self, model: torch.nn.Module, batches: list[TokenBatch], rows: int, dim: int) -> torch.Tensor:
         """[rows, dim] fp32 embeddings of every distinct input of one encoder in the block."""

@@ -19,10 +19,8 @@ import torch
 from virnucpro.devtools.random_models import write_random_models
 from virnucpro.devtools.workloads import write_reads
 from virnucpro.engine.monitor import StreamMonitor
-from virnucpro.engine.staging import PinnedStaging
-from virnucpro.engine.worker import Encoders
 from virnucpro.io import read_records
-from virnucpro.pipeline.blocks import WorkBlock, iter_blocks
+from virnucpro.pipeline.blocks import iter_blocks
 from virnucpro.pipeline.predict import RunOptions, load_workers, run
 from virnucpro.pipeline.setup import ModelChoice, resolve_devices, resolve_precision
 from virnucpro.pipeline.stream import StreamEngine
@@ -82,10 +80,9 @@ def _esm_only(options: RunOptions, logger: logging.Logger) -> tuple[float, float
     (seconds, mean NVML GPU busy fraction or None)."""
     devices = resolve_devices(options.device, options.gpus, options.workers)
     dtype = resolve_precision(options.precision, devices[0])
-    _, settings, models, _, _ = load_workers(options, devices, dtype, logger, cluster=None)  # as in the run
+    _, settings, models, workers, _ = load_workers(options, devices, dtype, logger, cluster=None)  # as in the run
     blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer)
-    staging = {id(e): PinnedStaging(e.device) if e.device.type == "cuda" else None for e in models.workers}
-    engine = StreamEngine(blocks, models.workers, lambda e, block: _run_esm_only(e, block, staging[id(e)]))
+    engine = StreamEngine(blocks, workers, lambda worker, block: worker.run_esm2_only(block))
     started = time.perf_counter()
     with StreamMonitor(devices) as monitor:
         for event in engine.results():
@@ -93,17 +90,3 @@ def _esm_only(options: RunOptions, logger: logging.Logger) -> tuple[float, float
                 event.synchronize()
     busy = monitor.busy_fractions()
     return time.perf_counter() - started, sum(busy.values()) / len(busy) if busy else None
-
-
-@torch.inference_mode()
-def _run_esm_only(encoders: Encoders, block: WorkBlock, staging: PinnedStaging | None):
-    if staging is None:
-        for batch in block.esm_batches:
-            encoders.esm.embed(batch.packed)
-        return None
-    torch.cuda.set_device(encoders.device)
-    for batch in block.esm_batches:
-        encoders.esm.embed(staging.packed_to_device(batch.packed))
-    event = torch.cuda.Event()
-    event.record()
-    return event
