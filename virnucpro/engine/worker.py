@@ -173,17 +173,19 @@ class DeviceWorker:
 def warm_up(encoders: Encoders, batch_tokens: int) -> None:
     """Run dummy batches once so compilation happens at load time, not mid-stream.
 
-    ESM-2: short proteins (Triton attention with rotary inside) and longer ones (compiled rotary +
-    varlen attention), token counts even and odd (Triton specialises on divisibility by 16).
-    DNABERT-S compiles for dynamic shapes on its second distinct shape, so it gets two. GPUs only.
+    ESM-2: short proteins (Triton attention with rotary inside), with a token count that is a
+    multiple of 16 and one that is not (Triton specialises integer arguments on divisibility by 16),
+    and longer ones (compiled rotary + varlen attention). DNABERT-S compiles for dynamic shapes on
+    its second distinct shape, so it gets two. GPUs only.
     """
     if encoders.device.type != "cuda":
         return
     torch.cuda.set_device(encoders.device)
-    for residues, extra in ((48, 0), (48, 1), (98, 0)):
-        protein = np.concatenate(([0], np.full(residues, 5), [2]))  # <cls> A... <eos>
-        odd = [protein[: 3 + extra]] if extra else []
-        encoders.esm.embed(pack([protein] * max(1, batch_tokens // protein.size) + odd))
+    for tokens in (48, 49, 100):  # 48 * n is a multiple of 16; 49 * n is not unless 16 divides n
+        protein = np.concatenate(([0], np.full(tokens - 2, 5), [2]))  # <cls> A... <eos>
+        copies = max(1, batch_tokens // tokens)
+        copies -= 1 if tokens == 49 and copies % 16 == 0 else 0
+        encoders.esm.embed(pack([protein] * copies))
     for length in (34, 41):
         dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
         encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))
