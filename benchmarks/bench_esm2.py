@@ -151,13 +151,21 @@ def bench_workload(candidates, seqs, repeats, params):
     return rows
 
 
+def fp32_reference(model_dir):
+    """Our fp32 eager ESM-2 on the GPU with TF32 off: the accuracy reference."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return load_esm2(model_dir, DEVICE, torch.float32, fast=False)
+
+
+def embed_in_chunks(model, seqs, size: int = 64):
+    """Mean embeddings of `seqs` in input order, `size` proteins per call."""
+    return torch.cat([model.embed(encode_proteins(seqs[i : i + size])) for i in range(0, len(seqs), size)])
+
+
 def accuracy(model_dir, candidates, seqs):
     """Cosine per sequence vs our fp32 eager path on the GPU (TF32 off)."""
     seqs = sorted(seqs, key=len)  # every candidate batches by sorted length: outputs stay in this order
-    torch.backends.cuda.matmul.allow_tf32 = False
-    reference = load_esm2(model_dir, DEVICE, torch.float32, fast=False)
-    ref = torch.cat([reference.embed(encode_proteins(seqs[i : i + 64])) for i in range(0, len(seqs), 64)])
-    del reference
+    ref = embed_in_chunks(fp32_reference(model_dir), seqs)
     out = {}
     for name, c in candidates.items():
         cos = torch.nn.functional.cosine_similarity(torch.cat(c.run(c.batches(seqs))).float(), ref, dim=-1)
@@ -274,16 +282,12 @@ def fp8_probe(model_dir, seqs, ref_model=None) -> dict:
 
     shim = types.SimpleNamespace(**{k: getattr(torch.nn.functional, k) for k in dir(torch.nn.functional) if not k.startswith("__")})
     shim.linear = fp8_linear
-    seqs = sorted(seqs, key=len)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    reference = load_esm2(model_dir, DEVICE, torch.float32, fast=False)
-    ref = torch.cat([reference.embed(encode_proteins(seqs[i : i + 64])) for i in range(0, len(seqs), 64)])
-    del reference
+    ref = embed_in_chunks(fp32_reference(model_dir), seqs)
     model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
     real_f = esm2_module.F
     esm2_module.F = shim
     try:
-        got = torch.cat([model.embed(encode_proteins(seqs[i : i + 64])) for i in range(0, len(seqs), 64)])
+        got = embed_in_chunks(model, seqs)
     finally:
         esm2_module.F = real_f
     cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1)
