@@ -6,14 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from virnucpro.engine.monitor import current_rss_bytes
-
-
-def test_rss_is_read_on_linux():
-    rss = current_rss_bytes()
-    assert rss is None or rss > 1 << 20
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_ring_wraps_without_overwriting_queued_copies():

@@ -23,7 +23,7 @@ def test_run_block_never_synchronises(tiny_models):
 
     paths = {"dnabert": tiny_models / "dnabert-s", "esm2": tiny_models / "esm2",
              "classifier": tiny_models / "classifier.pth"}  # fmt: skip
-    encoders, _ = load_encoders(paths, torch.device("cuda"), torch.bfloat16)
+    encoders, _ = load_encoders(paths, torch.device("cuda", 0), torch.bfloat16)
     settings = BlockSettings(chunk_size=300, chunking="even", esm_batch_tokens=4096, dnabert_batch_tokens=4096)
     records = read_records([str(REAL / "ERR266411_1.first1000.fastq")])
     block = next(iter_blocks(records, settings, tokenizer_for(tiny_models / "dnabert-s")))

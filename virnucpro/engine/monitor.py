@@ -3,7 +3,8 @@
   CUDA events around each stage also count time the GPU waited for the host inside a stage; NVML
   does not.
 - Host resident memory (RSS) of this process, whose peak during the stream (models already
-  loaded) shows whether memory grows with the input."""
+  loaded) shows whether memory grows with the input. The timeline also splits off the file-backed
+  and shared part (mapped weights, libraries), so growth can be told apart from heap growth."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class StreamMonitor:
         self.indices = sorted({d.index for d in devices if d.type == "cuda"})
         self.samples: dict[int, list[float]] = {i: [] for i in self.indices}
         self.rss_peak_bytes = current_rss_bytes() or 0
-        self.rss_timeline: list[tuple[float, float]] = []  # (seconds into the stream, MiB)
+        self.rss_timeline: list[tuple[float, float, float]] = []  # (seconds in, RSS MiB, of it shared MiB)
         self._started = time.perf_counter()
         self._gpus = bool(self.indices) and _nvml_available()
         self._stop = threading.Event()
@@ -49,9 +50,11 @@ class StreamMonitor:
     def _sample(self) -> None:
         count = 0
         while not self._stop.wait(_INTERVAL_SECONDS):
-            rss = self._sample_rss()
+            self._sample_rss()
             if count % _TIMELINE_EVERY == 0:
-                self.rss_timeline.append((round(time.perf_counter() - self._started, 1), round(rss / 2**20, 1)))
+                rss, shared = memory_pages()
+                self.rss_timeline.append((round(time.perf_counter() - self._started, 1),
+                                          round(rss * _PAGE_BYTES / 2**20, 1), round(shared * _PAGE_BYTES / 2**20, 1)))
             count += 1
             if self._gpus:
                 for index in self.indices:
@@ -65,11 +68,18 @@ class StreamMonitor:
 
 def current_rss_bytes() -> int | None:
     """Resident set size now (Linux /proc; None elsewhere)."""
+    rss, _ = memory_pages()
+    return rss * _PAGE_BYTES if rss else None
+
+
+def memory_pages() -> tuple[int, int]:
+    """(resident pages, of them file-backed or shared) from /proc/self/statm; zeros elsewhere."""
     try:
         with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_BYTES
+            fields = statm.read().split()
+        return int(fields[1]), int(fields[2])
     except (OSError, ValueError, IndexError):
-        return None
+        return 0, 0
 
 
 def _nvml_available() -> bool:

@@ -84,7 +84,7 @@ class RunTotals:
     oom_splits: int = 0
     gpu_utilization: dict[str, float] | None = None  # NVML, per GPU
     stream_peak_rss_mib: float | None = None  # host memory while the stream ran (models loaded)
-    stream_rss_timeline: list[tuple[float, float]] = field(default_factory=list)  # (s, MiB) every 5 s
+    stream_rss_timeline: list[tuple[float, float, float]] = field(default_factory=list)  # every 5 s
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     host_stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
