@@ -1,4 +1,4 @@
-"""A device worker: runs a block's DNABERT-S and ESM-2 batches, joins the features per frame and
+"""A device worker: runs a block's ESM-2 and DNABERT-S batches, joins the features per frame and
 classifies them on the device, without ever waiting for the device itself.
 
 Results are copied into pinned host buffers asynchronously and an event marks when they are
