@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_ring_wraps_without_overwriting_queued_copies():
