@@ -90,6 +90,16 @@ print(check_rotary("cpu", torch.float32), check_alibi("cpu", torch.float32))
 """
 
 
+def test_sequence_bounds_name_each_tokens_own_sequence():
+    from virnucpro.models.packed_attention import sequence_bounds
+
+    cu = torch.tensor([0, *torch.tensor(LENGTHS).cumsum(0).tolist()], dtype=torch.long)
+    starts, ends = sequence_bounds(cu, int(cu[-1]))
+    expected = [(int(cu[i]), int(cu[i + 1])) for i in range(len(LENGTHS)) for _ in range(LENGTHS[i])]
+    assert starts.dtype == ends.dtype == torch.int32  # what the kernel reads
+    assert list(zip(starts.tolist(), ends.tolist())) == expected
+
+
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs the triton package")
 def test_kernel_in_triton_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}

@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from virnucpro.models.packed_attention import has_packed_attention, packed_attention
+from virnucpro.models.packed_attention import (
+    has_packed_attention,
+    packed_attention,
+    sequence_bounds,
+)
 from virnucpro.models.pooling import segment_sums
 from virnucpro.tokenize.packing import PackedTokens
 
@@ -252,7 +256,7 @@ class AttentionBatch:
         if kind == "padded":
             padded = PaddedView.build(cu_seqlens.long(), lengths, seq_index, max_seqlen, slopes, dtype)
         elif kind == "triton":
-            seq_bounds = (cu_seqlens[:-1].int()[seq_index], cu_seqlens[1:].int()[seq_index])
+            seq_bounds = sequence_bounds(cu_seqlens, n_tokens)
         return cls(
             n_heads=cfg.num_attention_heads,
             head_dim=cfg.head_dim,

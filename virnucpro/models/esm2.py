@@ -27,6 +27,7 @@ from virnucpro.models.packed_attention import (
     TRITON_PACKED,
     has_packed_attention,
     packed_attention,
+    sequence_bounds,
 )
 from virnucpro.models.pooling import segment_sums
 from virnucpro.tokenize.packing import PackedTokens
@@ -216,9 +217,7 @@ def _tokens_dynamic(compiled, token_args: int):
 
 def _token_spans(cu_seqlens: torch.Tensor, num_tokens: int):
     """Per token: position in its own sequence (0 at BOS), and that sequence's [start, end)."""
-    lengths = cu_seqlens[1:] - cu_seqlens[:-1]
-    starts = torch.repeat_interleave(cu_seqlens[:-1], lengths, output_size=num_tokens)
-    ends = torch.repeat_interleave(cu_seqlens[1:], lengths, output_size=num_tokens)
+    starts, ends = sequence_bounds(cu_seqlens, num_tokens)
     return torch.arange(num_tokens, device=cu_seqlens.device) - starts, starts, ends
 
 

@@ -36,6 +36,16 @@ def has_packed_attention(device: torch.device, dtype: torch.dtype, head_dim: int
     return dtype in (torch.float16, torch.bfloat16) and head_dim % 32 == 0 and head_dim <= 128
 
 
+def sequence_bounds(cu_seqlens: torch.Tensor, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token of a packed stream: [start, end) of its own sequence, int32 (the kernel's
+    `seq_start` / `seq_end`); no host sync (the output size is given)."""
+    cu = cu_seqlens.int()
+    lengths = cu[1:] - cu[:-1]
+    starts = torch.repeat_interleave(cu[:-1], lengths, output_size=num_tokens)
+    ends = torch.repeat_interleave(cu[1:], lengths, output_size=num_tokens)
+    return starts, ends
+
+
 def packed_attention(
     qkv: torch.Tensor,
     seq_start: torch.Tensor,
