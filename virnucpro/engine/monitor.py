@@ -39,7 +39,7 @@ class StreamMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._sample_rss()
+        self._sample_memory()
 
     def busy_fractions(self) -> dict[str, float] | None:
         """Mean utilization per GPU over the run (None without NVML or without GPUs)."""
@@ -50,20 +50,20 @@ class StreamMonitor:
     def _sample(self) -> None:
         count = 0
         while not self._stop.wait(_INTERVAL_SECONDS):
-            self._sample_rss()
+            rss, shared = self._sample_memory()
             if count % _TIMELINE_EVERY == 0:
-                rss, shared = memory_pages()
                 self.rss_timeline.append((round(time.perf_counter() - self._started, 1),
-                                          round(rss * _PAGE_BYTES / 2**20, 1), round(shared * _PAGE_BYTES / 2**20, 1)))
+                                          round(rss / 2**20, 1), round(shared / 2**20, 1)))
             count += 1
             if self._gpus:
                 for index in self.indices:
                     self.samples[index].append(float(torch.cuda.utilization(index)))
 
-    def _sample_rss(self) -> int:
-        rss = current_rss_bytes() or 0
+    def _sample_memory(self) -> tuple[int, int]:
+        """(RSS, of it shared) in bytes now; keeps the RSS peak."""
+        rss, shared = (pages * _PAGE_BYTES for pages in memory_pages())
         self.rss_peak_bytes = max(self.rss_peak_bytes, rss)
-        return rss
+        return rss, shared
 
 
 def current_rss_bytes() -> int | None:
