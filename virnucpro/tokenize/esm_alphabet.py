@@ -55,7 +55,7 @@ def encode_protein_arrays(proteins: Sequence[str], max_residues: int = MAX_RESID
     clipped = [p[:max_residues] for p in proteins]
     lengths = np.fromiter(map(len, clipped), dtype=np.int64, count=len(clipped)) + 2
     ends = np.cumsum(lengths)
-    ids = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    ids = np.empty(int(ends[-1]), dtype=np.int64)
     residue = np.ones(ids.size, dtype=bool)
     residue[ends - lengths] = residue[ends - 1] = False
     ids[~residue] = np.tile([CLS, EOS], len(clipped))
@@ -66,4 +66,4 @@ def encode_protein_arrays(proteins: Sequence[str], max_residues: int = MAX_RESID
 
 def encode_proteins(proteins: Sequence[str], max_residues: int = MAX_RESIDUES) -> PackedTokens:
     """Encode and pack proteins in order (one sequence of the batch per protein)."""
-    return pack([encode_protein(p, max_residues) for p in proteins])
+    return pack(encode_protein_arrays(proteins, max_residues))
