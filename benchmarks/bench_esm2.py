@@ -221,7 +221,11 @@ def attention_sweep(cfg, tokens: int) -> dict:
     import triton.testing
 
     from virnucpro.models.dnabert import alibi_slopes
-    from virnucpro.models.packed_attention import KERNEL_CONFIG, packed_attention
+    from virnucpro.models.packed_attention import (
+        KERNEL_CONFIG,
+        packed_attention,
+        sequence_bounds,
+    )
 
     configs = [{"BLOCK_M": m, "BLOCK_N": n, "num_warps": w, "num_stages": st}
                for m in (64, 128) for n in (32, 64) for w in (4, 8) for st in (2, 3)]  # fmt: skip
@@ -231,9 +235,7 @@ def attention_sweep(cfg, tokens: int) -> dict:
         qkv = torch.randn(tokens, 3 * heads * head_dim, device=DEVICE, dtype=DTYPE)
         cu = torch.arange(0, tokens + 1, seqlen, device=DEVICE, dtype=torch.int32)
         cu = torch.cat((cu, torch.tensor([tokens], device=DEVICE, dtype=torch.int32))).unique()
-        lengths = cu[1:] - cu[:-1]
-        start = torch.repeat_interleave(cu[:-1], lengths)
-        end = torch.repeat_interleave(cu[1:], lengths)
+        start, end = sequence_bounds(cu, tokens)
         angles = (torch.arange(tokens, device=DEVICE) - start)[:, None].float() * torch.rand(head_dim // 2, device=DEVICE)
         extra = ({"rotary": (angles.cos(), angles.sin())} if case.startswith("esm2")
                  else {"alibi_slopes": torch.tensor(alibi_slopes(heads), device=DEVICE)})  # fmt: skip
