@@ -27,6 +27,23 @@ def model_args(tiny_models) -> list[str]:
             "--classifier", str(tiny_models / "classifier.pth"), "--device", "cpu", "-q"]
 
 
+def tiny_model_paths(models: Path) -> dict[str, Path]:
+    """The three model paths of a random-models directory, keyed as `load_encoders` wants them."""
+    return {"dnabert": models / "dnabert-s", "esm2": models / "esm2", "classifier": models / "classifier.pth"}
+
+
+def first_real_block(models: Path, batch_tokens: int):
+    """The first work block of the real Illumina reads, batched for the models in `models`."""
+    from virnucpro.io import read_records
+    from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
+    from virnucpro.pipeline.setup import tokenizer_for
+
+    settings = BlockSettings(chunk_size=300, chunking="even", esm_batch_tokens=batch_tokens,
+                             dnabert_batch_tokens=batch_tokens)
+    records = read_records([str(REAL / "ERR266411_1.first1000.fastq")])
+    return next(iter_blocks(records, settings, tokenizer_for(models / "dnabert-s")))
+
+
 def reads_and_phix(tmp_path: Path, reads: int = 100) -> list[str]:
     """The first `reads` real Illumina reads plus the phiX174 genome: a small mixed input."""
     lines = (REAL / "ERR266411_1.first1000.fastq").read_text().splitlines()[: 4 * reads]

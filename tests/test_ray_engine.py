@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REAL
+from conftest import REAL, first_real_block, tiny_model_paths
 
 from virnucpro.cli.main import main
 from virnucpro.pipeline.setup import SetupError
@@ -102,21 +102,14 @@ def test_missing_ray_is_a_one_line_error(inputs, model_args, tmp_path, capsys, m
 
 def test_actor_that_cannot_load_the_models_says_why(tiny_models):
     """Models missing on an actor's node: a one-line reason from describe(), not a dead actor."""
-    paths = {"dnabert": tiny_models / "dnabert-s", "esm2": tiny_models / "esm2",
-             "classifier": tiny_models / "not-there.pth"}
+    paths = {**tiny_model_paths(tiny_models), "classifier": tiny_models / "not-there.pth"}
     info = ray_workers.BlockActor(paths, "cpu", torch.float32).describe(None)
     assert "not-there.pth" in info.error and "\n" not in info.error
 
 
 def test_actor_gets_a_slim_block_and_rebuilds_token_arrays(tiny_models):
     """Records, chunks and per-sequence token arrays stay on the driver; the actor restores the arrays."""
-    from virnucpro.io import read_records
-    from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
-    from virnucpro.pipeline.setup import tokenizer_for
-
-    settings = BlockSettings(chunk_size=300, chunking="even", esm_batch_tokens=2048, dnabert_batch_tokens=2048)
-    records = read_records([str(REAL / "ERR266411_1.first1000.fastq")])
-    block = next(iter_blocks(records, settings, tokenizer_for(tiny_models / "dnabert-s")))
+    block = first_real_block(tiny_models, 2048)
     slim = ray_workers._slim(block)
     assert len(pickle.dumps(slim)) < len(pickle.dumps(block)) / 2
     restored = ray_workers._with_token_arrays(pickle.loads(pickle.dumps(slim)))

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import torch
-from conftest import REAL
+from conftest import first_real_block, tiny_model_paths
 
 from virnucpro.engine.worker import STAGES, DeviceWorker
-from virnucpro.io import read_records
-from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
-from virnucpro.pipeline.setup import load_encoders, tokenizer_for
+from virnucpro.pipeline.setup import load_encoders
 
 
 def test_esm2_runs_before_dnabert_in_every_block(tiny_models, monkeypatch):
     """Measured on an H200 (README, design.md): with DNABERT-S first, its short kernels were issued
     while the writer held the GIL and the GPU ran dry (busy 94% vs 97.5%). Keep ESM-2 first."""
-    paths = {"dnabert": tiny_models / "dnabert-s", "esm2": tiny_models / "esm2",
-             "classifier": tiny_models / "classifier.pth"}  # fmt: skip
-    encoders, _ = load_encoders(paths, torch.device("cpu"), torch.float32)
-    settings = BlockSettings(chunk_size=300, chunking="even", esm_batch_tokens=2048, dnabert_batch_tokens=2048)
-    records = read_records([str(REAL / "ERR266411_1.first1000.fastq")])
-    block = next(iter_blocks(records, settings, tokenizer_for(tiny_models / "dnabert-s")))
+    encoders, _ = load_encoders(tiny_model_paths(tiny_models), torch.device("cpu"), torch.float32)
+    block = first_real_block(tiny_models, 2048)
     calls: list[str] = []
     for name, model in (("esm2", encoders.esm), ("dnabert", encoders.dnabert)):
         monkeypatch.setattr(model, "embed", _recording(model.embed, name, calls))

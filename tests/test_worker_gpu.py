@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import REAL
+from conftest import first_real_block, tiny_model_paths
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
 def test_run_block_never_synchronises(tiny_models):
     from virnucpro.engine.worker import DeviceWorker, warm_up
-    from virnucpro.io import read_records
-    from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
-    from virnucpro.pipeline.setup import load_encoders, tokenizer_for
+    from virnucpro.pipeline.setup import load_encoders
 
-    paths = {"dnabert": tiny_models / "dnabert-s", "esm2": tiny_models / "esm2",
-             "classifier": tiny_models / "classifier.pth"}  # fmt: skip
-    encoders, _ = load_encoders(paths, torch.device("cuda", 0), torch.bfloat16)
-    settings = BlockSettings(chunk_size=300, chunking="even", esm_batch_tokens=4096, dnabert_batch_tokens=4096)
-    records = read_records([str(REAL / "ERR266411_1.first1000.fastq")])
-    block = next(iter_blocks(records, settings, tokenizer_for(tiny_models / "dnabert-s")))
+    encoders, _ = load_encoders(tiny_model_paths(tiny_models), torch.device("cuda", 0), torch.bfloat16)
+    block = first_real_block(tiny_models, 4096)
     worker = DeviceWorker(encoders)
     warm_up(worker.encoders, 4096)
     worker.run_block(block).wait()  # first run: lazy initialisation may synchronise once
