@@ -18,10 +18,9 @@ from pathlib import Path
 
 from virnucpro.errors import ResumeError
 from virnucpro.outputs.jsonfile import write_json_atomic
-from virnucpro.outputs.paths import OutputPaths
 from virnucpro.pipeline import untrusted
 from virnucpro.pipeline.run_changes import as_json, describe_changes, summary
-from virnucpro.pipeline.shards import ShardLog
+from virnucpro.pipeline.shards import ShardLog, result_names
 
 JOURNAL_VERSION = 2
 _HEAD_BYTES = 1 << 20
@@ -105,8 +104,7 @@ def _validated(data: dict) -> Journal:
     parameters = untrusted.of_type(data["parameters"], dict, "parameters")
     blocks_done = untrusted.count(data["blocks_done"], "blocks_done", minimum=1)
     records_done = untrusted.count(data["records_done"], "records_done", minimum=blocks_done)
-    names = set() if parameters.get("embed_only") is True else {
-        path.name for path in OutputPaths(".").result_files(parameters.get("write_hits") is True)}
+    names = result_names(parameters)
     journal = Journal(inputs, parameters, blocks_done, records_done,
                       untrusted.sizes(data["offsets"], "offsets", names),
                       untrusted.digests(data["digests"], "digests", names), data["shard_log"])

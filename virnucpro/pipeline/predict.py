@@ -267,7 +267,7 @@ def _journal(previous: Journal | None, inputs: list[dict], parameters: dict, opt
         previous.check_same_run(inputs, parameters, options.output)
         return previous
     journal = Journal.start(inputs, parameters)
-    if options.shard:
+    if options.shard and not options.embed_only:  # merge joins predict's result files
         same_run = {key: value for key, value in journal.parameters.items() if key != "shard"}
         journal.shard_log = ShardLog(journal.inputs, same_run, *options.shard).to_json()
     return journal

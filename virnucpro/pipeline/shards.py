@@ -76,7 +76,7 @@ class ShardLog:
 
     def names(self) -> set[str]:
         """The result file names of this run (fixed by OutputPaths, never taken from the file)."""
-        return {path.name for path in self.result_files(Path("."))}
+        return result_names(self.parameters)
 
     def result_files(self, directory: Path) -> list[Path]:
         return OutputPaths(directory).result_files(self.parameters.get("write_hits") is True)
@@ -89,6 +89,13 @@ class ShardLog:
 
     def save(self, outdir: Path) -> None:
         write_json_atomic(Path(outdir) / SHARD_FILE, self.to_json())
+
+
+def result_names(parameters: dict) -> set[str]:
+    """The result files a run with these (untrusted) parameters writes; none for `embed`."""
+    if parameters.get("embed_only") is True:
+        return set()
+    return {path.name for path in OutputPaths(".").result_files(parameters.get("write_hits") is True)}
 
 
 def _check_blocks(log: ShardLog, names: set[str]) -> None:
@@ -157,6 +164,8 @@ def _read_log(shard_dir: Path) -> ShardLog:
         log = ShardLog.from_json(untrusted.load_json_object(path))
         if log.records_total is None or log.sha256 is None:
             raise untrusted.Invalid("it lacks the checksums of a finished shard")
+        if not log.names():
+            raise untrusted.Invalid("it is not from a predict run")
     except untrusted.Invalid as error:
         raise MergeError(f"{path} is unusable: {error}") from None
     except OSError as error:
