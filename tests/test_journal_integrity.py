@@ -215,3 +215,24 @@ def test_an_unreadable_journal_is_one_line(tmp_path, content):
     with pytest.raises(ResumeError) as refused:
         Journal.load(path)
     assert "\n" not in str(refused.value) and "--force" in str(refused.value), refused.value
+
+
+def test_a_stopped_shard_resumes_and_merges_to_the_single_run(unfinished, tmp_path, model_args):
+    """A shard journal (with its shard log) passes its own checks on resume; merge gets the same files."""
+    inputs, _, reference = unfinished
+    save = Journal.save
+
+    def save_then_stop(self, path):
+        save(self, path)
+        raise KeyboardInterrupt
+
+    shard_args = [_args(inputs, tmp_path / f"s{k}", model_args) + ["--shard", f"{k}/2"] for k in (1, 2)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Journal, "save", save_then_stop)
+        assert main(shard_args[0]) == 130
+    assert json.loads((tmp_path / "s1" / ".virnucpro" / "journal.json").read_text())["shard_log"]["blocks"]
+    assert main(shard_args[0] + ["--resume"]) == 0
+    assert main(shard_args[1]) == 0
+    assert main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "-o", str(tmp_path / "merged")]) == 0
+    for name in RESULT_FILES:
+        assert (tmp_path / "merged" / name).read_bytes() == (reference / name).read_bytes(), name

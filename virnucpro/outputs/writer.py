@@ -64,7 +64,7 @@ class ResultWriter:
             for path in paths.result_files(write_hits):
                 _unrename(path, paths.partial(path))
                 handles[path] = _truncated(paths.partial(path), offsets[path.name], digests[path.name])
-        except ResumeError:
+        except BaseException:
             for handle in handles.values():
                 handle.close()
             raise

@@ -135,6 +135,15 @@ def merge_shards(shard_dirs: list[Path], outdir: Path, force: bool = False) -> l
     _check_output(outdir, shard_dirs, force)
     runs = [_read_run_json(OutputPaths(d).run_json) for d in shard_dirs if OutputPaths(d).run_json.is_file()]
     outdir.mkdir(parents=True, exist_ok=True)
+    finals = _write_merged(shard_dirs, logs, outdir)
+    write_json_atomic(OutputPaths(outdir).run_json, {"merged_from": [str(d) for d in shard_dirs], "shards": runs})
+    _remove_stale(outdir, [*finals, OutputPaths(outdir).run_json])
+    fsync_directory(outdir)
+    return finals
+
+
+def _write_merged(shard_dirs: list[Path], logs: list[ShardLog], outdir: Path) -> list[Path]:
+    """Every result file as NAME.partial, renamed only once all of them are written and verified."""
     blocks = sorted((entry["index"], position, entry) for position, log in enumerate(logs) for entry in log.blocks)
     finals = logs[0].result_files(outdir)
     partials = [OutputPaths.partial(final) for final in finals]
@@ -150,9 +159,6 @@ def merge_shards(shard_dirs: list[Path], outdir: Path, force: bool = False) -> l
         raise
     for partial, final in zip(partials, finals):
         partial.replace(final)
-    write_json_atomic(OutputPaths(outdir).run_json, {"merged_from": [str(d) for d in shard_dirs], "shards": runs})
-    _remove_stale(outdir, [*finals, OutputPaths(outdir).run_json])
-    fsync_directory(outdir)
     return finals
 
 
