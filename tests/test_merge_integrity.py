@@ -121,6 +121,7 @@ MALFORMED = {
     "index of another shard": (lambda d: d["blocks"][0].update(index=1), "does not belong to shard 1/3"),
     "indexes not increasing": (lambda d: d["blocks"].reverse(), "index is out of range"),
     "missing key": (lambda d: d.pop("sha256"), "lacks sha256"),
+    "another version": (lambda d: d.update(version=1), "another virnucpro version"),
     "unfinished": (lambda d: d.update(sha256=None), "checksums of a finished shard"),
     "huge of": (lambda d: d.update(of=10**40), "out of range"),
     "shard not in 1..of": (lambda d: d.update(shard=4), "not a valid K/N"),

@@ -56,9 +56,9 @@ class ShardLog:
     @classmethod
     def from_json(cls, data: dict) -> ShardLog:
         """A validated log (raises untrusted.Invalid naming the bad field)."""
-        untrusted.fields(data, {f.name for f in fields(cls)}, "it")
-        if data["version"] != SHARD_VERSION:
+        if data.get("version") != SHARD_VERSION:
             raise untrusted.Invalid("it was written by another virnucpro version")
+        untrusted.fields(data, {f.name for f in fields(cls)}, "it")
         log = cls(**data)
         untrusted.of_type(log.inputs, list, "inputs")
         untrusted.of_type(log.parameters, dict, "parameters")
@@ -173,7 +173,7 @@ def _read_log(shard_dir: Path) -> ShardLog:
         if not log.names():
             raise untrusted.Invalid("it is not from a predict run")
     except untrusted.Invalid as error:
-        raise MergeError(f"{path} is unusable: {error}") from None
+        raise MergeError(f"{path} is unusable: {error}; rerun that shard") from None
     except OSError as error:
         raise MergeError(f"cannot read {path}: {error.strerror}") from None
     return log
