@@ -20,7 +20,7 @@ from virnucpro.errors import ResumeError
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.pipeline import untrusted
 from virnucpro.pipeline.run_changes import as_json, describe_changes, summary
-from virnucpro.pipeline.shards import ShardLog, result_names
+from virnucpro.pipeline.shards import ShardLog, result_names, shared_parameters
 
 JOURNAL_VERSION = 2
 _HEAD_BYTES = 1 << 20
@@ -118,6 +118,8 @@ def _check_shard_log(journal: Journal) -> None:
     log = ShardLog.from_json(untrusted.of_type(journal.shard_log, dict, "shard_log"))
     if journal.parameters.get("shard") != [log.shard, log.of] or not log.blocks:
         raise untrusted.Invalid("shard_log does not match the run's --shard")
+    if (log.inputs, log.parameters) != (journal.inputs, shared_parameters(journal.parameters)):
+        raise untrusted.Invalid("shard_log belongs to another run")
     last = log.blocks[-1]
     if (last["index"] + 1, last["first_record"] + last["records"], last["ends"]) != (
             journal.blocks_done, journal.records_done, journal.offsets):

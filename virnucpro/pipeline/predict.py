@@ -41,7 +41,7 @@ from virnucpro.pipeline.setup import (
     resolve_precision,
     set_threads,
 )
-from virnucpro.pipeline.shards import ShardLog
+from virnucpro.pipeline.shards import ShardLog, shared_parameters
 from virnucpro.pipeline.stream import StreamEngine
 
 STATE_DIR = ".virnucpro"
@@ -268,8 +268,7 @@ def _journal(previous: Journal | None, inputs: list[dict], parameters: dict, opt
         return previous
     journal = Journal.start(inputs, parameters)
     if options.shard and not options.embed_only:  # merge joins predict's result files
-        same_run = {key: value for key, value in journal.parameters.items() if key != "shard"}
-        journal.shard_log = ShardLog(journal.inputs, same_run, *options.shard).to_json()
+        journal.shard_log = ShardLog(journal.inputs, shared_parameters(journal.parameters), *options.shard).to_json()
     return journal
 
 

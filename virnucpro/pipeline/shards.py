@@ -91,6 +91,11 @@ class ShardLog:
         write_json_atomic(Path(outdir) / SHARD_FILE, self.to_json())
 
 
+def shared_parameters(parameters: dict) -> dict:
+    """What all shards of one run have in common: every parameter but --shard."""
+    return {key: value for key, value in parameters.items() if key != "shard"}
+
+
 def result_names(parameters: dict) -> set[str]:
     """The result files a run with these (untrusted) parameters writes; none for `embed`."""
     if parameters.get("embed_only") is True:
