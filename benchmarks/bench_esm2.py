@@ -347,6 +347,33 @@ def summary(result: dict) -> dict:
     return out
 
 
+COPY_TB_S = 4.3  # device-to-device copy on these H200s, bytes read + written (device README, KINDS.md)
+
+
+def gap_to_goal(result: dict, cfg, goal: float = 110_000, workload: str = "read150_48-50aa",
+                candidate: str = "ours-compiled") -> dict:
+    """What stands between `candidate` and `goal` tokens/s: its time per budget-sized batch split
+    by kernel kind (this run's profile), and the byte floor of the two memory-bound kinds at
+    COPY_TB_S (each tensor read or written once: attention reads q|k|v and writes its output,
+    bf16; each of the two residual + LayerNorm kernels per layer reads the fp32 residual and a
+    bf16 matmul output and writes both again)."""
+    tokens, (d, layers) = result["budget_tokens"], (cfg.hidden_size, cfg.num_layers)
+    now = tokens / result["workloads"][workload][candidate]["tokens_per_s"]
+    share = result["profile"][candidate]["kernel_share"]
+    floors = {"attention": 8 * tokens * d * layers, "residual+layernorm": 24 * tokens * d * layers}
+    kinds = {k: {"seconds": share.get(k, 0.0) * now, "byte_floor_seconds": b / COPY_TB_S / 1e12}
+             for k, b in floors.items()}  # fmt: skip
+    headroom = sum(max(v["seconds"] - v["byte_floor_seconds"], 0.0) for v in kinds.values())
+    return {
+        "goal_tokens_per_s": goal, "tokens_per_s": tokens / now, "batch_tokens": tokens,
+        "seconds_per_batch": now, "seconds_per_batch_at_goal": tokens / goal,
+        "cut_needed_seconds": now - tokens / goal, "kernel_seconds_by_kind": {k: v * now for k, v in share.items()},
+        "memory_bound_kinds": kinds, "headroom_to_byte_floors_seconds": headroom,
+        "tokens_per_s_if_both_at_byte_floor": tokens / (now - headroom),
+        "gemm_only_ceiling_tokens_per_s": result["gemm_ceiling"]["tokens_per_s"],
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -420,6 +447,9 @@ def main() -> None:
     batch = candidates[profiled[0]].batches(proteins(48, 50, args.budget // 51, 9))[0]
     result["profile"] = {name: kernel_profile(candidates[name], batch) for name in profiled}
     print(json.dumps({n: p["kernel_share"] for n, p in result["profile"].items()}, indent=1), flush=True)
+    if "ours-compiled" in result["profile"] and DEVICE == "cuda":
+        result["gap_to_110k"] = gap_to_goal(result, cfg)
+        print(f"gap to 110k: {result['gap_to_110k']}", flush=True)
     save()
 
 
