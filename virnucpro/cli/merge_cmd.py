@@ -14,7 +14,9 @@ import click
               help="Directory for the merged result files.")
 def merge(shard_dirs: tuple[Path, ...], outdir: Path) -> None:
     """Merge SHARD_DIR... (all N shards of one run) into files identical to a single run."""
+    from virnucpro.outputs.rundir_lock import RunDirLock
     from virnucpro.pipeline.shards import merge_shards
 
-    files = merge_shards(list(shard_dirs), outdir)
+    with RunDirLock(outdir, "merge"):
+        files = merge_shards(list(shard_dirs), outdir)
     click.echo(f"merged {len(shard_dirs)} shards into {len(files)} files in {outdir}", err=True)
