@@ -17,7 +17,7 @@ from pathlib import Path
 
 from virnucpro.errors import VirnucproError
 from virnucpro.outputs.paths import OutputPaths
-from virnucpro.outputs.safe_files import NEW_FILE_MODE, refuse_link
+from virnucpro.outputs.safe_files import NEW_FILE_MODE
 
 LOCK_NAME = "lock"
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -47,7 +47,8 @@ class RunDirLock:
         self.release()
 
     def acquire(self) -> None:
-        refuse_link(self.state_dir)
+        if self.state_dir.is_symlink():
+            raise VirnucproError(f"{self.state_dir} is a symbolic link; remove it")
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             while self._fd is None:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from virnucpro.errors import ResumeError, VirnucproError
-from virnucpro.outputs.paths import JOURNAL_FILE, OutputPaths
+from virnucpro.outputs.paths import JOURNAL_FILE, PARTIAL_SUFFIX, OutputPaths
 from virnucpro.outputs.rundir_lock import LOCK_NAME, RunDirLock
 from virnucpro.outputs.safe_files import OutputClobberError, refuse_link, remove_file, remove_tree
 from virnucpro.pipeline.journal import Journal
@@ -72,7 +72,7 @@ class OutputState:
         """Remove the partial files and state of a run that checkpointed nothing (all this run's own:
         a fresh run refuses to start beside any of them)."""
         for path in self.owned_files:
-            if path.name.endswith(".partial"):
+            if path.name.endswith(PARTIAL_SUFFIX):
                 remove_file(path)
         self._clear()
 
