@@ -16,6 +16,7 @@ import pytest
 from conftest import REAL, reads_and_phix
 
 from virnucpro.cli.main import main
+from virnucpro.errors import VirnucproError
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.rundir_lock import LOCK_NAME, RunDirLock
@@ -76,6 +77,20 @@ def test_a_lock_left_by_a_killed_run_blocks_nothing(tmp_path, model_args):
     (out / "sequences.tsv.partial").write_text("rows of the killed run\n")  # killed before its first checkpoint
     assert _predict([PHIX], out, model_args, "--resume") == 0
     assert (out / "sequences.tsv").read_text().count("\n") == 2
+
+
+def test_a_linked_state_dir_or_lock_file_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / ".virnucpro").symlink_to(elsewhere)
+    with pytest.raises(VirnucproError, match="symbolic link"):
+        RunDirLock(tmp_path / "a", "predict").acquire()
+    (tmp_path / "b" / ".virnucpro").mkdir(parents=True)
+    (tmp_path / "b" / ".virnucpro" / LOCK_NAME).symlink_to(elsewhere / "lock")
+    with pytest.raises(VirnucproError, match="symbolic link"):
+        RunDirLock(tmp_path / "b", "predict").acquire()
+    assert not list(elsewhere.iterdir())
 
 
 # ---------------------------------------------------------------- 3. no writes through links, no clobbering
