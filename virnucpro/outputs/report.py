@@ -61,7 +61,8 @@ def _checked(outdir: Path) -> OutputPaths:
         raise VirnucproError(f"{outdir}: the run did not finish ({unfinished.relative_to(outdir)} is there);"
                              " finish it with `virnucpro predict ... --resume` first")
     if not paths.sequences.is_file():
-        raise VirnucproError(f"{outdir} holds no finished run ({paths.sequences.name} not found); run `virnucpro predict` first")
+        raise VirnucproError(f"{outdir} holds no finished run ({paths.sequences.name} not found);"
+                             " run `virnucpro predict` first")
     return paths
 
 

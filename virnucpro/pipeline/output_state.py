@@ -53,7 +53,8 @@ class OutputState:
         if has_journal and opts.resume:
             return Journal.load(self.journal_path)
         if has_journal:
-            raise ResumeError(f"{opts.output} holds an unfinished run: add --resume to continue it or --force to start over")
+            raise ResumeError(f"{opts.output} holds an unfinished run: add --resume to continue it"
+                              " or --force to start over")
         if opts.resume and self.finished_marker.exists():
             raise ResumeError(f"{opts.output} holds a finished run; nothing to resume (use --force to redo it)")
         if self.finished_marker.exists():

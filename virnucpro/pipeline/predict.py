@@ -44,6 +44,7 @@ from virnucpro.pipeline.setup import (
 from virnucpro.pipeline.shards import ShardLog
 from virnucpro.pipeline.stream import StreamEngine
 
+
 @dataclass
 class RunOptions:
     inputs: list[str]
