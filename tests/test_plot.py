@@ -100,6 +100,8 @@ def test_plot_errors_are_one_line(tmp_path, capsys, outdir):
     (tmp_path / "sequences.tsv.partial").write_text("")
     assert "did not finish" in one_line_error(capsys, ["plot", str(tmp_path)])
     (tmp_path / "sequences.tsv").write_text("id\tscore\n")
+    assert "did not finish" in one_line_error(capsys, ["plot", str(tmp_path)])  # a stale partial beside it
+    (tmp_path / "sequences.tsv.partial").unlink()
     assert "not a virnucpro sequences.tsv" in one_line_error(capsys, ["plot", str(tmp_path)])
 
     broken = tmp_path / "broken"

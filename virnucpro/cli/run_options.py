@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
+from virnucpro.errors import VirnucproError
 from virnucpro.frames.chunking import CHUNKING_MODES
+
+
+class OptionConflictError(VirnucproError):
+    """Options that cannot go together: a usage error (exit 2), printed as one line."""
+
+    exit_code = 2
+
 
 _OPTIONS = [
     click.option("--model-type", type=click.Choice(["300", "500"]), default="300", show_default=True,
@@ -58,6 +66,8 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
     from virnucpro.pipeline.setup import ModelChoice
     from virnucpro.pipeline.shards import parse_shard
 
+    if params["resume"] and params["force"]:
+        raise OptionConflictError("--resume continues the run in the output, --force discards it: use one of them")
     models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
                          model_type=int(params["model_type"]), models_dir=params["models_dir"])
     return RunOptions(

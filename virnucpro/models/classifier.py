@@ -8,8 +8,6 @@ in it is executed) and our `.safetensors` with metadata (dims, chunk size, prove
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from torch import nn
 from virnucpro import __version__
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.checkpoint_keys import check_tensors
+from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.models.safe_pickle import (
     PickledModule,
     load_pickle_checkpoint,
@@ -195,16 +194,8 @@ def model_from_state_dict(state: dict[str, torch.Tensor], source: str | Path) ->
 
 def save_classifier_safetensors(model: MLPClassifier, path: str | Path, info: ClassifierInfo) -> None:
     """Write our format beside `path` then rename, so a reader never sees a half-written file."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path = Path(path)
     info = replace(info, input_dim=model.input_dim, hidden=model.hidden, created_by=f"virnucpro {__version__}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp_name, metadata=info.to_metadata())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, save(tensors, metadata=info.to_metadata()))

@@ -8,12 +8,14 @@ import base64
 import html
 import io
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from virnucpro import __version__
 from virnucpro.errors import VirnucproError
 from virnucpro.outputs.formats import stat_text
+from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.outputs.paths import PARTIAL_SUFFIX, OutputPaths
 from virnucpro.outputs.plots import histograms_figure, tracks_figure
 from virnucpro.outputs.results import DEFAULT_THRESHOLD
@@ -44,17 +46,23 @@ def make_report(outdir: Path, output: Path | None, max_tracks: int, threshold: f
     output = output or paths.report_html
     if output.suffix.lower() in FIGURE_FORMATS:
         return _write_figures(data, output)
-    output.write_text(report_html(paths, data, run), encoding="utf-8")
+    write_bytes_atomic(output, report_html(paths, data, run).encode())
     return [output]
 
 
 def _checked(outdir: Path) -> OutputPaths:
+    """Refuse a directory without a finished run: plots of half-written tables would mislead."""
     if not outdir.is_dir():
         raise VirnucproError(f"output directory {outdir} not found")
     paths = OutputPaths(outdir)
-    for table in (paths.sequences, paths.chunks):
-        if not table.exists() and OutputPaths.partial(table).exists():
-            raise VirnucproError(f"{outdir}: the run did not finish ({table.name}{PARTIAL_SUFFIX}); resume it first")
+    leftovers = [paths.journal] + [p for p in paths.owned_files() if p.name.endswith(PARTIAL_SUFFIX)]
+    unfinished = next((p for p in leftovers if os.path.lexists(p)), None)
+    if unfinished is not None:
+        raise VirnucproError(f"{outdir}: the run did not finish ({unfinished.relative_to(outdir)} is there);"
+                             " finish it with `virnucpro predict ... --resume` first")
+    if not paths.sequences.is_file():
+        raise VirnucproError(f"{outdir} holds no finished run ({paths.sequences.name} not found);"
+                             " run `virnucpro predict` first")
     return paths
 
 
