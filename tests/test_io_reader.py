@@ -327,3 +327,64 @@ def test_a_regular_file_is_not_a_stream(tmp_path):
     reader = read_records([path])
     reader.check_first_records()
     assert ids([path]) == ["a"] and [r.id for r in reader] == ["a"] and reader.streams == []
+
+
+# --- input that is not what it claims (issue #16.6) ---
+
+def test_protein_is_refused_but_nucleotides_with_iupac_codes_or_masks_pass(tmp_path):
+    rng = random.Random(16)
+    reads = []
+    for i in range(200):  # short reads, each with two IUPAC codes and a few Ns
+        bases = rng.choices("ACGT", k=150)
+        for position, code in zip(rng.sample(range(150), 5), [*rng.choices("RYSWKMBDHV", k=2), "N", "N", "N"]):
+            bases[position] = code
+        reads.append(f"@r{i}\n{''.join(bases)}\n+\n{'I' * 150}\n")
+    assert len(ids([write(tmp_path / "iupac.fq", "".join(reads))])) == 200
+    masked = ">x_masked\n" + "ACGU" * 100 + "X" * 900 + "\n"  # X-masked RNA: X is no amino-acid-only letter
+    assert ids([write(tmp_path / "masked.fa", masked)]) == ["x_masked"]
+    protein = ">p\nMKVLAAGIVGALLAVSQAEIRTPQDWLNK\n"
+    message = error_of([write(tmp_path / "p.fa", protein)])
+    assert "p.fa: looks like protein" in message and "first 29 letters" in message
+
+
+def test_compression_comes_from_the_content_even_when_the_name_lies(tmp_path):
+    assert ids([write(tmp_path / "plain.fa.gz", ">a\nACGT\n")]) == ["a"]
+    assert ids([write(tmp_path / "packed.fa.bz2", gzip.compress(b">b\nACGT\n"))]) == ["b"]
+
+
+@pytest.mark.parametrize("suffix", ["", *sorted(COMPRESSORS)])
+def test_utf8_bom_is_skipped(tmp_path, suffix):
+    data = b"\xef\xbb\xbf>a\nACGT\n"
+    path = write(tmp_path / f"bom.fa{suffix}", COMPRESSORS[suffix](data) if suffix else data)
+    assert ids([path]) == ["a"]
+
+
+def test_gzip_trailing_data_names_the_last_record_and_keeps_the_records_before(tmp_path):
+    members = gzip.compress(b">a\nACGT\n") + gzip.compress(b">b\nGG\n>c\nTT\n")
+    path = write(tmp_path / "t.fa.gz", members + b"\x00\x00" + b"junk")  # zero padding, then junk
+    reader = read_records([path])
+    seen = []
+    with pytest.raises(InputFormatError) as caught:
+        seen.extend(r.id for r in reader)
+    assert seen == ["a", "b", "c"]
+    assert "trailing data after the last complete gzip member" in str(caught.value)
+    assert "after record 'c'" in str(caught.value)
+    assert ids([write(tmp_path / "padded.fa.gz", members + b"\x00" * 8)]) == ["a", "b", "c"]  # padding is fine
+
+
+def test_nul_in_a_header_is_named_as_such(tmp_path):
+    message = error_of([write(tmp_path / "n.fa", b">a\nACGT\n>b\x00x\nACGT\n>b\x00y\nACGT\n")])
+    assert "record 2" in message and "NUL byte" in message and "duplicate" not in message
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (gzip.compress(b"BAM\x01" + bytes(8)), "gzip-compressed, but not FASTA or FASTQ: this looks like a BAM file"),
+    (b"PK\x03\x04" + bytes(40), "a ZIP archive"),
+    (b"%PDF-1.7\n", "a PDF document"),
+    (b"\n<!DOCTYPE html>\n<html>", "an HTML page"),
+    (lzma.compress(bytes(range(256))), "xz-compressed, but not FASTA or FASTQ: this looks like binary data"),
+    (bz2.compress(b"hello\n"), "bzip2-compressed, but not FASTA or FASTQ (starts with b'h'"),
+])
+def test_what_a_non_fasta_input_looks_like(tmp_path, data, expected):
+    message = error_of([write(tmp_path / "x.fa", data)])
+    assert "x.fa" in message and expected in message and "\\x" not in message.split("looks like")[-1]
