@@ -388,3 +388,10 @@ def test_nul_in_a_header_is_named_as_such(tmp_path):
 def test_what_a_non_fasta_input_looks_like(tmp_path, data, expected):
     message = error_of([write(tmp_path / "x.fa", data)])
     assert "x.fa" in message and expected in message and "\\x" not in message.split("looks like")[-1]
+
+
+def test_a_stream_given_twice_is_refused(tmp_path):
+    fifo = tmp_path / "reads.fifo"
+    os.mkfifo(fifo)
+    assert "given twice" in error_of([fifo, fifo])
+    assert "<stdin> is given twice" in error_of(["-", "-"])

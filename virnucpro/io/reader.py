@@ -22,7 +22,7 @@ from virnucpro.errors import InputFormatError
 from virnucpro.io.content import refuse_protein, skip_bom, sniff_format
 from virnucpro.io.decompress import DECOMPRESSION_ERRORS, compression_of, decompressed
 from virnucpro.io.duplicates import DuplicateIdCheck
-from virnucpro.io.sources import InputSource, ProbeLimitReached
+from virnucpro.io.sources import InputSource, ProbeLimitReached, display_name
 
 _SEQUENCE_SYMBOLS = re.compile(r"[^A-Za-z*.\-]")
 _DNAIO_PREFIX = re.compile(r"^Error in FAST[AQ] file at (?:line \d+|unknown line): ")
@@ -64,6 +64,10 @@ class RecordReader:
                 raise InputFormatError(f"input file {what}: {path}")
         self.stats = ReadStats()
         self.streams = [source.path for source in self._sources if source.stream]
+        twice = next((path for path in self.streams if self.streams.count(path) > 1), None)
+        if twice is not None:
+            raise InputFormatError(f"{display_name(twice)} is given twice, but a stream (stdin, a pipe or a FIFO)"
+                                   " can be read only once")
         self.bytes_total = None if self.streams else sum(os.path.getsize(p) for p in self.paths)
         self._bytes_finished = 0
         self._current: BinaryIO | None = None
@@ -132,12 +136,9 @@ class RecordReader:
             file_format = sniff_format(stream, name, compression)
             with dnaio.open(stream, fileformat=file_format) as reader:
                 parsed = iter(reader)
-                first = True
+                group, error = _next_group(parsed)
+                refuse_protein(name, [record.sequence for record in group])
                 while True:
-                    group, error = _next_group(parsed)
-                    if first:
-                        refuse_protein(name, [record.sequence for record in group])
-                        first = False
                     records = self._checked_group(group, path, duplicates)
                     if records is not None:
                         last_id = records[-1].id if records else last_id
@@ -150,6 +151,7 @@ class RecordReader:
                         raise error
                     if len(group) < _GROUP:
                         break
+                    group, error = _next_group(parsed)
             if members is not None and members.trailing is not None:
                 raise InputFormatError(f"{name}: trailing data after the last complete gzip member"
                                        f" ({members.trailing}; {_after(last_id)})")

@@ -59,9 +59,9 @@ class InputSource:
             self._pipe = sys.stdin.buffer if self.path == "-" else open(self.path, "rb", buffering=0)  # noqa: SIM115
         if probe:
             self._recorded = bytearray()
-            return io.BufferedReader(_Replay(self._pipe, b"", self._recorded, owns_pipe=False), _BUFFER)
+            return io.BufferedReader(_Replay(self._pipe, bytearray(), self._recorded, owns_pipe=False), _BUFFER)
         self._replayed = True
-        prefix, self._recorded = bytes(self._recorded or b""), None
+        prefix, self._recorded = self._recorded or bytearray(), None
         return io.BufferedReader(_Replay(self._pipe, prefix, None, owns_pipe=self.path != "-"), _BUFFER)
 
 
@@ -71,7 +71,7 @@ class _Replay(io.RawIOBase):
     Reads fill the buffer unless the pipe ends, like reads of a regular file, so a peek of the
     first bytes sees them all even when the writer sends them in small pieces."""
 
-    def __init__(self, pipe: BinaryIO, prefix: bytes, record: bytearray | None, owns_pipe: bool):
+    def __init__(self, pipe: BinaryIO, prefix: bytearray, record: bytearray | None, owns_pipe: bool):
         super().__init__()
         self._pipe = pipe
         self._prefix = memoryview(prefix)
@@ -86,7 +86,7 @@ class _Replay(io.RawIOBase):
         if self._prefix:
             count = min(len(view), len(self._prefix))
             view[:count] = self._prefix[:count]
-            self._prefix = self._prefix[count:]
+            self._prefix = self._prefix[count:] if count < len(self._prefix) else memoryview(b"")  # frees it
             return count
         filled = 0
         while filled < len(view):
