@@ -381,6 +381,7 @@ def test_nul_in_a_header_is_named_as_such(tmp_path):
     (gzip.compress(b"BAM\x01" + bytes(8)), "gzip-compressed, but not FASTA or FASTQ: this looks like a BAM file"),
     (b"PK\x03\x04" + bytes(40), "a ZIP archive"),
     (b"%PDF-1.7\n", "a PDF document"),
+    (b"@HD\tVN:1.6\tSO:unsorted\n@SQ\tSN:chr1\tLN:10\n", "a SAM file: convert it with `samtools fasta`"),
     (b"\n<!DOCTYPE html>\n<html>", "an HTML page"),
     (lzma.compress(bytes(range(256))), "xz-compressed, but not FASTA or FASTQ: this looks like binary data"),
     (bz2.compress(b"hello\n"), "bzip2-compressed, but not FASTA or FASTQ (starts with b'h'"),

@@ -13,6 +13,7 @@ import numpy as np
 from virnucpro.errors import InputFormatError
 
 UTF8_BOM = b"\xef\xbb\xbf"
+_SAM_HEADERS = (b"@HD\tVN:", b"@SQ\tSN:", b"@RG\tID:", b"@PG\tID:", b"@CO\t")  # "@" like FASTQ: a SAM header
 _HEAD = 1 << 16
 
 # magic bytes of the decompressed data -> what it is and what to do
@@ -42,7 +43,7 @@ def sniff_format(stream: BinaryIO, name: str, compression: str | None) -> str:
     first = head.lstrip()[:1]  # dnaio's FASTA parser skips leading blank lines
     if first in (b"", b">", b"#"):  # b"": only blank lines in the buffer; dnaio reads past them
         return "fasta"
-    if first == b"@":
+    if first == b"@" and not head.startswith(_SAM_HEADERS):
         return "fastq"
     inside = f"{compression}-compressed, but " if compression else ""
     what = describe(head)
@@ -53,6 +54,8 @@ def sniff_format(stream: BinaryIO, name: str, compression: str | None) -> str:
 
 def describe(head: bytes) -> str | None:
     """What non-FASTA/FASTQ data looks like, from its first bytes; None for plain text."""
+    if head.startswith(_SAM_HEADERS):
+        return "a SAM file: convert it with `samtools fasta` (or `samtools fastq`) first"
     for magic, what in _KNOWN_FILES:
         if head.startswith(magic):
             return what
