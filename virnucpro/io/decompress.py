@@ -3,8 +3,8 @@
 gzip is read with the standard library's reader through `CompleteMembers`, so that data after the
 last complete gzip member is told apart from a corrupt member: xopen's faster isal reader raises
 for trailing data before handing over what the complete members held, so the error could not name
-the last good record. Decompression is not the bottleneck (the models read ~1 MB/s of sequence per
-GPU; zlib decompresses hundreds of MB/s).
+the last good record. Decompression is not the bottleneck: a GPU consumes well under 1 MB of
+sequence per second, zlib decompresses over 100 MB/s.
 """
 
 from __future__ import annotations
