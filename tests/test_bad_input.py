@@ -264,12 +264,17 @@ def test_stream_inputs_are_read_whole(tmp_path, model_args, clean_results, monke
 
 
 @pytest.mark.timeout(120)  # the old reader hung on a FIFO opened twice
-def test_a_wrong_stream_fails_before_the_models_load(tmp_path, model_args, capsys, monkeypatch):
+@pytest.mark.parametrize("form", ["regular file", "process substitution", "fifo"])
+def test_a_wrong_input_fails_before_the_models_load(tmp_path, model_args, capsys, monkeypatch, form):
     from virnucpro.pipeline import predict
 
     monkeypatch.setattr(predict, "load_workers", lambda *args: pytest.fail("models loaded"))
-    with _stream_input("process substitution", (BAD / "protein.fa").read_bytes(), tmp_path, monkeypatch) as path:
-        assert _predict([path], tmp_path / "out", model_args) == 1
+    protein = BAD / "protein.fa"
+    if form == "regular file":
+        assert _predict([protein], tmp_path / "out", model_args) == 1
+    else:
+        with _stream_input(form, protein.read_bytes(), tmp_path, monkeypatch) as path:
+            assert _predict([path], tmp_path / "out", model_args) == 1
     assert "looks like protein" in capsys.readouterr().err
 
 
