@@ -34,8 +34,8 @@ def _report(summary: dict, outdir: Path, logger) -> None:
     counts, timings = summary["counts"], summary["timings_seconds"]
     if counts["records"] == 0:
         logger.warning("the input held no sequences; wrote empty result files")
-    if counts["empty_records_skipped"]:
-        logger.warning("skipped %d empty records", counts["empty_records_skipped"])
+    if counts["empty_records"]:
+        logger.warning("%d records have no sequence (listed in sequences.tsv as no_call)", counts["empty_records"])
     logger.info("%d sequences, %d chunks, %d kept frames (%d distinct) in %.1f s; device busy %.0f%%",
                 counts["records"], counts["chunks_this_session"], counts["frames_this_session"],
                 counts["unique_frames_this_session"], timings["total"], 100 * summary["device_busy_fraction"])

@@ -21,6 +21,7 @@ from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.worker import STAGES, BlockOutput, DeviceWorker
 from virnucpro.errors import ResumeError
 from virnucpro.io import read_records
+from virnucpro.io.sources import display_name
 from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
@@ -121,10 +122,11 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
         devices = cluster.devices(options.device, options.gpus, options.workers)
     device = devices[0]
     dtype = resolve_precision(options.precision, device)
-    if "-" in options.inputs and options.resume:
-        raise ResumeError("input from stdin cannot be resumed; give file names")
     reader = read_records(options.inputs)
-    _check_first_records(options.inputs)
+    if reader.streams and options.resume:
+        raise ResumeError(f"{display_name(reader.streams[0])} is a stream (stdin, a pipe or a FIFO), read only once:"
+                          " it cannot be resumed; give a regular file, or rerun with --force")
+    reader.check_first_records()  # a wrong file fails before the models load
     state = OutputState(options)
     with state.lock:  # from before the first write to the end: one run per output
         return _locked_run(options, state, reader, devices, dtype, logger, cluster, threads, wall_start)
@@ -164,13 +166,6 @@ def load_workers(options: RunOptions, devices: list[torch.device], dtype: torch.
     models.load_seconds += time.perf_counter() - warm_start
     names = [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}" for d in devices]
     return options, settings, models, [DeviceWorker(encoders) for encoders in models.workers], names
-
-
-def _check_first_records(inputs: list[str]) -> None:
-    """Read the first record of every input file, so a wrong file fails before the models load."""
-    for path in inputs:
-        if path != "-":
-            next(iter(read_records([path])), None)
 
 
 def block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
@@ -334,7 +329,7 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "threads": threads,
         "models": parameters["models"],
         "parameters": {k: v for k, v in parameters.items() if k != "models"},
-        "counts": {"records": reader.stats.records, "empty_records_skipped": reader.stats.empty_skipped,
+        "counts": {"records": reader.stats.records, "empty_records": reader.stats.empty,
                    "bases": reader.stats.bases, "records_this_session": totals.records,
                    "chunks_this_session": totals.chunks, "frames_this_session": totals.frames,
                    "unique_frames_this_session": totals.unique_frames, "esm_tokens_this_session": totals.esm_tokens,
