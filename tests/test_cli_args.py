@@ -68,6 +68,8 @@ def test_absurd_run_options_are_usage_errors(capsys, tmp_path, fasta, command, o
     (["train", "--virus", "v.parquet", "-o", "c.safetensors", "--batch-size", "1"], "--batch-size"),
     (["train", "--virus", "v.parquet", "-o", "c.safetensors", "--patience", "0"], "--patience"),
     (["train", "--virus", "v.parquet", "-o", "c.safetensors", "--chunk-size", "0"], "--chunk-size"),
+    (["train", "--virus", "v.parquet", "-o", "c.safetensors", "--device", "meta"], "--device"),
+    (["train", "--virus", "v.parquet", "-o", "c.safetensors", "--device", "cuda:99999999999999"], "--device"),
     (["benchmark", "--reads", "0"], "--reads"),
     (["benchmark", "--reads", "99999999999999999999"], "--reads"),
     (["benchmark", "--batch-tokens", "99999999999999999999"], "--batch-tokens"),

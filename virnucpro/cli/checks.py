@@ -8,6 +8,7 @@ option gets a finite type and an upper bound here.
 from __future__ import annotations
 
 import math
+import re
 import sys
 
 import click
@@ -45,3 +46,14 @@ def check_inputs(inputs: tuple[str, ...] | list[str]) -> None:
 def _stdin_closed() -> bool:
     stream = sys.stdin
     return stream is None or getattr(stream, "closed", False)
+
+
+class DeviceName(click.ParamType):
+    """cpu, cuda or cuda:N; other torch device types (meta, mps, xla...) cannot run the models."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        if not re.fullmatch(r"cpu|cuda(:\d{1,4})?", str(value)):
+            self.fail(f"{value!r}: use cpu, cuda or cuda:N", param, ctx)
+        return str(value)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from virnucpro.cli.checks import MAX_BATCH_TOKENS, FiniteFloatRange, chunk_size_type
+from virnucpro.cli.checks import MAX_BATCH_TOKENS, DeviceName, FiniteFloatRange, chunk_size_type
 
 _PARQUET = click.Path(dir_okay=False, path_type=Path)
 
@@ -37,7 +37,7 @@ _PARQUET = click.Path(dir_okay=False, path_type=Path)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--chunk-size", type=chunk_size_type(1), default=None,
               help="Chunk length the embeddings were made with; recorded in the model's metadata.")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0.")
+@click.option("--device", type=DeviceName(), default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors (no per-epoch lines).")
 def train(inputs, label_tsv, virus_files, others_files, output, metrics_path, epochs, lr, batch_size,
