@@ -14,8 +14,8 @@ MAX_TRACKS = 100  # one panel each; matplotlib refuses a figure taller than 2**1
 @click.command()
 @click.argument("outdir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Report file (default OUTDIR/report.html); a .png/.pdf/.svg name writes the histograms "
-                   "there and the score tracks to NAME_tracks.EXT instead.")
+              help="Report file (.html, default OUTDIR/report.html); a .png/.pdf/.svg name writes the "
+                   "histograms there and the score tracks to NAME_tracks.EXT instead; other extensions are refused.")
 @click.option("--max-tracks", type=click.IntRange(0, MAX_TRACKS), default=10, show_default=True,
               help="Score tracks for at most this many sequences (those with the most chunks, at least two scored).")
 @click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
