@@ -100,9 +100,13 @@ def test_more_threads_than_cpus_is_refused_not_a_segfault(tmp_path, fasta, model
 
 
 def test_set_threads_accepts_every_cpu_and_refuses_more():
-    assert set_threads(CPUS) == CPUS
-    with pytest.raises(SetupError, match="--threads"):
-        set_threads(CPUS + 1)
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(CPUS) == CPUS
+        with pytest.raises(SetupError, match="--threads"):
+            set_threads(CPUS + 1)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_more_cpu_workers_than_cpus_is_refused(capsys, tmp_path, fasta, model_args):
