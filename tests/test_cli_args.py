@@ -212,3 +212,21 @@ def test_empty_stdin_is_an_empty_run(tmp_path, model_args):
                            *model_args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "prediction_results.txt").exists()
+
+
+@pytest.mark.parametrize("address", ["nonsense://x", "host", "ray://", "1.2.3.4:port"])
+def test_malformed_ray_address_is_one_line(capsys, tmp_path, fasta, model_args, address):
+    one_line_error(capsys, ["predict", str(fasta), "-o", str(tmp_path / "out"), *model_args, "--engine", "ray",
+                            "--ray-address", address], "--ray-address")
+
+
+def test_ray_address_from_the_environment_is_ignored_with_the_local_engine(tmp_path, fasta, model_args, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "nonsense://x")
+    assert main(["predict", str(fasta), "-o", str(tmp_path / "out"), *model_args]) == 0
+
+
+@pytest.mark.parametrize("address", ["auto", "10.0.0.1:6379", "ray://head.example.org:10001", "[::1]:6379"])
+def test_well_formed_ray_addresses_pass_the_check(address):
+    from virnucpro.cli.checks import check_ray_address
+
+    check_ray_address(address)

@@ -57,3 +57,12 @@ class DeviceName(click.ParamType):
         if not re.fullmatch(r"cpu|cuda(:\d{1,4})?", str(value)):
             self.fail(f"{value!r}: use cpu, cuda or cuda:N", param, ctx)
         return str(value)
+
+
+_RAY_ADDRESS = re.compile(r"auto|local|(ray://)?(\[[0-9a-fA-F:.]+\]|[\w.\-]+):\d{1,5}")
+
+
+def check_ray_address(address: str | None) -> None:
+    """Ray turns an address it cannot parse (`nonsense://x`) into a RuntimeError deep in ray.init."""
+    if address is not None and not _RAY_ADDRESS.fullmatch(address.strip()):
+        raise VirnucproError(f"--ray-address {address!r}: use auto, HOST:PORT or ray://HOST:PORT")

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from virnucpro.cli.checks import MAX_BATCH_TOKENS, MAX_BLOCK_RECORDS, check_inputs, chunk_size_type
+from virnucpro.cli.checks import (
+    MAX_BATCH_TOKENS,
+    MAX_BLOCK_RECORDS,
+    check_inputs,
+    check_ray_address,
+    chunk_size_type,
+)
 from virnucpro.frames.chunking import CHUNKING_MODES
 
 _OPTIONS = [
@@ -60,6 +66,8 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
     from virnucpro.pipeline.shards import parse_shard
 
     check_inputs(inputs)
+    if params["engine"] == "ray":  # RAY_ADDRESS may be set for other tools when the engine is local
+        check_ray_address(params["ray_address"])
     models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
                          model_type=int(params["model_type"]), models_dir=params["models_dir"])
     return RunOptions(
