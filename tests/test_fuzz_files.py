@@ -93,7 +93,7 @@ def survives(call) -> None:
 # --- mutators ----------------------------------------------------------------------------------
 
 def _paths(node, prefix=()):
-    """Every (path, value) inside a JSON document, the root included."""
+    """The path (keys and indices) of every value inside a JSON document, the root included."""
     yield prefix
     if isinstance(node, dict):
         for key, value in node.items():
