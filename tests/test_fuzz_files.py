@@ -326,6 +326,11 @@ OTHER_AREAS = {
 }
 
 
+# targets whose fuzzer still finds crashes (the cases are in fuzz_crashers/); the others must pass
+STILL_CRASHING = {"esm_config", "esm_safetensors_header", "dnabert_config", "tokenizer_json", "manifest", "journal",
+                  "shard_json"}
+
+
 @pytest.fixture(scope="module")
 def sources(tiny_models, run_dir, tmp_path_factory) -> Sources:
     return Sources(tiny_models, run_dir, tmp_path_factory.mktemp("fuzz-work"))
@@ -335,7 +340,8 @@ def sources(tiny_models, run_dir, tmp_path_factory) -> Sources:
 def test_fuzz_files_of_other_areas(sources, target, request):
     """Mutations of each model/resume/merge file. Crashes found here are in other areas' code:
     xfail(strict=False) until they are fixed, with the crashing inputs in the report."""
-    request.applymarker(pytest.mark.xfail(strict=False, reason=f"owned by {OTHER_AREAS[target]}"))
+    if target in STILL_CRASHING:
+        request.applymarker(pytest.mark.xfail(strict=False, reason=f"owned by {OTHER_AREAS[target]}"))
     seed = sources.seed(target)
     strategy = mutated_bytes(seed) if isinstance(seed, bytes) else mutated_json(seed)
     apply = getattr(sources, target)
