@@ -28,6 +28,7 @@ from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
+from virnucpro.pipeline.cpu_warning import warn_if_slow_on_cpu
 from virnucpro.pipeline.embeddings import EmbeddingWriter
 from virnucpro.pipeline.journal import Journal, input_identity
 from virnucpro.pipeline.output_state import OutputState
@@ -161,6 +162,8 @@ def load_workers(options: RunOptions, devices: list[torch.device], dtype: torch.
         return options, block_settings(options, devices[0]), models, models.workers, models.device_names
     settings = block_settings(options, devices[0])
     models = load_models(options.models, devices, dtype, logger)
+    warn_if_slow_on_cpu(options.device, devices[0], models.workers[0].esm, options.inputs, torch.get_num_threads(),
+                        logger)
     warm_start = time.perf_counter()
     prepare_workers(models.workers, settings.esm_batch_tokens)
     models.load_seconds += time.perf_counter() - warm_start
