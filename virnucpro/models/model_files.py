@@ -55,6 +55,13 @@ def weight_files(directory: Path) -> list[Path]:
     return []
 
 
+def files_read(directory: Path) -> list[Path]:
+    """Every file a loader reads from an encoder directory: configs, tokenizer, index, weights."""
+    support = [directory / name for name in ("config.json", "tokenizer.json") if (directory / name).is_file()]
+    indexes = [directory / index for index, _ in WEIGHT_LAYOUTS if (directory / index).is_file()][:1]
+    return support + indexes + weight_files(directory)
+
+
 def _index_shards(index: Path) -> list[str]:
     if index.stat().st_size > MAX_INDEX_BYTES:
         raise ModelLoadError(f"{index} is larger than {MAX_INDEX_BYTES:,} bytes; not a weights index")

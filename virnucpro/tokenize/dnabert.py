@@ -8,6 +8,7 @@ exactly as in the original.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,8 @@ from virnucpro.errors import ModelLoadError
 
 CLS_ID = 1
 SEP_ID = 2
+MAX_TOKENIZER_BYTES = 16 << 20  # the published file is 168 kB
+MAX_VOCAB = 1 << 20  # the published vocabulary has 4096 entries
 
 
 class DnabertTokenizer:
@@ -35,7 +38,15 @@ class DnabertTokenizer:
         file = Path(path) / "tokenizer.json"
         if not file.is_file():
             raise ModelLoadError(f"DNABERT-S tokenizer not found: {file}")
-        return cls(Tokenizer.from_file(str(file)))
+        if file.stat().st_size > MAX_TOKENIZER_BYTES:
+            raise ModelLoadError(f"{file} is larger than {MAX_TOKENIZER_BYTES:,} bytes; not a DNABERT-S tokenizer")
+        text = file.read_text(encoding="utf-8", errors="replace")
+        _check_tokenizer_json(text, file)
+        try:
+            return cls(Tokenizer.from_str(text))
+        except Exception as err:  # the Rust library raises plain Exception; its first line says what
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise ModelLoadError(f"{file} is not a usable tokenizer: {reason}") from None
 
     @classmethod
     def default(cls) -> DnabertTokenizer:
@@ -48,3 +59,22 @@ class DnabertTokenizer:
         # encode_batch_fast skips character offsets, which are never used here (~2x faster).
         encodings = self._tokenizer.encode_batch_fast([s.upper() for s in seqs])
         return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
+
+
+def _check_tokenizer_json(text: str, file: Path) -> None:
+    """The parts the `tokenizers` library would trust or choke on: JSON, the vocabulary's types and
+    size, and the [CLS]/[SEP] ids that packing hard-codes. One error line for each problem."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ModelLoadError(f"{file} is not valid JSON: {str(err)[:200]}") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    if not isinstance(vocab, dict):
+        raise ModelLoadError(f"{file} has no model.vocab object; not a tokenizer.json")
+    if len(vocab) > MAX_VOCAB:
+        raise ModelLoadError(f"{file} has {len(vocab):,} vocabulary entries; at most {MAX_VOCAB:,} are accepted")
+    if not all(type(i) is int and 0 <= i < MAX_VOCAB for i in vocab.values()):
+        raise ModelLoadError(f"{file}: vocabulary ids must be whole numbers below {MAX_VOCAB:,}")
+    if vocab.get("[CLS]") != CLS_ID or vocab.get("[SEP]") != SEP_ID:
+        raise ModelLoadError(f"{file}: [CLS] and [SEP] must have ids {CLS_ID} and {SEP_ID}, as in DNABERT-S")
