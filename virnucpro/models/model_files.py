@@ -9,6 +9,7 @@ repository's blobs/ folder, so there the boundary is the repository folder.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path, PurePosixPath
 
 from virnucpro.errors import ModelLoadError
@@ -21,7 +22,7 @@ WEIGHT_LAYOUTS = (("model.safetensors.index.json", "model.safetensors"),
 
 def boundary(directory: Path) -> Path:
     """The folder a model directory's files must resolve into (see module docstring)."""
-    directory = Path(directory).resolve()
+    directory = _real(directory)
     return directory.parent.parent if directory.parent.name == "snapshots" else directory
 
 
@@ -34,9 +35,14 @@ def inside(directory: Path, relative: object, what: str, root: Path | None = Non
     if pure.is_absolute() or ".." in pure.parts:
         raise ModelLoadError(f"{what}: {relative[:80]!r} points outside {directory}; refused")
     path = Path(directory) / pure
-    if not path.resolve().is_relative_to(root or Path(directory).resolve()):
+    if not _real(path).is_relative_to(root or _real(directory)):
         raise ModelLoadError(f"{what}: {relative[:80]!r} resolves outside {directory} (a symlink?); refused")
     return path
+
+
+def _real(path: Path) -> Path:
+    """Symlinks followed, without stat-ing the target (Path.resolve would)."""
+    return Path(os.path.realpath(path))
 
 
 def weight_files(directory: Path) -> list[Path]:

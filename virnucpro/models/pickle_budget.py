@@ -23,29 +23,28 @@ MAX_OPCODES = 2_000_000
 MAX_EXPANDED = 4_000_000
 MAX_DEPTH = 100
 
-_OPCODES = {op.name: op for op in pickletools.opcodes}
 _MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
 _PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
 _GETS = {"GET", "BINGET", "LONG_BINGET"}
+_CONTAINERS = {"EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"}  # filled later, so tracked as nodes
 _MARK = object()
+_LEAF = None  # a scalar, string or global: size 1, depth 0, never filled
 
 
 class PickleBudgetError(pickle.UnpicklingError):
     """The pickle would expand beyond the bounds of a real checkpoint."""
 
 
-class _Node:
-    """An abstract object: the size of its fully expanded tree and its nesting depth."""
+def _shape(op) -> tuple[int, bool, int]:
+    """(plain items popped, whether a mark-delimited slice is popped too, items pushed)."""
+    before = op.stack_before[1:] if op.name in _MUTATORS else op.stack_before
+    has_slice = pickletools.stackslice in before
+    if has_slice:  # what lies above the mark is the slice; nothing plain is popped below it
+        before = before[: before.index(pickletools.markobject)]
+    return len(before), has_slice, len(op.stack_after)
 
-    __slots__ = ("size", "depth")
 
-    def __init__(self, size: int, depth: int) -> None:
-        if size > MAX_EXPANDED:
-            raise PickleBudgetError(f"objects expand to more than {MAX_EXPANDED:,} items (shared sub-objects)")
-        if depth > MAX_DEPTH:
-            raise PickleBudgetError(f"objects nested more than {MAX_DEPTH} deep")
-        self.size = size
-        self.depth = depth
+_SHAPES = {op.name: _shape(op) for op in pickletools.opcodes}
 
 
 def check_pickle_budget(stream: BinaryIO) -> None:
@@ -61,31 +60,31 @@ def check_pickle_budget(stream: BinaryIO) -> None:
         _step(opcode.name, arg, stack, memo)
 
 
-def _pop_to_mark(stack: list) -> list:
-    items = []
-    while stack:
+def _node(size: int, depth: int) -> list[int]:
+    """An abstract object: [size of its fully expanded tree, nesting depth], refused beyond bounds."""
+    if size > MAX_EXPANDED:
+        raise PickleBudgetError(f"objects expand to more than {MAX_EXPANDED:,} items (shared sub-objects)")
+    if depth > MAX_DEPTH:
+        raise PickleBudgetError(f"objects nested more than {MAX_DEPTH} deep")
+    return [size, depth]
+
+
+def _pop(stack: list, plain: int, has_slice: bool) -> tuple[int, int]:
+    """Pop an opcode's operands; their total expanded size and greatest depth."""
+    size = depth = 0
+    for index in range(plain + (1 << 62 if has_slice else 0)):
+        if not stack:
+            raise pickle.UnpicklingError("pickle stack underflow")
         item = stack.pop()
         if item is _MARK:
-            return items
-        items.append(item)
-    raise pickle.UnpicklingError("pickle without the mark it refers to")
-
-
-def _pop(stack: list, descriptors) -> list:
-    """Pop what an opcode consumes, per pickletools' stack description (a slice runs to the mark)."""
-    popped: list = []
-    for descriptor in reversed(descriptors):
-        if descriptor is pickletools.stackslice:
-            return popped + _pop_to_mark(stack)
-        if not stack or stack[-1] is _MARK:
-            raise pickle.UnpicklingError("pickle stack underflow")
-        popped.append(stack.pop())
-    return popped
-
-
-def _combined(parts: list) -> _Node:
-    nodes = [p for p in parts if isinstance(p, _Node)]
-    return _Node(1 + sum(n.size for n in nodes), 1 + max((n.depth for n in nodes), default=0))
+            if index < plain or not has_slice:
+                raise pickle.UnpicklingError("pickle stack underflow")
+            break
+        if item is _LEAF:
+            size += 1
+        else:
+            size, depth = size + item[0], max(depth, item[1])
+    return size, depth
 
 
 def _step(name: str, arg, stack: list, memo: dict) -> None:
@@ -97,18 +96,20 @@ def _step(name: str, arg, stack: list, memo: dict) -> None:
         if arg not in memo:
             raise pickle.UnpicklingError("memo reference to nothing stored")
         stack.append(memo[arg])
-    elif name == "DUP":
-        stack.append(stack[-1] if stack else _Node(1, 0))
     elif name == "MARK":
         stack.append(_MARK)
-    elif name in _MUTATORS:
-        parts = _pop(stack, _OPCODES[name].stack_before[1:])
-        if not stack or not isinstance(stack[-1], _Node):
-            raise pickle.UnpicklingError(f"{name} without an object to fill")
-        target, added = stack[-1], _combined(parts)
-        bigger = _Node(target.size + added.size - 1, max(target.depth, added.depth))
-        target.size, target.depth = bigger.size, bigger.depth
+    elif name in _CONTAINERS:
+        stack.append([1, 0])
+    elif name == "DUP":
+        raise pickle.UnpicklingError("DUP opcode (never written by pickle)")
     else:
-        opcode = _OPCODES[name]
-        parts = _pop(stack, opcode.stack_before)
-        stack.extend(_combined(parts) for _ in opcode.stack_after)
+        plain, has_slice, pushed = _SHAPES[name]
+        consumes = plain or has_slice
+        size, depth = _pop(stack, plain, has_slice) if consumes else (0, 0)
+        if name in _MUTATORS:
+            if not stack or stack[-1] is _MARK or stack[-1] is _LEAF:
+                raise pickle.UnpicklingError(f"{name} without an object to fill")
+            target = stack[-1]
+            target[:] = _node(target[0] + size, max(target[1], depth + 1))
+        elif pushed:
+            stack.append(_node(1 + size, 1 + depth) if consumes else _LEAF)
