@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,13 @@ from safetensors.torch import load_file, save_file
 from tests.conftest import REAL
 from virnucpro.devtools.random_classifier import random_classifier, save_original_pth
 from virnucpro.errors import ModelLoadError
-from virnucpro.models.classifier import ClassifierInfo, MLPClassifier, load_classifier, save_classifier_safetensors
+from virnucpro.models.classifier import (
+    ClassifierInfo,
+    MLPClassifier,
+    chunk_size_mismatch,
+    load_classifier,
+    save_classifier_safetensors,
+)
 from virnucpro.models.dnabert_loader import load_dnabert
 from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.models.manifest import Manifest, ModelIntegrityError
@@ -53,12 +60,12 @@ def refused(call, *args, match: str, **kwargs) -> str:
     return message
 
 
-def predict_cli(tmp_path: Path, models: Path, **override: Path) -> subprocess.CompletedProcess:
+def predict_cli(tmp_path: Path, models: Path, *extra: str, **override: Path) -> subprocess.CompletedProcess:
     """`python -m virnucpro predict` on phiX with the tiny models, some replaced by `override`."""
     paths = {"esm": models / "esm2", "dnabert": models / "dnabert-s", "classifier": models / "classifier.pth"}
     paths |= override
     args = [sys.executable, "-m", "virnucpro", "predict", str(REAL / "phiX174_NC_001422.fa"),
-            "-o", str(tmp_path / "out"), "--device", "cpu", "-q"]
+            "-o", str(tmp_path / "out"), "--device", "cpu", "-q", *extra]
     for name, path in paths.items():
         args += [f"--{name}", str(path)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
@@ -374,3 +381,22 @@ def test_bad_tokenizer_through_the_cli(tmp_path, tiny_models):
     directory = copy_model(tiny_models, "dnabert-s", tmp_path)
     (directory / "tokenizer.json").write_text('{"model": 3}')
     assert_one_line_refusal(predict_cli(tmp_path, tiny_models, dnabert=directory), "tokenizer.json")
+
+
+# --- point 7 (classifier part): a classifier made for other chunks --------------------------------
+
+
+def test_chunk_size_mismatch_is_named():
+    info = ClassifierInfo(input_dim=8, hidden=4, chunk_size=300)
+    assert chunk_size_mismatch(info, "c.safetensors", 300) is None
+    assert chunk_size_mismatch(replace(info, chunk_size=None), "c.pth", 500) is None  # nothing recorded
+    assert "made for 300-bp chunks but --model-type is 500" in chunk_size_mismatch(info, "c.safetensors", 500)
+
+
+def test_classifier_for_300_bp_used_with_model_type_500_warns(tmp_path, tiny_models):
+    model, info = load_classifier(tiny_models / "classifier.pth")
+    path = tmp_path / "300.safetensors"
+    save_classifier_safetensors(model, path, replace(info, chunk_size=300))
+    result = predict_cli(tmp_path, tiny_models, "--model-type", "500", classifier=path)
+    assert result.returncode == 0, result.stderr
+    assert "made for 300-bp chunks but --model-type is 500" in result.stderr

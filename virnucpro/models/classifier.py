@@ -119,6 +119,16 @@ class ClassifierInfo:
         return cls(**values)
 
 
+def chunk_size_mismatch(info: ClassifierInfo, path: str | Path, model_type: int) -> str | None:
+    """A warning when the classifier records (at conversion) a chunk size other than the run's
+    model type: its scores would be for chunks of another length. None when they agree or the
+    file records nothing (a published .pth does not)."""
+    if info.chunk_size is None or info.chunk_size == model_type:
+        return None
+    return (f"classifier {path} was made for {info.chunk_size}-bp chunks but --model-type is {model_type};"
+            f" its scores are not calibrated for these chunks (use --model-type {info.chunk_size} or its classifier)")
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
