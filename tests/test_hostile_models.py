@@ -361,6 +361,7 @@ def test_malicious_dnabert_bin_is_one_line_naming_the_global(tmp_path, tiny_mode
 
 @pytest.mark.parametrize(("content", "match"), [
     ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
     ('{"model": {"vocab": ["A", "C"]}}', "no model.vocab object"),
     ('{"model": {"vocab": {"A": "1"}}}', "vocabulary ids must be whole numbers"),
     ('{"model": {"vocab": {"[CLS]": 1, "[SEP]": 2}}}', "not a usable tokenizer"),

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.pipeline.untrusted import Invalid, load_json_object
 
-MAX_CONFIG_BYTES = 1 << 20  # published configs are ~1 kB
 # Sane bounds, far outside every published ESM-2 / DNABERT size, far inside what would hang a build.
 INT_BOUNDS = {
     "num_hidden_layers": (1, 512),
@@ -33,15 +33,10 @@ def read_config(file: Path, label: str) -> dict:
     """config.json as a dict; a missing, huge, non-JSON or non-object file is one error line."""
     if not file.is_file():
         raise ModelLoadError(f"{label} config not found: {file}")
-    if file.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelLoadError(f"{label} config {file} is larger than {MAX_CONFIG_BYTES:,} bytes; not a model config")
     try:
-        raw = json.loads(file.read_bytes())
-    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        raise ModelLoadError(f"{label} config is not valid JSON: {file}: {str(err)[:200]}") from None
-    if not isinstance(raw, dict):
-        raise ModelLoadError(f"{label} config {file} holds a JSON {type(raw).__name__}, not an object")
-    return raw
+        return load_json_object(file)
+    except Invalid as err:
+        raise ModelLoadError(f"{label} config {file} is unusable: {err}") from None
 
 
 def config_int(raw: dict, key: str, source: Path, default=_MISSING) -> int:

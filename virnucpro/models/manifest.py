@@ -17,11 +17,11 @@ from pathlib import Path
 
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.model_files import inside
+from virnucpro.pipeline.untrusted import Invalid, load_json_object
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "virnucpro-models/1"
 _HASH_BLOCK_BYTES = 8 << 20
-_MAX_MANIFEST_BYTES = 16 << 20
 
 
 class ModelIntegrityError(ModelLoadError):
@@ -64,13 +64,11 @@ class Manifest:
         if not path.is_file():
             return None
         try:
-            if path.stat().st_size > _MAX_MANIFEST_BYTES:
-                raise ValueError(f"larger than {_MAX_MANIFEST_BYTES:,} bytes")
-            data = json.loads(path.read_bytes())
+            data = load_json_object(path)
             files = {name: _file_record(r) for name, r in data["files"].items()}
             sources = dict(data.get("sources", {}))
             version = data.get("format")
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        except (Invalid, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelIntegrityError(f"unreadable model manifest {path}: {str(error)[:200]}") from None
         if version != MANIFEST_FORMAT:
             raise ModelIntegrityError(f"{path} has format {str(version)[:40]!r}, expected {MANIFEST_FORMAT!r}")

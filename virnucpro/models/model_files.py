@@ -8,13 +8,12 @@ repository's blobs/ folder, so there the boundary is the repository folder.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path, PurePosixPath
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.pipeline.untrusted import Invalid, load_json_object
 
-MAX_INDEX_BYTES = 16 << 20
 # (index file, single file) pairs, preferred first: safetensors never run a pickle.
 WEIGHT_LAYOUTS = (("model.safetensors.index.json", "model.safetensors"),
                   ("pytorch_model.bin.index.json", "pytorch_model.bin"))  # fmt: skip
@@ -69,12 +68,10 @@ def files_read(directory: Path) -> list[Path]:
 
 
 def _index_shards(index: Path) -> list[str]:
-    if index.stat().st_size > MAX_INDEX_BYTES:
-        raise ModelLoadError(f"{index} is larger than {MAX_INDEX_BYTES:,} bytes; not a weights index")
     try:
-        weight_map = json.loads(index.read_bytes())["weight_map"]
-    except (ValueError, KeyError, TypeError, RecursionError) as err:
-        raise ModelLoadError(f"{index} is not a weights index ({type(err).__name__})") from None
+        weight_map = load_json_object(index).get("weight_map")
+    except Invalid as err:
+        raise ModelLoadError(f"{index} is not a weights index: {err}") from None
     if not isinstance(weight_map, dict) or not weight_map:
         raise ModelLoadError(f"{index}: weight_map is not a non-empty object")
     shards = set()

@@ -17,10 +17,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.pipeline.untrusted import Invalid, load_json_object
 
 CLS_ID = 1
 SEP_ID = 2
-MAX_TOKENIZER_BYTES = 16 << 20  # the published file is 168 kB
 MAX_VOCAB = 1 << 20  # the published vocabulary has 4096 entries
 
 
@@ -38,12 +38,13 @@ class DnabertTokenizer:
         file = Path(path) / "tokenizer.json"
         if not file.is_file():
             raise ModelLoadError(f"DNABERT-S tokenizer not found: {file}")
-        if file.stat().st_size > MAX_TOKENIZER_BYTES:
-            raise ModelLoadError(f"{file} is larger than {MAX_TOKENIZER_BYTES:,} bytes; not a DNABERT-S tokenizer")
-        text = file.read_text(encoding="utf-8", errors="replace")
-        _check_tokenizer_json(text, file)
         try:
-            return cls(Tokenizer.from_str(text))
+            data = load_json_object(file)
+        except Invalid as err:
+            raise ModelLoadError(f"{file} is not a usable tokenizer: {err}") from None
+        _check_tokenizer_json(data, file)
+        try:
+            return cls(Tokenizer.from_str(json.dumps(data)))
         except Exception as err:  # the Rust library raises plain Exception; its first line says what
             reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise ModelLoadError(f"{file} is not a usable tokenizer: {reason}") from None
@@ -61,14 +62,10 @@ class DnabertTokenizer:
         return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
 
 
-def _check_tokenizer_json(text: str, file: Path) -> None:
-    """The parts the `tokenizers` library would trust or choke on: JSON, the vocabulary's types and
-    size, and the [CLS]/[SEP] ids that packing hard-codes. One error line for each problem."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise ModelLoadError(f"{file} is not valid JSON: {str(err)[:200]}") from None
-    model = data.get("model") if isinstance(data, dict) else None
+def _check_tokenizer_json(data: dict, file: Path) -> None:
+    """The parts the `tokenizers` library would trust or choke on: the vocabulary's types and size,
+    and the [CLS]/[SEP] ids that packing hard-codes. One error line for each problem."""
+    model = data.get("model")
     vocab = model.get("vocab") if isinstance(model, dict) else None
     if not isinstance(vocab, dict):
         raise ModelLoadError(f"{file} has no model.vocab object; not a tokenizer.json")
