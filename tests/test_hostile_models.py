@@ -129,6 +129,15 @@ def test_tuple_dag_dict_key_is_refused_before_it_is_hashed(tmp_path):
     refused(load_pickle_checkpoint, path, match="expand to more than")
 
 
+def test_huge_object_pickle_is_refused_unread(tmp_path, monkeypatch):
+    from virnucpro.models import safe_pickle
+
+    path = tmp_path / "big.pth"
+    torch.save({"names": [f"{i}" + "x" * 1000 for i in range(2000)]}, path)  # a 2 MB object pickle
+    monkeypatch.setattr(safe_pickle, "MAX_PICKLE_BYTES", 1 << 20)
+    refused(load_pickle_checkpoint, path, match="object pickle is over 1 MiB")
+
+
 def test_deeply_nested_pickle_is_refused():
     depth = 5000
     data = b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b"."  # lists in lists, 5000 deep

@@ -35,6 +35,7 @@ _MAX_MODULE_DEPTH = 64
 _MAX_MODULES = 10_000  # the classifier has 5; a walk beyond this is a hostile module graph
 # Tensors may share storage (tied weights), but together they may not view much more than the file holds.
 _TENSOR_BYTES_SLACK = 16 << 20
+MAX_PICKLE_BYTES = 64 << 20  # data.pkl of ESM-2 3B (~600 tensors) is ~100 kB; tensors live outside it
 _TORCH_NN_MODULES = (
     "torch.nn.modules.linear.Linear",
     "torch.nn.modules.batchnorm.BatchNorm1d",
@@ -276,6 +277,8 @@ def _load_zip(path: Path, allowed: Mapping[str, Any]) -> Any:
             return loaded[key]
 
         _check_record(archive, pickles[0], None)
+        if archive.getinfo(pickles[0]).file_size > MAX_PICKLE_BYTES:
+            raise PickleBudgetError(f"its object pickle is over {MAX_PICKLE_BYTES >> 20} MiB (real ones are kB)")
         stream = io.BytesIO(archive.read(pickles[0]))
         return _AllowListUnpickler(stream, allowed, load_storage).load()
 
