@@ -374,6 +374,7 @@ def test_malicious_dnabert_bin_is_one_line_naming_the_global(tmp_path, tiny_mode
     ('{"model": {"vocab": ["A", "C"]}}', "no model.vocab object"),
     ('{"model": {"vocab": {"A": "1"}}}', "vocabulary ids must be whole numbers"),
     ('{"model": {"vocab": {"[CLS]": 1, "[SEP]": 2}}}', "not a usable tokenizer"),
+    ('{"model": {"vocab": {"[CLS]": 1, "[SEP]": 2}}, "added_tokens": 5}', "added_tokens must each have"),
 ])  # fmt: skip
 def test_malformed_tokenizer_json_is_one_line(tmp_path, content, match):
     (tmp_path / "tokenizer.json").write_text(content)
@@ -385,6 +386,14 @@ def test_absurd_vocabulary_is_refused(tmp_path, tiny_models, monkeypatch):
     DnabertTokenizer.from_dir(tmp_path)
     monkeypatch.setattr(dnabert_tokenize, "MAX_VOCAB", 1000)  # the real file has 4096 entries
     refused(DnabertTokenizer.from_dir, tmp_path, match="4,096 vocabulary entries")
+
+
+def test_token_ids_beyond_the_model_vocabulary_are_refused(tmp_path, tiny_models):
+    directory = copy_model(tiny_models, "dnabert-s", tmp_path)
+    DnabertTokenizer.from_dir(directory)
+    config = json.loads((directory / "config.json").read_text()) | {"vocab_size": 1000}
+    (directory / "config.json").write_text(json.dumps(config))
+    refused(DnabertTokenizer.from_dir, directory, match="token id 4095 does not fit the model's vocab_size 1000")
 
 
 def test_bad_tokenizer_through_the_cli(tmp_path, tiny_models):

@@ -43,6 +43,8 @@ class DnabertTokenizer:
         except Invalid as err:
             raise ModelLoadError(f"{file} is not a usable tokenizer: {err}") from None
         _check_tokenizer_json(data, file)
+        ids = [*data["model"]["vocab"].values(), *(token["id"] for token in data.get("added_tokens", []))]
+        _check_ids_fit_the_model(ids, Path(path) / "config.json", file)
         try:
             return cls(Tokenizer.from_str(json.dumps(data)))
         except Exception as err:  # the Rust library raises plain Exception; its first line says what
@@ -73,5 +75,23 @@ def _check_tokenizer_json(data: dict, file: Path) -> None:
         raise ModelLoadError(f"{file} has {len(vocab):,} vocabulary entries; at most {MAX_VOCAB:,} are accepted")
     if not all(type(i) is int and 0 <= i < MAX_VOCAB for i in vocab.values()):
         raise ModelLoadError(f"{file}: vocabulary ids must be whole numbers below {MAX_VOCAB:,}")
+    added = data.get("added_tokens", [])
+    if not isinstance(added, list) or any(
+        type(t.get("id") if isinstance(t, dict) else None) is not int or not 0 <= t["id"] < MAX_VOCAB for t in added
+    ):
+        raise ModelLoadError(f"{file}: added_tokens must each have a whole-number id below {MAX_VOCAB:,}")
     if vocab.get("[CLS]") != CLS_ID or vocab.get("[SEP]") != SEP_ID:
         raise ModelLoadError(f"{file}: [CLS] and [SEP] must have ids {CLS_ID} and {SEP_ID}, as in DNABERT-S")
+
+
+def _check_ids_fit_the_model(ids: list[int], config: Path, file: Path) -> None:
+    """Every token id must index the model's embedding table (else a crash, or a device assert on
+    a GPU, mid-run); checked against the same directory's config.json when it has one."""
+    if not config.is_file():
+        return
+    from virnucpro.models.dnabert_loader import read_dnabert_config  # models import tokenize, not here
+
+    vocab_size = read_dnabert_config(config).vocab_size
+    largest = max(ids, default=-1)
+    if largest >= vocab_size:
+        raise ModelLoadError(f"{file}: token id {largest} does not fit the model's vocab_size {vocab_size} ({config})")
