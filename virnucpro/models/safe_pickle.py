@@ -7,7 +7,9 @@ of torch >= 1.6 and the older "legacy" stream) are read directly, and every glob
 names is looked up in one explicit allow-list of inert stand-ins: tensor rebuild functions that
 only slice loaded storages, storage-type markers, and `PickledModule` classes that just keep their
 attribute dict. Anything else (os.system, builtins.eval, subprocess.Popen, ...) raises
-ModelLoadError when the pickle names it, before anything could be called.
+ModelLoadError when the pickle names it, before anything could be called. Work is bounded too:
+the pickle's shape is checked first (pickle_budget), storages and tensor views are bounded by the
+file's size, and the module walk visits each module once.
 """
 
 from __future__ import annotations
