@@ -279,6 +279,23 @@ def test_symlink_out_of_the_models_dir_is_refused(tmp_path, tiny_models):
     refused(load_esm2, weights.parent, match="resolves outside")
 
 
+def test_hf_cache_snapshot_links_into_its_blobs_but_not_beyond(tmp_path, tiny_models):
+    from virnucpro.models.model_files import weight_files
+
+    repo = tmp_path / "hub" / "models--facebook--esm2_t36_3B_UR50D"
+    snapshot = repo / "snapshots" / "0123abc"
+    shutil.copytree(tiny_models / "esm2", snapshot)
+    (repo / "blobs").mkdir()
+    (snapshot / "model.safetensors").rename(repo / "blobs" / "f00d")
+    (snapshot / "model.safetensors").symlink_to(Path("../../blobs/f00d"))  # as huggingface_hub links
+    assert weight_files(snapshot) == [snapshot / "model.safetensors"]
+    load_esm2(snapshot)
+    (repo / "blobs" / "f00d").rename(tmp_path / "f00d")
+    (snapshot / "model.safetensors").unlink()
+    (snapshot / "model.safetensors").symlink_to(tmp_path / "f00d")
+    refused(load_esm2, snapshot, match="resolves outside")
+
+
 @pytest.mark.parametrize("shard", ["../elsewhere.safetensors", "/etc/passwd", "sub/../../x", 7])
 def test_index_pointing_outside_is_refused(tmp_path, tiny_models, shard):
     directory = copy_model(tiny_models, "esm2", tmp_path)
@@ -299,6 +316,17 @@ def test_index_cannot_bypass_the_manifest_checksums(tmp_path, tiny_models):
     manifest.save()
     with pytest.raises(ModelIntegrityError, match="unchecked.safetensors .*not in .*manifest.json"):
         resolve_model("esm2", None, 300, models_dir=root, verify=False)
+
+
+def test_download_refuses_a_manifest_pointing_outside(tmp_path):
+    from virnucpro.models.manifest import MANIFEST_FORMAT
+    from virnucpro.pipeline.download import download_models
+
+    root = tmp_path / "models"
+    root.mkdir()
+    entry = {"size": 1, "sha256": "0" * 64}
+    (root / "manifest.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "files": {"../x": entry}}))
+    refused(download_models, root, (300,), match="points outside")  # before any network access
 
 
 # --- point 3: impossible weights ----------------------------------------------------------------
@@ -419,3 +447,4 @@ def test_classifier_for_300_bp_used_with_model_type_500_warns(tmp_path, tiny_mod
     result = predict_cli(tmp_path, tiny_models, "--model-type", "500", classifier=path)
     assert result.returncode == 0, result.stderr
     assert "made for 300-bp chunks but --model-type is 500" in result.stderr
+
