@@ -18,7 +18,8 @@ import pickle
 import pickletools
 from typing import BinaryIO
 
-# Far above real checkpoints: ESM-2 15B's state dict pickle has ~40k opcodes and depth < 10.
+# Far above real checkpoints: a state dict pickle takes ~31 operations per tensor (measured), so
+# ESM-2 15B (~770 tensors) needs ~25k; real nesting depth is below 10.
 MAX_OPCODES = 2_000_000
 MAX_EXPANDED = 4_000_000
 MAX_DEPTH = 100
