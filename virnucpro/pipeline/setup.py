@@ -13,7 +13,7 @@ import torch
 from virnucpro.engine.batching import auto_token_budget
 from virnucpro.engine.worker import Encoders, warm_up
 from virnucpro.errors import VirnucproError
-from virnucpro.models.classifier import ClassifierInfo, load_classifier
+from virnucpro.models.classifier import ClassifierInfo, chunk_size_mismatch, load_classifier
 from virnucpro.models.dnabert_loader import load_dnabert
 from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.models.registry import resolve_model
@@ -153,6 +153,8 @@ def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.d
     info = None
     for device in dict.fromkeys(devices):
         loaded[device], info = load_encoders(paths, device, dtype)
+    if mismatch := chunk_size_mismatch(info, paths["classifier"], choice.model_type):
+        logger.warning(mismatch)
     seconds = time.perf_counter() - started
     first = loaded[devices[0]]
     logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,
