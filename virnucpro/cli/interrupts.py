@@ -1,0 +1,104 @@
+"""Ctrl-C and SIGTERM: one line and exit 130 / 143, every time, and never an abort.
+
+While a command runs, SIGINT and SIGTERM raise `Interrupted` in the main thread (the only thread
+that handles signals; ours block them, see engine/threads.py). It unwinds the run like an error: the
+resume journal stays, the run's threads are stopped and joined. A second signal during that
+clean-up, or a first one that comes once the exit code is settled, ends the process at once with
+the same line and code; an interrupted process ends without the interpreter's finalization. A
+signal the parent set to be ignored (a background job of a script) stays ignored.
+
+`Interrupted` is not a KeyboardInterrupt on purpose: click turns those into Abort after printing an
+empty line, which would make the message two lines.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from virnucpro.engine.threads import lingering
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM, raised in the main thread."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum  # as shells report a process ended by the signal
+
+
+class SignalGuard:
+    """The handlers of one command: raise on the first signal, end the process on a later one."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self.exit_code: int | None = None  # of the first signal
+        self._raising = False
+        self._told = False
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # in-process use from another thread: signals are that program's business
+        for signum in _SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        self._raising = True
+
+    def settle(self) -> None:
+        """The exit code is being decided: from now on a signal ends the process at once."""
+        self._raising = False
+
+    def restore(self) -> None:
+        """Put back the handlers found by `install` (in-process callers, e.g. tests)."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def interrupted(self, cause: BaseException) -> int:
+        """Print the one line and return the exit code for `cause` (KeyboardInterrupt: 130)."""
+        self._tell()
+        return cause.exit_code if isinstance(cause, Interrupted) else 130
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.exit_code is None:
+            self.exit_code = 128 + signum
+        if self._raising:
+            self._raising = False
+            raise Interrupted(signum)
+        self._tell()
+        end_process(self.exit_code)
+
+    def _tell(self) -> None:
+        if not self._told:
+            self._told = True
+            _flush_stdio()
+            os.write(2, f"{self.message}\n".encode())
+
+
+def end_process_early(guard: SignalGuard, exit_code: int) -> None:
+    """For the process (not in-process callers): end it here, without the interpreter's
+    finalization, when a signal decided the exit (the user wants out now; finalizing torch takes
+    seconds, and it resets the handlers a second Ctrl-C would meet) or when a thread of ours did not
+    stop in time (engine/threads.py says why it must not meet finalization)."""
+    if guard.exit_code is not None or lingering():
+        end_process(exit_code)
+
+
+def end_process(exit_code: int) -> None:
+    """Exit now, without finalizing the interpreter. Safe for the run's files: everything up to the
+    last journal checkpoint is on disk and `--resume` truncates the rest, as after kill -9."""
+    _flush_stdio()
+    os._exit(exit_code)
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError):  # closed, or a write interrupted by this signal
+            pass
