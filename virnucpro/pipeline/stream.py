@@ -77,12 +77,12 @@ class StreamEngine:
         finally:
             self.stop()
 
-    def stop(self, timeout: float = STOP_SECONDS) -> list[threading.Thread]:
-        """Ask every thread to stop and join them within `timeout`; return any still running."""
+    def stop(self) -> list[threading.Thread]:
+        """Ask every thread to stop and join them within `STOP_SECONDS`; return any still running."""
         self._stop.set()
-        running = join_all(self._threads, timeout)
+        running = join_all(self._threads, STOP_SECONDS)
         if running:
-            _log.debug("threads still running %.0f s after the stop: %s", timeout, [t.name for t in running])
+            _log.debug("threads still running %.0f s after the stop: %s", STOP_SECONDS, [t.name for t in running])
         return running
 
     def _start(self) -> None:
