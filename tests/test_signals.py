@@ -141,6 +141,28 @@ def test_guard_raises_in_the_main_thread_and_restores_handlers():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_guard_raises_again_when_a_finalizer_swallowed_the_interrupt():
+    """Seen in the loop above: SIGTERM while a reader generator was being closed. Python only prints
+    an exception raised in a finalizer, and the run went on to exit 0."""
+
+    def records():
+        try:
+            yield 1
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler raises here, inside the generator's finalizer
+
+    guard = SignalGuard("virnucpro: interrupted")
+    guard.install()
+    try:
+        with pytest.raises(Interrupted):
+            next(iter(records()))  # the generator is dropped, and closed, right here
+            time.sleep(5)
+    finally:
+        guard.settle()
+        guard.restore()
+
+
 def test_guard_leaves_an_ignored_signal_ignored():
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

@@ -13,6 +13,7 @@ empty line, which would make the message two lines.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ import threading
 from virnucpro.engine.threads import lingering
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_REDELIVER_SECONDS = 0.01
 
 
 class Interrupted(BaseException):
@@ -37,9 +39,12 @@ class SignalGuard:
     def __init__(self, message: str):
         self.message = message
         self.exit_code: int | None = None  # of the first signal
+        self._signum = 0
         self._raising = False
+        self._settled = False
         self._told = False
         self._previous: dict[int, object] = {}
+        self._previous_hook = sys.unraisablehook
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -47,16 +52,21 @@ class SignalGuard:
         for signum in _SIGNALS:
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 self._previous[signum] = signal.signal(signum, self._handle)
+        if self._previous:
+            sys.unraisablehook = self._unraisable
         self._raising = True
 
     def settle(self) -> None:
         """The exit code is being decided: from now on a signal ends the process at once."""
         self._raising = False
+        self._settled = True
 
     def restore(self) -> None:
-        """Put back the handlers found by `install` (in-process callers, e.g. tests)."""
+        """Put back what `install` replaced (in-process callers, e.g. tests)."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        if self._previous:
+            sys.unraisablehook = self._previous_hook
         self._previous.clear()
 
     def interrupted(self, cause: BaseException) -> int:
@@ -66,12 +76,24 @@ class SignalGuard:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.exit_code is None:
-            self.exit_code = 128 + signum
+            self.exit_code, self._signum = 128 + signum, signum
         if self._raising:
             self._raising = False
-            raise Interrupted(signum)
+            raise Interrupted(self._signum)
         self._tell()
         end_process(self.exit_code)
+
+    def _unraisable(self, unraisable) -> None:
+        """Python swallows an exception raised inside a finalizer (a generator closed by the garbage
+        collector, a __del__): if that was our Interrupted, raise it again in the code around it."""
+        if not isinstance(unraisable.exc_value, Interrupted):
+            self._previous_hook(unraisable)
+        elif self._settled:
+            self._tell()
+            end_process(unraisable.exc_value.exit_code)
+        else:  # from another thread, a moment later: the main thread has left the finalizer by then
+            self._raising = True
+            threading.Timer(_REDELIVER_SECONDS, _thread.interrupt_main, (self._signum,)).start()
 
     def _tell(self) -> None:
         if not self._told:
