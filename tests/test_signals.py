@@ -80,7 +80,8 @@ def test_signal_while_a_worker_is_inside_torch(tmp_path, model_args, reference, 
     _interrupt_then_resume(tmp_path, model_args, reference, point, sent)
 
 
-@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("second", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGINT", "SIGTERM"])
 def test_second_signal_during_the_clean_up_exits_at_once(tmp_path, model_args, reference, second):
     inputs, reference_out = reference
     out = tmp_path / "out"

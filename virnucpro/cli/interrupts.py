@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from virnucpro.engine.threads import lingering
 
@@ -41,6 +42,9 @@ class SignalGuard:
         self.exit_code: int | None = None  # of the first signal
         self._signum = 0
         self._raising = False
+        self._pending = False  # an Interrupted that a finalizer swallowed, to raise again
+        self._in_hook = False
+        self._redelivery = threading.Lock()
         self._settled = False
         self._told = False
         self._previous: dict[int, object] = {}
@@ -77,8 +81,11 @@ class SignalGuard:
     def _handle(self, signum: int, frame: object) -> None:
         if self.exit_code is None:
             self.exit_code, self._signum = 128 + signum, signum
-        if self._raising:
-            self._raising = False
+        if self._in_hook:
+            return  # a redelivery that came too early: `_redeliver` tries again
+        with self._redelivery:
+            raise_now, self._raising, self._pending = self._raising or self._pending, False, False
+        if raise_now:
             raise Interrupted(self._signum)
         self._tell()
         end_process(self.exit_code)
@@ -91,9 +98,19 @@ class SignalGuard:
         elif self._settled:
             self._tell()
             end_process(unraisable.exc_value.exit_code)
-        else:  # from another thread, a moment later: the main thread has left the finalizer by then
-            self._raising = True
-            threading.Timer(_REDELIVER_SECONDS, _thread.interrupt_main, (self._signum,)).start()
+        else:
+            self._in_hook = self._pending = True
+            _thread.start_new_thread(self._redeliver, ())  # returns at once, unlike threading's start()
+            self._in_hook = False
+
+    def _redeliver(self) -> None:
+        """From another thread, until it took: `_handle` runs in the main thread, which by the time
+        this thread wakes has left the finalizer (if not, the raise is swallowed again, and retried)."""
+        while self._pending:
+            time.sleep(_REDELIVER_SECONDS)
+            with self._redelivery:  # never a trip that `_handle` would take for a second signal
+                if self._pending:
+                    _thread.interrupt_main(self._signum)
 
     def _tell(self) -> None:
         if not self._told:
