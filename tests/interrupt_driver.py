@@ -18,9 +18,10 @@ RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv",
                 "viral.fa")
 
 _DRIVER = r'''
-import os, sys, threading, time
+import os, signal, sys, threading, time
 from pathlib import Path
 point, marker, args = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a shell, even if pytest runs in the background
 
 def mark(name=point):
     if not marker.exists():

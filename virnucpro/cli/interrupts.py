@@ -73,10 +73,11 @@ class SignalGuard:
             sys.unraisablehook = self._previous_hook
         self._previous.clear()
 
-    def interrupted(self, cause: BaseException) -> int:
-        """Print the one line and return the exit code for `cause` (KeyboardInterrupt: 130)."""
+    def report(self) -> int:
+        """Print the one line (once) and return the exit code: the first signal's, else 130 (a
+        KeyboardInterrupt raised without a signal, e.g. in-process)."""
         self._tell()
-        return cause.exit_code if isinstance(cause, Interrupted) else 130
+        return self.exit_code or 130
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.exit_code is None:
@@ -113,9 +114,13 @@ class SignalGuard:
                     _thread.interrupt_main(self._signum)
 
     def _tell(self) -> None:
-        if not self._told:
-            self._told = True
-            _flush_stdio()
+        if self._told:
+            return
+        self._told = True
+        try:
+            sys.stderr.write(f"{self.message}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError, RuntimeError):  # stderr closed, or a write this signal interrupted
             os.write(2, f"{self.message}\n".encode())
 
 

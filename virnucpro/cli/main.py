@@ -68,15 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     _debug = "--debug" in args
     guard = SignalGuard(_interrupted_line(args))
     guard.install()
+    interrupted = False
     try:
         try:
             code = _run(argv, args)
         finally:
             guard.settle()
-    except (Interrupted, KeyboardInterrupt, click.exceptions.Abort) as interrupt:  # Abort: click's KeyboardInterrupt
+    except (Interrupted, KeyboardInterrupt, click.exceptions.Abort):  # Abort: click's KeyboardInterrupt
         if _debug:
             raise
-        code = guard.interrupted(interrupt)
+        interrupted = True
+    if interrupted or guard.exit_code is not None:  # a signal decides, even if code on the way swallowed it
+        code = guard.report()
     if argv is None:
         end_process_early(guard, code)
     else:
