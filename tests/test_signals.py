@@ -168,7 +168,7 @@ def test_a_signal_decides_the_exit_code_even_if_something_swallowed_it(monkeypat
     """Third-party code with a bare `except:` could eat the exception: the run then ends normally,
     but the exit code and the line still say it was interrupted."""
 
-    def run_that_swallows(_argv, _args):
+    def run_that_swallows(_argv):
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)

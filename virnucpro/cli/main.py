@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         try:
-            code = _run(argv, args)
+            code = _run(argv)
         finally:
             guard.settle()
     except (Interrupted, KeyboardInterrupt, click.exceptions.Abort):  # Abort: click's KeyboardInterrupt
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _run(argv: list[str] | None, args: list[str]) -> int:
+def _run(argv: list[str] | None) -> int:
     try:
         returned = cli.main(args=argv, prog_name="virnucpro", standalone_mode=False)
     except click.exceptions.Exit as stop:
