@@ -2,20 +2,19 @@
 
 Subcommands live in their own modules and are imported lazily, so `virnucpro --help` and light
 commands never pay for importing torch. User errors print one line and exit 1, usage errors exit 2,
-Ctrl-C exits 130 and SIGTERM 143 (both unwind like an error, so a run keeps its resume journal);
-a traceback is shown only with `--debug`.
+Ctrl-C exits 130 and SIGTERM 143 (both unwind like an error, so a run keeps its resume journal;
+cli/interrupts.py); a traceback is shown only with `--debug`.
 """
 
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
-import threading
 
 import click
 
 from virnucpro import __version__
+from virnucpro.cli.interrupts import Interrupted, SignalGuard, end_process_early
 from virnucpro.errors import VirnucproError
 
 # name -> "module:attribute"; every entry is a click.Command in its own module.
@@ -49,15 +48,6 @@ class LazyGroup(click.Group):
 
 _debug = False
 _RESUMABLE = ("predict", "embed")
-_SIGTERM_EXIT = 143  # 128 + SIGTERM, as shells report a terminated process
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so a run unwinds exactly as on Ctrl-C."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,12 +60,34 @@ def cli(debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and turn exceptions into exit codes; callable in-process for tests."""
+    """Run the CLI and turn exceptions into exit codes. `argv` None: this is the process (the
+    `virnucpro` script, `python -m virnucpro`); a list: in-process (tests), which gets its own
+    signal handlers back at the end."""
     global _debug
     args = argv if argv is not None else sys.argv[1:]
     _debug = "--debug" in args
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    guard = SignalGuard(_interrupted_line(args))
+    guard.install()
+    interrupted = False
+    try:
+        try:
+            code = _run(argv)
+        finally:
+            guard.settle()
+    except (Interrupted, KeyboardInterrupt, click.exceptions.Abort):  # Abort: click's KeyboardInterrupt
+        if _debug:
+            raise
+        interrupted = True
+    if interrupted or guard.exit_code is not None:  # a signal decides, even if code on the way swallowed it
+        code = guard.report()
+    if argv is None:
+        end_process_early(guard, code)
+    else:
+        guard.restore()
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         returned = cli.main(args=argv, prog_name="virnucpro", standalone_mode=False)
     except click.exceptions.Exit as stop:
@@ -83,12 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as usage:
         usage.show()
         return usage.exit_code
-    except click.exceptions.Abort as abort:  # click's wrapper around KeyboardInterrupt
-        return _interrupted(abort.__cause__, args)
-    except KeyboardInterrupt as interrupt:
-        if _debug:
-            raise
-        return _interrupted(interrupt, args)
     except VirnucproError as error:
         if _debug:
             raise
@@ -100,18 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {error.filename}" if getattr(error, "filename", None) else ""
         click.echo(f"virnucpro: error: {error.strerror or error}{where}", err=True)
         return 1
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_sigterm)
     return returned if isinstance(returned, int) else 0  # without standalone mode, ctx.exit(n) returns n
 
 
-def _interrupted(cause: BaseException | None, args: list[str]) -> int:
-    """One line that says how to continue; 130 for Ctrl-C, 143 for SIGTERM."""
+def _interrupted_line(args: list[str]) -> str:
+    """The one line an interrupted command prints: how to continue, where that is possible."""
     command = next((a for a in args if not a.startswith("-")), None)
     hint = "; rerun the same command with --resume to continue" if command in _RESUMABLE else ""
-    click.echo(f"virnucpro: interrupted{hint}", err=True)
-    return _SIGTERM_EXIT if isinstance(cause, Terminated) else 130
+    return f"virnucpro: interrupted{hint}"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import time
 
 import torch
 
+from virnucpro.engine.threads import start_thread
+
 _INTERVAL_SECONDS = 0.5
 _TIMELINE_EVERY = 10  # one RSS point per 5 s in the timeline (the peak uses every sample)
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -31,14 +33,13 @@ class StreamMonitor:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> StreamMonitor:
-        self._thread = threading.Thread(target=self._sample, name="virnucpro-monitor", daemon=True)
-        self._thread.start()
+        self._thread = start_thread("monitor", self._sample)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=5)  # it wakes within one sample (an NVML query at most)
         self._sample_memory()
 
     def busy_fractions(self) -> dict[str, float] | None:

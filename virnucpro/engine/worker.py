@@ -16,6 +16,7 @@ import torch
 
 from virnucpro.engine.oom import run_with_oom_split
 from virnucpro.engine.staging import PinnedStaging
+from virnucpro.engine.threads import stop_point
 from virnucpro.models.classifier import MLPClassifier
 from virnucpro.pipeline.blocks import TokenBatch, WorkBlock
 from virnucpro.tokenize.packing import pack
@@ -150,6 +151,7 @@ class DeviceWorker:
         """[rows, dim] fp32 embeddings of every distinct input of one encoder in the block."""
         table = torch.empty(rows, dim, dtype=torch.float32, device=self.device)
         for batch in batches:
+            stop_point()  # a stopping run waits for one batch, not the whole block
             table[self._index_tensor(batch.rows)] = self._embed_batch(model, batch)
         return table
 

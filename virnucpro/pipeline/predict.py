@@ -241,6 +241,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
         totals.stream_peak_rss_mib = monitor.rss_peak_bytes / 2**20
         totals.stream_rss_timeline = monitor.rss_timeline
     except BaseException:
+        engine.stop()  # its threads stopped and joined before the files close and the error goes up
         if results is not None:
             results.close()
         if not state.journal_path.exists():  # nothing checkpointed: leave no half-made output behind

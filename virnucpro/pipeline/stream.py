@@ -3,7 +3,9 @@ caller receives the results strictly in the order the blocks were produced.
 
 Queues are bounded, so memory stays flat whatever the input size. Devices take the next block
 from one shared queue (a fast device simply takes more blocks: work stealing). An exception in any
-thread stops the others and is re-raised in the caller.
+thread stops the others and is re-raised in the caller. Stopping (the end of the results, an error,
+Ctrl-C in the caller) joins every thread within `STOP_SECONDS`: device work reaches a stop point
+between batches (engine/threads.py says why no thread may outlive the run).
 
 While the engine runs, the interpreter's thread switch interval is lowered (5 ms -> 0.2 ms).
 PyTorch releases the GIL inside every op, and with the default interval a thread busy in Python
@@ -15,19 +17,20 @@ keep ~90% of their speed (benchmarks/bench_gil_convoy.py).
 
 from __future__ import annotations
 
+import logging
 import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from virnucpro.engine.threads import Stopped, join_all, start_thread, stop_point
+
 _POLL_SECONDS = 0.2
 SWITCH_INTERVAL_SECONDS = 2e-4
+STOP_SECONDS = 10.0  # a stop waits this long for the threads; one GPU batch takes < 1 s
 _DONE = object()
-
-
-class _Stopped(Exception):
-    """Raised inside a thread when the run is being torn down."""
+_log = logging.getLogger(__name__)
 
 
 class StreamEngine:
@@ -74,19 +77,18 @@ class StreamEngine:
         finally:
             self.stop()
 
-    def stop(self) -> None:
+    def stop(self) -> list[threading.Thread]:
+        """Ask every thread to stop and join them within `STOP_SECONDS`; return any still running."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        running = join_all(self._threads, STOP_SECONDS)
+        if running:
+            _log.debug("threads still running %.0f s after the stop: %s", STOP_SECONDS, [t.name for t in running])
+        return running
 
     def _start(self) -> None:
-        self._threads = [threading.Thread(target=self._produce, name="virnucpro-producer", daemon=True)]
-        self._threads += [
-            threading.Thread(target=self._consume, args=(worker,), name=f"virnucpro-worker-{i}", daemon=True)
-            for i, worker in enumerate(self._workers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._threads = [start_thread("producer", self._produce, stop=self._stop)]
+        self._threads += [start_thread(f"worker-{i}", self._consume, worker, stop=self._stop)
+                          for i, worker in enumerate(self._workers)]
 
     def _next_done(self) -> Any:
         while True:
@@ -99,8 +101,7 @@ class StreamEngine:
 
     def _put(self, target: queue.Queue, item: Any) -> None:
         while True:
-            if self._stop.is_set():
-                raise _Stopped
+            stop_point()
             try:
                 target.put(item, timeout=_POLL_SECONDS)
                 return
@@ -109,8 +110,7 @@ class StreamEngine:
 
     def _get(self, source: queue.Queue) -> Any:
         while True:
-            if self._stop.is_set():
-                raise _Stopped
+            stop_point()
             try:
                 return source.get(timeout=_POLL_SECONDS)
             except queue.Empty:
@@ -122,7 +122,7 @@ class StreamEngine:
                 self._put(self._todo, (position, block))
             for _ in self._workers:
                 self._put(self._todo, _DONE)
-        except _Stopped:
+        except Stopped:
             return
         except BaseException as error:  # noqa: BLE001 (forwarded to the caller, which re-raises it)
             self._fail(error)
@@ -133,7 +133,7 @@ class StreamEngine:
                 position, block = item
                 self._put(self._done, (position, self._work(worker, block)))
             self._put(self._done, _DONE)
-        except _Stopped:
+        except Stopped:
             return
         except BaseException as error:  # noqa: BLE001 (forwarded to the caller, which re-raises it)
             self._fail(error)
