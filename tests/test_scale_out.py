@@ -10,7 +10,8 @@ from conftest import REAL
 from virnucpro.cli.main import main
 from virnucpro.pipeline.setup import SetupError, _gpu_indices
 
-FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa")
+FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa",
+         "regions.tsv", "regions.fa", "virus_summary.tsv")
 
 
 @pytest.fixture(scope="module")

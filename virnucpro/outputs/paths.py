@@ -34,6 +34,20 @@ class OutputPaths:
         return self.outdir / "viral.fa"
 
     @property
+    def regions(self) -> Path:
+        """Viral regions inside sequences (outputs/regions.py), in input order."""
+        return self.outdir / "regions.tsv"
+
+    @property
+    def regions_fasta(self) -> Path:
+        return self.outdir / "regions.fa"
+
+    @property
+    def virus_summary(self) -> Path:
+        """The hits table, sorted by score; built from sequences.tsv and regions.tsv when those are done."""
+        return self.outdir / "virus_summary.tsv"
+
+    @property
     def run_json(self) -> Path:
         return self.outdir / "run.json"
 
@@ -42,9 +56,9 @@ class OutputPaths:
         return self.outdir / "report.html"
 
     def result_files(self, write_hits: bool) -> list[Path]:
-        """The files ResultWriter streams, in a fixed order."""
-        files = [self.prediction_results, self.highestscore, self.chunks, self.sequences]
-        return files + [self.viral_fasta] if write_hits else files
+        """The files ResultWriter streams (and checkpoints, and merge joins), in a fixed order."""
+        files = [self.prediction_results, self.highestscore, self.chunks, self.sequences, self.regions]
+        return files + [self.viral_fasta, self.regions_fasta] if write_hits else files
 
     @staticmethod
     def partial(final: Path) -> Path:

@@ -40,12 +40,33 @@ class SequenceRow:
     call: str
 
 
+@dataclass(frozen=True)
+class RegionRow:
+    sequence_id: str
+    region_id: str
+    start: int
+    end: int
+    n_chunks_scored: int
+    n_viral_chunks: int
+    mean_virus_score: float
+    max_virus_score: float
+    whole_sequence: bool
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
 def read_chunks(path: Path) -> Iterator[ChunkRow]:
     return _read(path, formats.CHUNKS_COLUMNS, _chunk_row)
 
 
 def read_sequences(path: Path) -> Iterator[SequenceRow]:
     return _read(path, formats.SEQUENCES_COLUMNS, _sequence_row)
+
+
+def read_regions(path: Path) -> Iterator[RegionRow]:
+    return _read(path, formats.REGIONS_COLUMNS, _region_row)
 
 
 def _read(path: Path, columns: tuple[str, ...], parse: Callable[[list[str]], Row]) -> Iterator[Row]:
@@ -86,3 +107,11 @@ def _sequence_row(fields: list[str]) -> SequenceRow:
         sequence_id, int(length), int(n_chunks), int(scored), int(viral),
         _optional_float(fraction), _optional_float(top), _optional_float(mean), call,
     )
+
+
+def _region_row(fields: list[str]) -> RegionRow:
+    sequence_id, region_id, start, end, _, _, scored, viral, mean, top, _, whole = fields
+    if whole not in ("True", "False"):
+        raise ValueError(f"whole_sequence must be True or False, not {whole!r}")
+    return RegionRow(sequence_id, region_id, int(start), int(end), int(scored), int(viral), float(mean), float(top),
+                     whole == "True")

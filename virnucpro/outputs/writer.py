@@ -17,7 +17,9 @@ from virnucpro.errors import ResumeError
 from virnucpro.outputs import formats
 from virnucpro.outputs.hashed import HashedAppender, sha256_of_prefix
 from virnucpro.outputs.jsonfile import fsync_directory
+from virnucpro.outputs.hits import write_virus_summary
 from virnucpro.outputs.paths import OutputPaths
+from virnucpro.outputs.regions import RegionSettings, find_regions
 from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceResult
 
 _BUFFER_BYTES = 1 << 20
@@ -28,11 +30,14 @@ class ResultWriter:
     """Writes the results of each input sequence, in input order, to all result files at once."""
 
     def __init__(self, outdir: str | Path, threshold: float = DEFAULT_THRESHOLD, write_hits: bool = False,
-                 *, _handles: dict[Path, HashedAppender] | None = None) -> None:
+                 *, regions: RegionSettings = RegionSettings(),
+                 _handles: dict[Path, HashedAppender] | None = None) -> None:
         self.paths = paths = OutputPaths(outdir)
         self.threshold = threshold
         self.write_hits = write_hits
+        self.region_settings = regions
         self.calls: Counter[str] = Counter()
+        self.regions_found = 0  # in this session (a resume does not recount the kept rows)
         fresh = _handles is None
         if fresh:
             paths.outdir.mkdir(parents=True, exist_ok=True)
@@ -44,15 +49,19 @@ class ResultWriter:
         self._chunks = _handles[paths.chunks].write
         self._sequences = _handles[paths.sequences].write
         self._viral = _handles[paths.viral_fasta].write if write_hits else None
+        self._regions = _handles[paths.regions].write
+        self._regions_fasta = _handles[paths.regions_fasta].write if write_hits else None
         if fresh:
             self._prediction(formats.PREDICTION_HEADER.encode())
             self._highestscore(formats.HIGHESTSCORE_HEADER.encode())
             self._chunks(formats.CHUNKS_HEADER.encode())
             self._sequences(formats.SEQUENCES_HEADER.encode())
+            self._regions(formats.REGIONS_HEADER.encode())
 
     @classmethod
     def reopen(cls, outdir: str | Path, offsets: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
-               write_hits: bool = False, *, digests: dict[str, str]) -> ResultWriter:
+               write_hits: bool = False, *, digests: dict[str, str],
+               regions: RegionSettings = RegionSettings()) -> ResultWriter:
         """Continue a run from a checkpoint: check each partial file's first `offsets[name]` bytes
         against the checkpoint's sha256 (`digests[name]`), then truncate it there."""
         paths = OutputPaths(outdir)
@@ -68,7 +77,7 @@ class ResultWriter:
             for handle in handles.values():
                 handle.close()
             raise
-        writer = cls(outdir, threshold, write_hits, _handles=handles)
+        writer = cls(outdir, threshold, write_hits, regions=regions, _handles=handles)
         writer.calls.update(_calls_in(paths.partial(paths.sequences)))
         return writer
 
@@ -85,6 +94,20 @@ class ResultWriter:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
             self._viral(formats.fasta_record(result.record_id, result.sequence).encode())
         self.calls[call.call] += 1
+        if call.n_chunks_scored >= self.region_settings.min_scored:
+            self._add_regions(result)
+
+    def _add_regions(self, result: SequenceResult) -> None:
+        bounds = [(chunk.start, chunk.end) for chunk in result.chunks]
+        scores = [chunk.virus_score() for chunk in result.chunks]
+        regions = find_regions(bounds, scores, self.threshold, self.region_settings)
+        if regions:
+            self._regions(formats.region_lines(result, regions).encode())
+            if self._regions_fasta is not None:
+                if result.sequence is None:
+                    raise ValueError(f"write_hits needs the sequence of {result.record_id}")
+                self._regions_fasta(formats.region_fasta(result, regions).encode())
+            self.regions_found += len(regions)
 
     def checkpoint(self) -> dict[str, int]:
         """Flush and fsync every partial file; return its size in bytes, by final file name."""
@@ -100,14 +123,15 @@ class ResultWriter:
         return {path.name: handle.hexdigest() for path, handle in self._handles.items()}
 
     def finish(self) -> list[Path]:
-        """Make everything durable and rename NAME.partial -> NAME; returns the final paths."""
+        """Make everything durable, rename NAME.partial -> NAME, write virus_summary.tsv; returns the paths."""
         self.checkpoint()
         self.close()
         finals = self._finals()
         for final in finals:
             os.replace(self.paths.partial(final), final)
+        summary = write_virus_summary(self.paths)  # sorted by score: only from the finished tables
         fsync_directory(self.paths.outdir)
-        return finals
+        return [*finals, summary]
 
     def close(self) -> None:
         """Close without finishing (the partial files stay for a resume)."""

@@ -11,7 +11,7 @@ import itertools
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from virnucpro.io import read_records
 from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
+from virnucpro.outputs.regions import RegionSettings
 from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
@@ -71,6 +72,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (k, n): only blocks k-1 mod n
     engine: str = "local"  # local: this host's devices; ray: actors on a Ray cluster
     ray_address: str | None = None  # None: start a local Ray instance
+    regions: RegionSettings = field(default_factory=RegionSettings)  # viral-region scan (outputs/regions.py)
 
 
 @dataclass
@@ -248,7 +250,7 @@ def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedMode
         "esm_batch_tokens": settings.esm_batch_tokens, "dnabert_batch_tokens": settings.dnabert_batch_tokens,
         "block_records": settings.block_records, "block_bases": settings.block_bases,
         "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
-        "threshold": options.threshold, "write_hits": options.write_hits,
+        "threshold": options.threshold, "write_hits": options.write_hits, "regions": asdict(options.regions),
         "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
     }
 
@@ -319,10 +321,10 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
     if not options.embed_only:
         if journal.blocks_done:
             results = ResultWriter.reopen(options.output, journal.offsets, options.threshold, options.write_hits,
-                                          digests=journal.digests)
+                                          digests=journal.digests, regions=options.regions)
             _check_rows(results, journal)
         else:
-            results = ResultWriter(options.output, options.threshold, options.write_hits)
+            results = ResultWriter(options.output, options.threshold, options.write_hits, regions=options.regions)
     embeddings = None
     if options.embed_only or options.save_embeddings:
         path = options.output if options.embed_only else options.output / "embeddings.parquet"
