@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from virnucpro.errors import VirnucproError
 from virnucpro.outputs import formats
+from virnucpro.outputs.results import CALLS
 
 Row = TypeVar("Row")
 
@@ -101,7 +102,7 @@ def _chunk_row(fields: list[str]) -> ChunkRow:
 
 def _sequence_row(fields: list[str]) -> SequenceRow:
     sequence_id, length, n_chunks, scored, viral, fraction, top, mean, call = fields
-    if call not in ("virus", "others", "no_call"):
+    if call not in CALLS:
         raise ValueError(f"unknown call {call!r}")
     return SequenceRow(
         sequence_id, int(length), int(n_chunks), int(scored), int(viral),

@@ -20,7 +20,7 @@ from virnucpro.outputs.jsonfile import fsync_directory
 from virnucpro.outputs.hits import write_virus_summary
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.regions import RegionSettings, find_regions
-from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceResult
+from virnucpro.outputs.results import DEFAULT_THRESHOLD, VIRAL_FRACTION_TO_CALL, SequenceResult
 
 _BUFFER_BYTES = 1 << 20
 _CALL_COLUMN = formats.SEQUENCES_COLUMNS.index("call")
@@ -30,14 +30,16 @@ class ResultWriter:
     """Writes the results of each input sequence, in input order, to all result files at once."""
 
     def __init__(self, outdir: str | Path, threshold: float = DEFAULT_THRESHOLD, write_hits: bool = False,
-                 *, regions: RegionSettings = RegionSettings(),
-                 _handles: dict[Path, HashedAppender] | None = None) -> None:
+                 *, regions: RegionSettings = RegionSettings(), viral_fraction: float = VIRAL_FRACTION_TO_CALL,
+                 min_length: int = 0, _handles: dict[Path, HashedAppender] | None = None) -> None:
         self.paths = paths = OutputPaths(outdir)
         self.threshold = threshold
+        self.viral_fraction = viral_fraction
+        self.min_length = min_length
         self.write_hits = write_hits
         self.region_settings = regions
         self.calls: Counter[str] = Counter()
-        self.regions_found = 0  # in this session (a resume does not recount the kept rows)
+        self.regions_found = 0
         fresh = _handles is None
         if fresh:
             paths.outdir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,8 @@ class ResultWriter:
     @classmethod
     def reopen(cls, outdir: str | Path, offsets: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
                write_hits: bool = False, *, digests: dict[str, str],
-               regions: RegionSettings = RegionSettings()) -> ResultWriter:
+               regions: RegionSettings = RegionSettings(), viral_fraction: float = VIRAL_FRACTION_TO_CALL,
+               min_length: int = 0) -> ResultWriter:
         """Continue a run from a checkpoint: check each partial file's first `offsets[name]` bytes
         against the checkpoint's sha256 (`digests[name]`), then truncate it there."""
         paths = OutputPaths(outdir)
@@ -77,14 +80,16 @@ class ResultWriter:
             for handle in handles.values():
                 handle.close()
             raise
-        writer = cls(outdir, threshold, write_hits, regions=regions, _handles=handles)
+        writer = cls(outdir, threshold, write_hits, regions=regions, viral_fraction=viral_fraction,
+                     min_length=min_length, _handles=handles)
         writer.calls.update(_calls_in(paths.partial(paths.sequences)))
+        writer.regions_found = _rows_in(paths.partial(paths.regions))
         return writer
 
     def add(self, result: SequenceResult) -> None:
-        """Append one input sequence's rows to every file."""
-        call = result.summarize(self.threshold)
-        chunks = result.chunks
+        """Append one input sequence's rows to every file (a too-short one gets its sequences.tsv row only)."""
+        call = result.summarize(self.threshold, self.viral_fraction, self.min_length)
+        chunks = result.chunks if call.call != "too_short" else []
         self._prediction("".join(map(formats.prediction_lines, chunks)).encode())
         self._highestscore("".join(map(formats.highestscore_line, chunks)).encode())
         self._chunks("".join(formats.chunk_line(c, result.record_id, self.threshold) for c in chunks).encode())
@@ -184,3 +189,9 @@ def _calls_in(sequences_partial: Path) -> Counter[str]:
     with open(sequences_partial, encoding="utf-8") as lines:
         next(lines)
         return Counter(line.rstrip("\n").split("\t")[_CALL_COLUMN] for line in lines)
+
+
+def _rows_in(table_partial: Path) -> int:
+    """Rows below the header (regions found before a resume)."""
+    with open(table_partial, "rb") as lines:
+        return sum(1 for _ in lines) - 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
+import sys
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.regions import RegionSettings
-from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
+from virnucpro.outputs.results import CALLS, ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.embeddings import EmbeddingWriter
@@ -73,6 +75,8 @@ class RunOptions:
     engine: str = "local"  # local: this host's devices; ray: actors on a Ray cluster
     ray_address: str | None = None  # None: start a local Ray instance
     regions: RegionSettings = field(default_factory=RegionSettings)  # viral-region scan (outputs/regions.py)
+    viral_fraction: float = 0.5  # viral chunks / scored chunks that call a sequence virus
+    min_length: int = 0  # shorter sequences are called too_short, not scored
 
 
 @dataclass
@@ -89,6 +93,8 @@ class RunTotals:
     stream_rss_timeline: list[tuple[float, float, float]] = field(default_factory=list)  # every 5 s
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     host_stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    calls: dict[str, int] = field(default_factory=dict)  # sequences per call, over the whole run
+    regions: int = 0  # viral regions found, over the whole run
 
     def add(self, output: BlockOutput) -> None:
         block = output.block
@@ -251,6 +257,7 @@ def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedMode
         "block_records": settings.block_records, "block_bases": settings.block_bases,
         "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
         "threshold": options.threshold, "write_hits": options.write_hits, "regions": asdict(options.regions),
+        "viral_fraction": options.viral_fraction, "min_length": options.min_length,
         "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
     }
 
@@ -310,6 +317,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
         progress.close()
     if results is not None:
         results.finish()
+        totals.calls, totals.regions = {call: results.calls[call] for call in CALLS}, results.regions_found
         journal.digests = results.digests()  # of the finished files (a shard records them for merge)
     if embeddings is not None:
         embeddings.finish()
@@ -321,15 +329,19 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
     if not options.embed_only:
         if journal.blocks_done:
             results = ResultWriter.reopen(options.output, journal.offsets, options.threshold, options.write_hits,
-                                          digests=journal.digests, regions=options.regions)
+                                          digests=journal.digests, **_call_rules(options))
             _check_rows(results, journal)
         else:
-            results = ResultWriter(options.output, options.threshold, options.write_hits, regions=options.regions)
+            results = ResultWriter(options.output, options.threshold, options.write_hits, **_call_rules(options))
     embeddings = None
     if options.embed_only or options.save_embeddings:
         path = options.output if options.embed_only else options.output / "embeddings.parquet"
         embeddings = EmbeddingWriter(path, models.dnabert_dim, journal.blocks_done)
     return results, embeddings
+
+
+def _call_rules(options: RunOptions) -> dict:
+    return {"regions": options.regions, "viral_fraction": options.viral_fraction, "min_length": options.min_length}
 
 
 def _check_rows(results: ResultWriter, journal: Journal) -> None:
@@ -382,8 +394,12 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
     now = time.perf_counter()
     stream_seconds = now - stream_start
     device_seconds = sum(totals.stage_seconds.values())
+    finished = datetime.now(timezone.utc)
     summary = {
         "virnucpro_version": __version__,
+        "started_at": (finished - timedelta(seconds=now - wall_start)).isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "command_line": list(sys.argv),
         "torch_version": torch.__version__,
         "command": "embed" if options.embed_only else "predict",
         "inputs": list(options.inputs),
@@ -396,7 +412,8 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
                    "bases": reader.stats.bases, "records_this_session": totals.records,
                    "chunks_this_session": totals.chunks, "frames_this_session": totals.frames,
                    "unique_frames_this_session": totals.unique_frames, "esm_tokens_this_session": totals.esm_tokens,
-                   "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits},
+                   "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits,
+                   "calls": totals.calls, "regions": totals.regions},
         "timings_seconds": {"model_load": models.load_seconds, "stream": stream_seconds,
                             "total": now - wall_start,
                             **{f"device_{stage}": s for stage, s in totals.stage_seconds.items()},
@@ -410,7 +427,8 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "gpu_utilization": totals.gpu_utilization,
         "stage_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(device_names),
         "stream_peak_rss_mib": totals.stream_peak_rss_mib,
-        "stream_rss_mib_timeline": totals.stream_rss_timeline,
+        "stream_rss_mib_timeline": [{"seconds": seconds, "rss_mib": rss, "shared_mib": shared}
+                                    for seconds, rss, shared in totals.stream_rss_timeline],
     }
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)
