@@ -110,3 +110,17 @@ def test_a_resumed_writer_continues_regions_byte_identically(tmp_path):
     writer.finish()
     for path in [*whole.result_files(True), whole.virus_summary]:
         assert (tmp_path / "resumed" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_min_length_calls_short_sequences_too_short_without_scoring_them(tmp_path):
+    paths = write(tmp_path, [READ, PHAGE], min_length=1_000)
+    assert [row[-1] for row in rows(paths.sequences)] == ["call", "too_short", "virus"]
+    assert rows(paths.sequences)[1][1:] == ["500", "1", "0", "0", "NA", "NA", "NA", "too_short"]
+    assert [row[1] for row in rows(paths.chunks)[1:]] == ["phage"] * 6  # the short read is not scored
+    assert "read" not in paths.prediction_results.read_text()
+
+
+def test_viral_fraction_sets_the_sequence_call(tmp_path):
+    mixed = sequence("mixed", [0.9, 0.9, 0.1, 0.1, 0.1])  # 40% of its scored chunks are viral
+    assert rows(write(tmp_path / "a", [mixed]).sequences)[1][-1] == "others"
+    assert rows(write(tmp_path / "b", [mixed], viral_fraction=0.4).sequences)[1][-1] == "virus"
