@@ -33,8 +33,7 @@ def test_the_region_found_brackets_a_lambda_insert(tmp_path, tiny_models):
                 "--device", "cpu", "-q"]
     lambda_fa, bacterial_fa = str(REAL / "lambda_NC_001416.fa"), str(REAL / "Efaecium_plasmid_NC_017032.fna")
     for name, fasta in (("virus", lambda_fa), ("others", bacterial_fa)):
-        assert main(["embed", fasta, "-o", str(tmp_path / f"{name}.parquet"), *encoders,
-                     "--classifier", str(tiny_models / "classifier.pth")]) == 0
+        assert main(["embed", fasta, "-o", str(tmp_path / f"{name}.parquet"), *encoders]) == 0  # no classifier
     model = tmp_path / "lambda_vs_plasmid.safetensors"
     assert main(["train", "--virus", str(tmp_path / "virus.parquet"), "--others", str(tmp_path / "others.parquet"),
                  "-o", str(model), "--chunk-size", str(CHUNK), "--epochs", "60", "--patience", "10", "-q"]) == 0

@@ -59,7 +59,8 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
     from virnucpro.pipeline.shards import parse_shard
 
     models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
-                         model_type=int(params["model_type"]), models_dir=params["models_dir"])
+                         model_type=int(params["model_type"]), models_dir=params["models_dir"],
+                         with_classifier=not extra.get("embed_only", False))
     return RunOptions(
         inputs=list(inputs), output=output, models=models, chunk_size=params["chunk_size"],
         chunking=params["chunking"], device=params["device"], batch_tokens=params["batch_tokens"],

@@ -198,7 +198,12 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
     state = OutputState(options)
     previous = state.previous_journal()
     state.prepare()
-    options, settings, models, workers, device_names = load_workers(options, devices, dtype, logger, cluster)
+    try:
+        options, settings, models, workers, device_names = load_workers(options, devices, dtype, logger, cluster)
+    except BaseException:
+        if not state.journal_path.exists():  # a fresh run that could not start leaves nothing behind
+            state.discard()
+        raise
     parameters = _parameters(options, settings, models, dtype, device)
     journal = _journal(previous, input_identity(options.inputs), parameters, options)
     stream_start = time.perf_counter()
