@@ -12,6 +12,10 @@ from virnucpro.pipeline.setup import SetupError, _gpu_indices
 
 FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa",
          "regions.tsv", "regions.fa", "virus_summary.tsv")
+# the tiny random classifier scores chunks near 0.435; with free switches and no minimum size, every
+# read or stretch above it is a region, so regions.tsv has rows in every block
+REGIONS_IN_EVERY_BLOCK = ("--threshold", "0.435", "--region-length", "1", "--min-region-length", "0",
+                          "--min-region-chunks", "1")
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +26,8 @@ def inputs(tmp_path_factory) -> list[str]:
 
 
 def _run(inputs, out: Path, model_args, *extra) -> None:
-    assert main(["predict", *inputs, "-o", str(out), "--block-records", "37", "--write-hits", *model_args,
-                 *extra]) == 0
+    assert main(["predict", *inputs, "-o", str(out), "--block-records", "37", "--write-hits", *REGIONS_IN_EVERY_BLOCK,
+                 *model_args, *extra]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,11 @@ def single(inputs, model_args, tmp_path_factory) -> Path:
 def _same(a: Path, b: Path) -> None:
     for name in FILES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_the_single_run_has_regions_to_merge(single):
+    assert len((single / "regions.tsv").read_text().splitlines()) > 100
+    assert len((single / "virus_summary.tsv").read_text().splitlines()) > 100
 
 
 def test_two_workers_equal_one(inputs, model_args, single, tmp_path):
