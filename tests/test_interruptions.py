@@ -19,7 +19,7 @@ from conftest import reads_and_phix
 from virnucpro.cli.main import main
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
-                "viral.fa")
+                "viral.fa", "regions.tsv", "regions.fa", "virus_summary.tsv")
 
 _DRIVER = r'''
 import os, sys, time
@@ -74,7 +74,7 @@ KILL_POINTS = ["model_load", "after_block_2", "torn_block_3", "before_rename", "
 
 def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
     return ["predict", *inputs, "-o", str(out), "--block-records", "30", "--write-hits", "--threshold", "0.45",
-            *model_args]
+            "--region-length", "1", "--min-region-length", "0", "--min-region-chunks", "1", *model_args]
 
 
 @pytest.fixture(scope="module")
