@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,8 @@ def test_merged_shards_equal_one_run(inputs, model_args, single, tmp_path):
         _run(inputs, shard, model_args, "--shard", f"{k}/3")
     assert main(["merge", *map(str, reversed(shards)), "-o", str(tmp_path / "merged")]) == 0
     _same(single, tmp_path / "merged")
+    merged, one = (json.loads((d / "run.json").read_text())["counts"] for d in (tmp_path / "merged", single))
+    assert merged == {"records": one["records"], "calls": one["calls"], "regions": one["regions"]}
 
 
 def test_merge_refuses_incomplete_or_mixed_shards(inputs, model_args, tmp_path, capsys):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from virnucpro.outputs.formats import NA, stat_text
 from virnucpro.outputs.paths import OutputPaths
+from virnucpro.outputs.results import CALLS
 from virnucpro.outputs.tables import read_regions, read_sequences
 
 VIRUS_SUMMARY_COLUMNS = (
@@ -55,6 +56,13 @@ def _hits(paths: OutputPaths) -> list[tuple[tuple, tuple[str, ...]]]:
                       stat_text(row.max_virus_score), str(n_regions[row.sequence_id]))
             hits.append((_key(row.mean_virus_score, row.viral_fraction, row.length, row.sequence_id), fields))
     return hits
+
+
+def result_counts(paths: OutputPaths) -> dict:
+    """Sequences per call and regions found, counted from the finished tables (run.json of a merge)."""
+    calls = Counter(row.call for row in read_sequences(paths.sequences))
+    return {"records": calls.total(), "calls": {call: calls[call] for call in CALLS},
+            "regions": sum(1 for _ in read_regions(paths.regions))}
 
 
 def _key(mean: float, fraction: float, length: int, name: str) -> tuple:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from virnucpro.errors import VirnucproError
-from virnucpro.outputs.hits import write_virus_summary
+from virnucpro.outputs.hits import result_counts, write_virus_summary
 from virnucpro.outputs.jsonfile import fsync_directory, write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.pipeline import untrusted
@@ -142,7 +142,8 @@ def merge_shards(shard_dirs: list[Path], outdir: Path, force: bool = False) -> l
     runs = [_read_run_json(OutputPaths(d).run_json) for d in shard_dirs if OutputPaths(d).run_json.is_file()]
     outdir.mkdir(parents=True, exist_ok=True)
     finals = [*_write_merged(shard_dirs, logs, outdir), write_virus_summary(OutputPaths(outdir))]
-    write_json_atomic(OutputPaths(outdir).run_json, {"merged_from": [str(d) for d in shard_dirs], "shards": runs})
+    write_json_atomic(OutputPaths(outdir).run_json, {"merged_from": [str(d) for d in shard_dirs],
+                                                     "counts": result_counts(OutputPaths(outdir)), "shards": runs})
     _remove_stale(outdir, [*finals, OutputPaths(outdir).run_json])
     fsync_directory(outdir)
     return finals
