@@ -124,3 +124,9 @@ def test_viral_fraction_sets_the_sequence_call(tmp_path):
     mixed = sequence("mixed", [0.9, 0.9, 0.1, 0.1, 0.1])  # 40% of its scored chunks are viral
     assert rows(write(tmp_path / "a", [mixed]).sequences)[1][-1] == "others"
     assert rows(write(tmp_path / "b", [mixed], viral_fraction=0.4).sequences)[1][-1] == "virus"
+
+
+def test_viral_fa_keeps_the_description_and_a_bare_id_stays_bare(tmp_path):
+    described = SequenceResult("phage", PHAGE.length, PHAGE.chunks, PHAGE.sequence, "Escherichia phage T4, complete")
+    lines = write(tmp_path, [described, READ]).viral_fasta.read_text().splitlines()
+    assert lines[0::2] == [">phage Escherichia phage T4, complete", ">read"]

@@ -29,3 +29,12 @@ def test_run_json_counts_and_the_summary_line(tmp_path, model_args, capsys):
     last = capsys.readouterr().err.splitlines()[-1].split(" INFO ", 1)[1]
     assert last.startswith("done: 7 sequences read: ") and "4 too_short" in last and "1 no_call" in last, last
     assert str(outdir) in last and "virus_summary.tsv" in last
+
+
+def test_viral_fa_keeps_the_input_header_description(tmp_path, model_args):
+    outdir = tmp_path / "out"
+    # threshold 0.3: the tiny random classifier's chunk scores (about 0.43) all count as viral
+    assert main(["predict", str(REAL / "phiX174_NC_001422.fa"), "-o", str(outdir), "--write-hits",
+                 "--threshold", "0.3", *model_args]) == 0
+    header = (outdir / "viral.fa").read_text().splitlines()[0]
+    assert header == ">1 phiX: http://www.genome.jp/dbget-bin/www_bget?refseq+NC_001422"

@@ -87,9 +87,10 @@ def sequence_line(result: SequenceResult, call: SequenceCall) -> str:
     return "\t".join(fields) + "\n"
 
 
-def fasta_record(record_id: str, sequence: str) -> str:
-    """One unwrapped FASTA record, like the original's FASTA outputs."""
-    return f">{record_id}\n{sequence}\n"
+def fasta_record(record_id: str, sequence: str, description: str | None = None) -> str:
+    """One unwrapped FASTA record, like the original's FASTA outputs; the input's description kept."""
+    header = f"{record_id} {description}" if description else record_id
+    return f">{header}\n{sequence}\n"
 
 
 def region_id(sequence_id: str, number: int) -> str:

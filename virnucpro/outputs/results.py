@@ -89,12 +89,14 @@ class SequenceCall:
 
 @dataclass(frozen=True)
 class SequenceResult:
-    """All chunks of one input record, in chunk order; `sequence` is needed only for viral.fa."""
+    """All chunks of one input record, in chunk order; `sequence` (and the header's `description`)
+    are needed only for viral.fa and regions.fa."""
 
     record_id: str
     length: int
     chunks: list[ChunkResult]
     sequence: str | None = None
+    description: str | None = None
 
     def summarize(self, threshold: float = DEFAULT_THRESHOLD, viral_fraction: float = VIRAL_FRACTION_TO_CALL,
                   min_length: int = 0) -> SequenceCall:

@@ -97,7 +97,7 @@ class ResultWriter:
         if self._viral is not None and call.call == "virus":
             if result.sequence is None:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
-            self._viral(formats.fasta_record(result.record_id, result.sequence).encode())
+            self._viral(formats.fasta_record(result.record_id, result.sequence, result.description).encode())
         self.calls[call.call] += 1
         if call.n_chunks_scored >= self.region_settings.min_scored:
             self._add_regions(result)

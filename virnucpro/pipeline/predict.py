@@ -377,7 +377,7 @@ def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list
     chunks = list(map(ChunkResult, table.chunk_ids, table.starts.tolist(), table.ends.tolist(),
                       [scores[a:b] for a, b in itertools.pairwise(frame_bounds)]))
     chunk_bounds = np.cumsum([0, *table.chunk_counts]).tolist()
-    return [SequenceResult(info.id, info.length, chunks[a:b], info.sequence)
+    return [SequenceResult(info.id, info.length, chunks[a:b], info.sequence, info.description)
             for info, (a, b) in zip(block.records, itertools.pairwise(chunk_bounds))]
 
 
