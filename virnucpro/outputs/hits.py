@@ -9,11 +9,11 @@ so the table cannot be streamed: it is built from the finished sequences.tsv and
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
 from virnucpro.outputs.formats import NA, stat_text
+from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import CALLS
 from virnucpro.outputs.tables import read_regions, read_sequences
@@ -25,15 +25,10 @@ VIRUS_SUMMARY_COLUMNS = (
 
 
 def write_virus_summary(paths: OutputPaths) -> Path:
-    """Write OUTDIR/virus_summary.tsv (as .partial, then renamed) from the finished tables."""
+    """Write OUTDIR/virus_summary.tsv atomically from the finished tables (it holds hits only)."""
     rows = sorted(_hits(paths), key=lambda row: row[0])
-    partial = OutputPaths.partial(paths.virus_summary)
-    with open(partial, "w", encoding="utf-8", newline="\n") as out:
-        out.write("\t".join(VIRUS_SUMMARY_COLUMNS) + "\n")
-        out.writelines("\t".join(fields) + "\n" for _, fields in rows)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, paths.virus_summary)
+    lines = ["\t".join(VIRUS_SUMMARY_COLUMNS) + "\n", *("\t".join(fields) + "\n" for _, fields in rows)]
+    write_bytes_atomic(paths.virus_summary, "".join(lines).encode())
     return paths.virus_summary
 
 

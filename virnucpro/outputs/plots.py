@@ -68,6 +68,7 @@ def _draw_track(ax: Axes, track: Track, threshold: float) -> None:
     ax.set_title(
         f"{row.sequence_id}   {row.length:,} bp, {len(viral)}/{len(scored)} scored chunks viral,"
         f" sequence call: {row.call}, {len(track.regions)} viral region(s)", loc="left", fontsize=10,
+        parse_math=False,  # IDs may hold `$...$`
     )
     ax.spines[["top", "right"]].set_visible(False)
 

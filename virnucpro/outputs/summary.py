@@ -76,11 +76,13 @@ def gather(paths: OutputPaths, threshold: float, max_tracks: int, viral_fraction
         data.single_chunk += row.n_chunks == 1
         if row.viral_fraction is not None:
             data.viral_fractions.add(row.viral_fraction)
-            data.sequence_scores.add(row.mean_virus_score)
+            if row.mean_virus_score is not None:  # a hand-edited table may lack it
+                data.sequence_scores.add(row.mean_virus_score)
         elif len(data.not_called) < LISTED:
             data.not_called.append(row)
         if row.call == "virus":
-            _keep_largest(hits, (row.n_viral_chunks, row.mean_virus_score, row.length, -index), row, TOP_HITS)
+            mean = -1.0 if row.mean_virus_score is None else row.mean_virus_score  # None does not compare
+            _keep_largest(hits, (row.n_viral_chunks, mean, row.length, -index), row, TOP_HITS)
         if row.n_chunks_scored > 1:
             _keep_largest(tracked, (row.n_chunks, row.length, -index), row, max_tracks)
     data.top_hits = _descending(hits)

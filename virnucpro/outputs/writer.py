@@ -21,6 +21,7 @@ from virnucpro.outputs.hits import write_virus_summary
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.regions import RegionSettings, find_regions
 from virnucpro.outputs.results import DEFAULT_THRESHOLD, VIRAL_FRACTION_TO_CALL, SequenceResult
+from virnucpro.outputs.safe_files import open_exclusive
 
 _BUFFER_BYTES = 1 << 20
 _CALL_COLUMN = formats.SEQUENCES_COLUMNS.index("call")
@@ -148,7 +149,10 @@ class ResultWriter:
 
 
 def _open_partial(partial: Path, mode: str) -> BinaryIO:
-    """A handle that lives as long as the writer, hence no `with`."""
+    """A handle that lives as long as the writer, hence no `with`; "wb" creates the file, never
+    through a link or over a file this run did not create."""
+    if mode == "wb":
+        return open_exclusive(partial, _BUFFER_BYTES)
     return open(partial, mode, buffering=_BUFFER_BYTES)
 
 
