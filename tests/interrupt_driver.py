@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
-                "viral.fa")
+                "viral.fa", "regions.tsv", "regions.fa", "virus_summary.tsv")
 
 _DRIVER = r'''
 import os, signal, sys, threading, time

@@ -22,7 +22,7 @@ KILL_POINTS = ["model_load", "after_block_2", "torn_block_3", "before_rename", "
 
 def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
     return ["predict", *inputs, "-o", str(out), "--block-records", "30", "--write-hits", "--threshold", "0.45",
-            *model_args]
+            "--region-length", "1", "--min-region-length", "0", "--min-region-chunks", "1", *model_args]
 
 
 @pytest.fixture(scope="module")

@@ -157,7 +157,8 @@ def test_a_huge_value_is_one_line_through_the_cli(run, capsys):
 
 
 def _valid_journal(tmp_path: Path) -> dict:
-    names = ["prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv"]
+    names = ["prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
+             "regions.tsv"]
     journal = Journal([{"path": "/in.fa", "size": 1}], {"write_hits": False, "embed_only": False}, 2, 40,
                       dict.fromkeys(names, 100), dict.fromkeys(names, "a" * 64))
     return asdict(journal)

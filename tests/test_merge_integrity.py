@@ -17,7 +17,8 @@ from conftest import reads_and_phix
 
 from virnucpro.cli.main import main
 
-FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa")
+FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa",
+         "regions.tsv", "regions.fa", "virus_summary.tsv")
 _opened: list[str] | None = None  # files opened while a test records them (see _recording_opens)
 
 

@@ -185,7 +185,7 @@ def test_force_removes_every_file_of_an_earlier_run_and_nothing_else(tmp_path, m
     (out / "mine" / "sequences.tsv").write_text("the user's\n")
     assert _predict([PHIX], out, model_args, "--force") == 0
     expected = {"prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
-                "run.json", "notes.txt", "mine"}
+                "regions.tsv", "virus_summary.tsv", "run.json", "notes.txt", "mine"}
     assert {p.name for p in out.iterdir()} == expected
     assert victim.read_text() == "keep me\n" and (out / "mine" / "sequences.tsv").read_text() == "the user's\n"
 

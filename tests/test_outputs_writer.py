@@ -57,7 +57,8 @@ def outdir(tmp_path):
         writer.add(result)
     finals = writer.finish()
     assert [path.name for path in finals] == [
-        "prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa",
+        "prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
+        "regions.tsv", "viral.fa", "regions.fa", "virus_summary.tsv",
     ]
     assert not list((tmp_path / "out").glob("*.partial"))
     return OutputPaths(tmp_path / "out")

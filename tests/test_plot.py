@@ -66,8 +66,31 @@ def test_plot_writes_a_self_contained_html_report(outdir):
     assert "<td>phage&lt;&amp;&gt;</td>" in page and "phage<&>" not in page
     assert "chunk threshold 0.6" in page
     summary = dict(re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", page))
-    assert summary["called virus"] == "13" and summary["no call (no kept frame)"] == "1"
+    assert summary["called virus"] == "13" and summary["no_call (no stop-free frame)"] == "1"
     assert "run.json" in page
+
+
+def test_the_report_lists_regions_and_uncalled_sequences_with_denominators(outdir):
+    assert main(["plot", str(outdir)]) == 0
+    page = (outdir / "report.html").read_text()
+    assert "<td>host&lt;contig&gt;|region_1</td><td>10,000</td><td>14,000</td>" in page  # the 0.9 stretch
+    summary = dict(re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", page))
+    assert summary["viral regions"] == "2" and summary["too_short (below --min-length)"] == "0"
+    assert "<td>no_call (no stop-free frame)</td><td>1</td><td>3.0%</td><td>of all sequences</td>" in page
+    assert "<td>nothing</td><td>1,000</td><td>no_call</td><td>no stop-free frame in any chunk</td>" in page
+    data = gather(OutputPaths(outdir), 0.6, 5)
+    assert [(r.start, r.end) for r in data.tracks[0].regions] == [(10_000, 14_000)] and data.n_regions == 2
+    assert data.reads_mode  # 30 of the 33 sequences are one-chunk reads
+
+
+def test_reads_get_a_histogram_of_read_scores(tmp_path):
+    writer = ResultWriter(tmp_path)
+    for index in range(10):
+        writer.add(contig(f"read{index}", [index / 10], chunk_size=150))
+    writer.finish()
+    data = gather(OutputPaths(tmp_path), 0.5, 5)
+    assert data.reads_mode and sum(data.sequence_scores.counts) == 10
+    assert main(["plot", str(tmp_path)]) == 0
 
 
 def test_plot_writes_figures_for_an_image_output_name(outdir, tmp_path):

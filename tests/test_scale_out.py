@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,12 @@ from conftest import REAL
 from virnucpro.cli.main import main
 from virnucpro.pipeline.setup import SetupError, _gpu_indices
 
-FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa")
+FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa",
+         "regions.tsv", "regions.fa", "virus_summary.tsv")
+# the tiny random classifier scores chunks near 0.435; with free switches and no minimum size, every
+# read or stretch above it is a region, so regions.tsv has rows in every block
+REGIONS_IN_EVERY_BLOCK = ("--threshold", "0.435", "--region-length", "1", "--min-region-length", "0",
+                          "--min-region-chunks", "1")
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +27,8 @@ def inputs(tmp_path_factory) -> list[str]:
 
 
 def _run(inputs, out: Path, model_args, *extra) -> None:
-    assert main(["predict", *inputs, "-o", str(out), "--block-records", "37", "--write-hits", *model_args,
-                 *extra]) == 0
+    assert main(["predict", *inputs, "-o", str(out), "--block-records", "37", "--write-hits", *REGIONS_IN_EVERY_BLOCK,
+                 *model_args, *extra]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +43,11 @@ def _same(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+def test_the_single_run_has_regions_to_merge(single):
+    assert len((single / "regions.tsv").read_text().splitlines()) > 100
+    assert len((single / "virus_summary.tsv").read_text().splitlines()) > 100
+
+
 def test_two_workers_equal_one(inputs, model_args, single, tmp_path):
     _run(inputs, tmp_path / "two", model_args, "--workers", "2")
     _same(single, tmp_path / "two")
@@ -48,6 +59,8 @@ def test_merged_shards_equal_one_run(inputs, model_args, single, tmp_path):
         _run(inputs, shard, model_args, "--shard", f"{k}/3")
     assert main(["merge", *map(str, reversed(shards)), "-o", str(tmp_path / "merged")]) == 0
     _same(single, tmp_path / "merged")
+    merged, one = (json.loads((d / "run.json").read_text())["counts"] for d in (tmp_path / "merged", single))
+    assert merged == {"records": one["records"], "calls": one["calls"], "regions": one["regions"]}
 
 
 def test_merge_refuses_incomplete_or_mixed_shards(inputs, model_args, tmp_path, capsys):

@@ -8,6 +8,12 @@ import click
 
 from virnucpro.cli.checks import FiniteFloatRange
 from virnucpro.cli.run_options import build_run_options, run_options, start_logging
+from virnucpro.outputs.regions import (
+    DEFAULT_EXPECTED_LENGTH,
+    DEFAULT_MIN_LENGTH,
+    DEFAULT_MIN_SCORED,
+    RegionSettings,
+)
 
 
 @click.command("predict")
@@ -16,17 +22,31 @@ from virnucpro.cli.run_options import build_run_options, run_options, start_logg
               help="Output directory for the result files.")
 @click.option("--threshold", type=FiniteFloatRange(0, 1), default=0.5, show_default=True,
               help="Chunk virus score needed to call a chunk viral (0.5 = the original rule).")
-@click.option("--write-hits", is_flag=True, help="Also write viral.fa with the sequences called viral.")
+@click.option("--viral-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Fraction of a sequence's scored chunks that must be viral to call it virus.")
+@click.option("--min-length", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Sequences shorter than this (bp) are not scored; sequences.tsv calls them too_short.")
+@click.option("--region-length", type=click.IntRange(min=1), default=DEFAULT_EXPECTED_LENGTH, show_default=True,
+              help="Expected length (bp) of viral and non-viral stretches: sets the region scan's switch cost.")
+@click.option("--min-region-length", type=click.IntRange(min=0), default=DEFAULT_MIN_LENGTH, show_default=True,
+              help="Shortest viral region (bp) written to regions.tsv.")
+@click.option("--min-region-chunks", type=click.IntRange(min=1), default=DEFAULT_MIN_SCORED, show_default=True,
+              help="Fewest scored chunks in a viral region.")
+@click.option("--write-hits", is_flag=True,
+              help="Also write viral.fa (sequences called virus) and regions.fa (viral regions).")
 @click.option("--save-embeddings", is_flag=True, help="Also write embeddings.parquet (one row per kept frame).")
 @run_options
-def predict(inputs: tuple[str, ...], outdir: Path, threshold: float, write_hits: bool, save_embeddings: bool,
-            **params) -> None:
+def predict(inputs: tuple[str, ...], outdir: Path, threshold: float, viral_fraction: float, min_length: int,
+            region_length: int, min_region_length: int, min_region_chunks: int, write_hits: bool,
+            save_embeddings: bool, **params) -> None:
     """Call viral sequences in INPUT... (FASTA/FASTQ, gz/bz2/xz/zst, - for stdin)."""
     from virnucpro.pipeline.predict import run
 
     logger = start_logging(params)
+    regions = RegionSettings(region_length, min_region_length, min_region_chunks)
     options = build_run_options(inputs, outdir, params, threshold=threshold, write_hits=write_hits,
-                                save_embeddings=save_embeddings)
+                                save_embeddings=save_embeddings, viral_fraction=viral_fraction,
+                                min_length=min_length, regions=regions)
     summary = run(options, logger)
     _report(summary, outdir, logger)
 
@@ -42,3 +62,12 @@ def _report(summary: dict, outdir: Path, logger) -> None:
                 counts["unique_frames_this_session"], timings["total"], 100 * summary["device_busy_fraction"])
     stages = ", ".join(f"{k.removeprefix('device_')} {v:.1f} s" for k, v in timings.items() if k.startswith("device_"))
     logger.info("device time per stage: %s; results in %s", stages, outdir)
+    logger.info("%s", summary_line(counts, outdir))
+
+
+def summary_line(counts: dict, outdir: Path) -> str:
+    """The run's result in one line: what was read, how it was called (and why not), where it is."""
+    calls = counts["calls"]
+    return (f"done: {counts['records']:,} sequences read: {calls['virus']:,} virus, {calls['others']:,} others,"
+            f" {calls['no_call']:,} no_call (no stop-free frame), {calls['too_short']:,} too_short;"
+            f" {counts['regions']:,} viral regions; results in {outdir} (hits: virus_summary.tsv)")

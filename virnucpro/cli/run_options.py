@@ -79,7 +79,8 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
     if params["engine"] == "ray":  # RAY_ADDRESS may be set for other tools when the engine is local
         check_ray_address(params["ray_address"])
     models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
-                         model_type=int(params["model_type"]), models_dir=params["models_dir"])
+                         model_type=int(params["model_type"]), models_dir=params["models_dir"],
+                         with_classifier=not extra.get("embed_only", False))
     return RunOptions(
         inputs=list(inputs), output=output, models=models, chunk_size=params["chunk_size"],
         chunking=params["chunking"], device=params["device"], batch_tokens=params["batch_tokens"],

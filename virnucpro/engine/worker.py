@@ -34,7 +34,7 @@ class Encoders:
 
     dnabert: torch.nn.Module
     esm: torch.nn.Module
-    classifier: MLPClassifier
+    classifier: MLPClassifier | None  # None for embed, which needs only the features
     device: torch.device
 
     @property
@@ -121,7 +121,10 @@ class DeviceWorker:
         nucleotide_rows = self._index_tensor(block.unique_nucleotide)
         protein_rows = self._index_tensor(block.unique_protein)
         features = torch.cat((dnabert[nucleotide_rows], esm[protein_rows]), dim=1)
-        probabilities = enc.classifier.probabilities(features).float()
+        if enc.classifier is not None:
+            probabilities = enc.classifier.probabilities(features).float()
+        else:
+            probabilities = features.new_empty((len(features), 0))
         clock.mark()
         host_probabilities = _to_host(probabilities)
         host_features = _to_host(features) if want_features else None

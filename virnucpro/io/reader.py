@@ -31,12 +31,19 @@ _DNAIO_PREFIX = re.compile(r"^Error in FAST[AQ] file at (?:line \d+|unknown line
 @dataclass(slots=True)
 class Record:
     """One input sequence; `id` is the header up to the first whitespace, `index` its 0-based
-    position among all records of all inputs (empty records included: they get a row too)."""
+    position among all records of all inputs (empty records included: they get a row too); `header`
+    the whole header line (kept for viral.fa, which copies its description)."""
 
     id: str
     sequence: str
     source: str
     index: int
+    header: str = ""
+
+    @property
+    def description(self) -> str:
+        """The header after the ID ('' when there is none)."""
+        return self.header[len(self.id):].strip()
 
 
 @dataclass(slots=True)
@@ -180,7 +187,8 @@ class RecordReader:
         stats.records += len(group)
         stats.empty += sequences.count("")
         stats.bases += sum(map(len, sequences))
-        return list(map(Record, ids, sequences, repeat(path, len(group)), range(first, stats.records)))
+        headers = [parsed.name for parsed in group]
+        return list(map(Record, ids, sequences, repeat(path, len(group)), range(first, stats.records), headers))
 
     def _checked_one_by_one(self, group: list, name: str, path: str, duplicates: DuplicateIdCheck) -> Iterator[Record]:
         """The slow path: the first bad record raises its own error."""
@@ -196,7 +204,7 @@ class RecordReader:
             if not sequence.encode().isalpha():  # 3x faster than str.isalpha
                 _check_symbols(name, record_id, sequence)
             duplicates.add(record_id, path)
-            yield Record(record_id, sequence, path, stats.records)
+            yield Record(record_id, sequence, path, stats.records, parsed.name)
             stats.records += 1
             stats.empty += not sequence
             stats.bases += len(sequence)

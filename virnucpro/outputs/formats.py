@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from virnucpro.outputs.regions import Region
 from virnucpro.outputs.results import ChunkResult, SequenceCall, SequenceResult
 
 NA = "NA"
@@ -26,8 +27,13 @@ SEQUENCES_COLUMNS = (
     "sequence_id", "length", "n_chunks", "n_chunks_scored", "n_viral_chunks", "viral_fraction",
     "max_virus_score", "mean_virus_score", "call",
 )
+REGIONS_COLUMNS = (
+    "sequence_id", "region_id", "start", "end", "length", "n_chunks", "n_chunks_scored", "n_viral_chunks",
+    "mean_virus_score", "max_virus_score", "log_odds_viral", "whole_sequence",
+)
 CHUNKS_HEADER = "\t".join(CHUNKS_COLUMNS) + "\n"
 SEQUENCES_HEADER = "\t".join(SEQUENCES_COLUMNS) + "\n"
+REGIONS_HEADER = "\t".join(REGIONS_COLUMNS) + "\n"
 
 
 @lru_cache(maxsize=256)  # a chunk's maxima repeat its frames' values, printed just before
@@ -81,6 +87,33 @@ def sequence_line(result: SequenceResult, call: SequenceCall) -> str:
     return "\t".join(fields) + "\n"
 
 
-def fasta_record(record_id: str, sequence: str) -> str:
-    """One unwrapped FASTA record, like the original's FASTA outputs."""
-    return f">{record_id}\n{sequence}\n"
+def fasta_record(record_id: str, sequence: str, description: str | None = None) -> str:
+    """One unwrapped FASTA record, like the original's FASTA outputs; the input's description kept."""
+    header = f"{record_id} {description}" if description else record_id
+    return f">{header}\n{sequence}\n"
+
+
+def region_id(sequence_id: str, number: int) -> str:
+    """`ID|region_N`, N counted from 1 along the sequence (geNomad names proviruses `ID|provirus_...`)."""
+    return f"{sequence_id}|region_{number}"
+
+
+def region_lines(result: SequenceResult, regions: list[Region]) -> str:
+    """regions.tsv rows of one sequence: 0-based, end-exclusive chunk-boundary coordinates."""
+    return "".join(
+        "\t".join((
+            result.record_id, region_id(result.record_id, number), str(r.start), str(r.end), str(r.length),
+            str(r.n_chunks), str(r.n_scored), str(r.n_viral), stat_text(r.mean_score), stat_text(r.max_score),
+            stat_text(r.log_odds), str(r.start == 0 and r.end == result.length),
+        )) + "\n"
+        for number, r in enumerate(regions, start=1)
+    )
+
+
+def region_fasta(result: SequenceResult, regions: list[Region]) -> str:
+    """regions.fa records; the header gives the span as ID:FIRST-LAST (1-based, inclusive, like samtools)."""
+    return "".join(
+        f">{region_id(result.record_id, number)} {result.record_id}:{r.start + 1}-{r.end}\n"
+        f"{result.sequence[r.start:r.end]}\n"
+        for number, r in enumerate(regions, start=1)
+    )

@@ -37,6 +37,20 @@ class OutputPaths:
         return self.outdir / "viral.fa"
 
     @property
+    def regions(self) -> Path:
+        """Viral regions inside sequences (outputs/regions.py), in input order."""
+        return self.outdir / "regions.tsv"
+
+    @property
+    def regions_fasta(self) -> Path:
+        return self.outdir / "regions.fa"
+
+    @property
+    def virus_summary(self) -> Path:
+        """The hits table, sorted by score; built from sequences.tsv and regions.tsv when those are done."""
+        return self.outdir / "virus_summary.tsv"
+
+    @property
     def run_json(self) -> Path:
         return self.outdir / "run.json"
 
@@ -70,8 +84,8 @@ class OutputPaths:
     def owned_files(self) -> list[Path]:
         """Every file virnucpro writes directly in OUTDIR, final and partial (--force removes exactly
         these, `owned_dirs` and nothing else)."""
-        finals = [*self.result_files(write_hits=True), self.embeddings, self.run_json, self.shard_json,
-                  self.report_html]
+        finals = [*self.result_files(write_hits=True), self.virus_summary, self.embeddings, self.run_json,
+                  self.shard_json, self.report_html]
         return finals + [self.partial(final) for final in finals]
 
     def owned_dirs(self) -> list[Path]:
@@ -79,9 +93,9 @@ class OutputPaths:
         return [self.embedding_parts, self.state_dir]
 
     def result_files(self, write_hits: bool) -> list[Path]:
-        """The files ResultWriter streams, in a fixed order."""
-        files = [self.prediction_results, self.highestscore, self.chunks, self.sequences]
-        return files + [self.viral_fasta] if write_hits else files
+        """The files ResultWriter streams (and checkpoints, and merge joins), in a fixed order."""
+        files = [self.prediction_results, self.highestscore, self.chunks, self.sequences, self.regions]
+        return files + [self.viral_fasta, self.regions_fasta] if write_hits else files
 
     @staticmethod
     def partial(final: Path) -> Path:

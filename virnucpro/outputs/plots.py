@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 VIRUS_COLOR = "#d62728"
 OTHERS_COLOR = "#1f3a93"
 UNSCORED_COLOR = "#b0b0b0"
+REGION_COLOR = "#7b1010"
 TRACK_HEIGHT_IN = 1.9
 
 
@@ -35,8 +36,9 @@ def tracks_figure(data: ReportData) -> Figure:
             Line2D([], [], color=OTHERS_COLOR, lw=3, label="other chunk"),
             Line2D([], [], color=UNSCORED_COLOR, lw=3, label="no kept frame"),
             Line2D([], [], color="0.35", lw=1, ls="--", label="threshold"),
+            Line2D([], [], color=REGION_COLOR, lw=6, label="viral region (regions.tsv)"),
         ],
-        loc="outside upper center", ncols=4, frameon=False, fontsize=9,
+        loc="outside upper center", ncols=5, frameon=False, fontsize=9,
     )
     return figure
 
@@ -55,15 +57,18 @@ def _draw_track(ax: Axes, track: Track, threshold: float) -> None:
     ax.hlines([-0.05] * len(unscored), [c.start for c in unscored], [c.end for c in unscored],
               color=UNSCORED_COLOR, lw=4)
     ax.axhline(threshold, color="0.35", lw=1, ls="--")
+    ax.hlines([1.08] * len(track.regions), [r.start for r in track.regions], [r.end for r in track.regions],
+              color=REGION_COLOR, lw=6)
     ax.set_xlim(0, max(row.length, 1))
-    ax.set_ylim(-0.1, 1.05)
+    ax.set_ylim(-0.1, 1.14)
     ax.set_yticks([0, 0.5, 1])
     ax.set_ylabel("virus score", fontsize=9)
     ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     ax.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     ax.set_title(
         f"{row.sequence_id}   {row.length:,} bp, {len(viral)}/{len(scored)} scored chunks viral,"
-        f" sequence call: {row.call}", loc="left", fontsize=10, parse_math=False,  # IDs may hold `$...$`
+        f" sequence call: {row.call}, {len(track.regions)} viral region(s)", loc="left", fontsize=10,
+        parse_math=False,  # IDs may hold `$...$`
     )
     ax.spines[["top", "right"]].set_visible(False)
 
@@ -80,27 +85,41 @@ def _merged_spans(chunks: list) -> list[tuple[int, int]]:
 
 
 def histograms_figure(data: ReportData) -> Figure:
-    """Chunk virus scores and per-sequence viral fractions, coloured by the side of the cut."""
+    """Chunk virus scores, and per sequence: the viral fraction of its chunks, or for reads (one
+    chunk each, so the fraction is only 0 or 1) the read's score; coloured by the side of the cut."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(11, 3.4), layout="constrained")
     left, right = figure.subplots(1, 2)
-    _draw_histogram(left, data.chunk_scores, data.threshold, "chunk virus score", "chunks")
-    _draw_histogram(right, data.viral_fractions, 0.5, "viral fraction of scored chunks", "sequences")
+    _draw_histogram(left, data.chunk_scores, data.threshold, "chunk virus score", "chunks", data.n_chunks_viral)
+    called = data.calls["virus"]
+    if data.reads_mode:
+        _draw_histogram(right, data.sequence_scores, data.threshold, "read virus score (mean over its chunks)",
+                        "reads", called, "called virus")
+    else:
+        _draw_histogram(right, data.viral_fractions, data.viral_fraction, "viral fraction of scored chunks",
+                        "sequences", called, "called virus")
     return figure
 
 
-def _draw_histogram(ax: Axes, histogram: Histogram, cut: float, xlabel: str, unit: str) -> None:
+def _draw_histogram(ax: Axes, histogram: Histogram, cut: float, xlabel: str, unit: str, viral: int,
+                    what: str = "viral") -> None:
     width = 1 / HISTOGRAM_BINS
     lefts = [i * width for i in range(HISTOGRAM_BINS)]
     colors = [VIRUS_COLOR if left + width / 2 >= cut else OTHERS_COLOR for left in lefts]
     ax.bar(lefts, histogram.counts, width=width, align="edge", color=colors, edgecolor="white", lw=0.3)
     ax.axvline(cut, color="0.35", lw=1, ls="--")
-    if max(histogram.counts) > 0:
+    total = sum(histogram.counts)
+    if total:
         ax.set_yscale("log")
         ax.set_ylim(bottom=0.7)  # a bin holding a single item stays visible
+        ax.set_ylabel(f"{unit} (log scale)")
+        ax.set_title(f"{total:,} scored {unit}, {viral:,} ({100 * viral / total:.1f}%) {what}",
+                     loc="left", fontsize=10)
+    else:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, f"no scored {unit}", ha="center", va="center", transform=ax.transAxes, color="0.4")
+        ax.set_title(f"0 scored {unit}", loc="left", fontsize=10)
     ax.set_xlim(0, 1)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"{unit} (log scale)")
-    ax.set_title(f"{sum(histogram.counts):,} scored {unit}", loc="left", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)

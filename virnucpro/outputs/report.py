@@ -44,7 +44,8 @@ def make_report(outdir: Path, output: Path | None, max_tracks: int, threshold: f
     paths = _checked(outdir)
     output = _checked_output(output or paths.report_html)
     run = _run_info(paths)
-    data = gather(paths, _run_threshold(run, paths) if threshold is None else threshold, max_tracks)
+    data = gather(paths, _run_threshold(run, paths) if threshold is None else threshold, max_tracks,
+                  _run_viral_fraction(run))
     if output.suffix.lower() in FIGURE_FORMATS:
         return _write_figures(data, output)
     write_bytes_atomic(output, report_html(paths, data, run).encode())
@@ -103,6 +104,13 @@ def _run_threshold(run: dict, paths: OutputPaths) -> float:
     return float(threshold)
 
 
+def _run_viral_fraction(run: dict) -> float:
+    """The sequence rule the run used (run.json `parameters.viral_fraction`), else the default 0.5."""
+    parameters = run.get("parameters")
+    value = parameters.get("viral_fraction", 0.5) if isinstance(parameters, dict) else 0.5
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1 else 0.5
+
+
 def _write_figures(data: ReportData, output: Path) -> list[Path]:
     """The histograms go to OUTPUT, the tracks (when any) to OUTPUT's stem + `_tracks`."""
     written = [output]
@@ -132,10 +140,13 @@ def report_html(paths: OutputPaths, data: ReportData, run: dict) -> str:
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         _subtitle(paths, data, run),
+        _inputs(run),
         "<h2>Summary</h2>", _summary_table(data),
         "<h2>Score distributions</h2>", _png_tag(histograms_figure(data), "score histograms"),
         "<h2>Score tracks</h2>", _tracks_section(data),
+        "<h2>Viral regions</h2>", _regions_table(data),
         "<h2>Top hits</h2>", _hits_table(data.top_hits),
+        "<h2>Sequences not called</h2>", _not_called(data),
     ]
     if run:
         details = html.escape(json.dumps(run, indent=2))
@@ -159,23 +170,72 @@ def _threshold_note(data: ReportData, run: dict, paths: OutputPaths) -> str:
     return "" if used == data.threshold else f" (sequences were called at {used:g})"
 
 
+def _inputs(run: dict) -> str:
+    """What was run: the inputs and the models (from run.json), at the top of the page."""
+    parameters = run.get("parameters") if isinstance(run.get("parameters"), dict) else {}
+    models = run.get("models") if isinstance(run.get("models"), dict) else {}
+    items = [("inputs", ", ".join(map(str, run.get("inputs") or [])) or "unknown (no run.json)"),
+             ("chunk size", str(parameters.get("chunk_size", "unknown")))]
+    items += [(f"{kind} model", str(entry.get("path", "")) if isinstance(entry, dict) else str(entry))
+              for kind, entry in models.items()]
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(value)}</td></tr>" for name, value in items)
+    return f'<table class="inputs" id="inputs">{rows}</table>'
+
+
 def _summary_table(data: ReportData) -> str:
-    total = sum(data.calls.values())
+    total, calls = data.n_sequences, data.calls
+    of_all, of_scored = "of all sequences", "of scored chunks"
     rows = [
-        ("sequences", total, ""),
-        ("called virus", data.calls["virus"], _percent(data.calls["virus"], total)),
-        ("called others", data.calls["others"], _percent(data.calls["others"], total)),
-        ("no call (no kept frame)", data.calls["no_call"], _percent(data.calls["no_call"], total)),
-        ("chunks", data.n_chunks, ""),
-        ("chunks with a kept frame", data.n_chunks_scored, _percent(data.n_chunks_scored, data.n_chunks)),
+        ("sequences", total, "", ""),
+        ("called virus", calls["virus"], _percent(calls["virus"], total), of_all),
+        ("called others", calls["others"], _percent(calls["others"], total), of_all),
+        ("no_call (no stop-free frame)", calls["no_call"], _percent(calls["no_call"], total), of_all),
+        ("too_short (below --min-length)", calls["too_short"], _percent(calls["too_short"], total), of_all),
+        ("viral regions", data.n_regions, "", ""),
+        ("chunks", data.n_chunks, "", ""),
+        ("chunks with a kept frame (scored)", data.n_chunks_scored, _percent(data.n_chunks_scored, data.n_chunks),
+         "of all chunks"),
         (f"viral chunks (score \u2265 {data.threshold:g})", data.n_chunks_viral,
-         _percent(data.n_chunks_viral, data.n_chunks_scored)),
-        ("kept frames", data.n_frames, ""),
+         _percent(data.n_chunks_viral, data.n_chunks_scored), of_scored),
+        ("kept frames", data.n_frames, "", ""),
     ]
     cells = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{count:,}</td><td>{share}</td></tr>" for name, count, share in rows
+        f"<tr><td>{html.escape(name)}</td><td>{count:,}</td><td>{share}</td><td>{of}</td></tr>"
+        for name, count, share, of in rows
     )
-    return f"<table><tr><th></th><th>count</th><th>share</th></tr>{cells}</table>"
+    return f'<table id="summary"><tr><th></th><th>count</th><th>share</th><th></th></tr>{cells}</table>'
+
+
+def _regions_table(data: ReportData) -> str:
+    if not data.regions:
+        return '<p class="muted">No viral region was found (regions.tsv).</p>'
+    header = "".join(f"<th>{name}</th>" for name in (
+        "region", "start", "end", "length", "scored chunks", "viral chunks", "mean score", "max score", "whole sequence"))
+    rows = "".join(
+        f"<tr><td>{html.escape(r.region_id)}</td><td>{r.start:,}</td><td>{r.end:,}</td><td>{r.length:,}</td>"
+        f"<td>{r.n_chunks_scored}</td><td>{r.n_viral_chunks}</td><td>{stat_text(r.mean_virus_score)}</td>"
+        f"<td>{stat_text(r.max_virus_score)}</td><td>{'yes' if r.whole_sequence else 'no'}</td></tr>"
+        for r in data.regions
+    )
+    note = (f'<p class="muted">{data.n_regions:,} viral regions (0-based, end exclusive); the first'
+            f" {len(data.regions)} in input order. All are in regions.tsv, the hits sorted by score in"
+            " virus_summary.tsv.</p>")
+    return f'{note}<table id="regions"><tr>{header}</tr>{rows}</table>'
+
+
+def _not_called(data: ReportData) -> str:
+    count = data.calls["no_call"] + data.calls["too_short"]
+    if not count:
+        return '<p class="muted">Every sequence was scored.</p>'
+    reasons = {"no_call": "no stop-free frame in any chunk", "too_short": "shorter than --min-length"}
+    rows = "".join(
+        f"<tr><td>{html.escape(row.sequence_id)}</td><td>{row.length:,}</td><td>{row.call}</td>"
+        f"<td>{reasons[row.call]}</td></tr>" for row in data.not_called
+    )
+    note = (f'<p class="muted">{count:,} sequences were not scored: {data.calls["no_call"]:,} no_call,'
+            f' {data.calls["too_short"]:,} too_short; the first {len(data.not_called)}:</p>')
+    return (f'{note}<table id="not-called"><tr><th>sequence</th><th>length</th><th>call</th><th>why</th></tr>'
+            f"{rows}</table>")
 
 
 def _percent(part: int, whole: int) -> str:
@@ -186,7 +246,8 @@ def _tracks_section(data: ReportData) -> str:
     if not data.tracks:
         return '<p class="muted">No sequence has more than one scored chunk, so there is nothing to scan along.</p>'
     note = (f'<p class="muted">The {len(data.tracks)} sequences with the most chunks (at least two scored);'
-            " each bar is one chunk's virus score across its span, shaded where viral chunks lie.</p>")
+            " each bar is one chunk's virus score across its span, shaded where viral chunks lie; the dark"
+            " bar on top marks the viral regions found (regions.tsv).</p>")
     return note + _png_tag(tracks_figure(data), "chunk score tracks")
 
 

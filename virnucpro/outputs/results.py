@@ -6,8 +6,10 @@ the original's `max(score2) >= max(score1)` (ties -> viral): the scores are floa
 when max P(virus) < max P(others) they differ by at least one float32 ulp and the float64 ratio
 stays below 0.5.
 
-Sequence rule: `virus` when viral chunks / scored chunks >= 0.5, `others` otherwise, `no_call`
-when no chunk has a kept frame (nothing was scored).
+Sequence rule: `too_short` when the sequence is shorter than --min-length (default 0: none; such
+a sequence is not scored), `no_call` when no chunk has a kept frame (no stop-free frame: nothing
+was scored), `virus` when viral chunks / scored chunks >= --viral-fraction (default 0.5, a
+majority vote with ties viral), `others` otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 DEFAULT_THRESHOLD = 0.5
+CALLS = ("virus", "others", "no_call", "too_short")
 # Sequences whose viral chunk fraction reaches this are called `virus` (a majority vote, ties viral).
 VIRAL_FRACTION_TO_CALL = 0.5
 
@@ -86,20 +89,25 @@ class SequenceCall:
 
 @dataclass(frozen=True)
 class SequenceResult:
-    """All chunks of one input record, in chunk order; `sequence` is needed only for viral.fa."""
+    """All chunks of one input record, in chunk order; `sequence` (and the header's `description`)
+    are needed only for viral.fa and regions.fa."""
 
     record_id: str
     length: int
     chunks: list[ChunkResult]
     sequence: str | None = None
+    description: str | None = None
 
-    def summarize(self, threshold: float = DEFAULT_THRESHOLD) -> SequenceCall:
+    def summarize(self, threshold: float = DEFAULT_THRESHOLD, viral_fraction: float = VIRAL_FRACTION_TO_CALL,
+                  min_length: int = 0) -> SequenceCall:
+        if self.length < min_length:
+            return SequenceCall(len(self.chunks), 0, 0, None, None, None, "too_short")
         scores = [score for score in (chunk.virus_score() for chunk in self.chunks) if score is not None]
         n_viral = sum(score >= threshold for score in scores)
         if not scores:
             return SequenceCall(len(self.chunks), 0, 0, None, None, None, "no_call")
         fraction = n_viral / len(scores)
-        call = "virus" if fraction >= VIRAL_FRACTION_TO_CALL else "others"
+        call = "virus" if fraction >= viral_fraction else "others"
         return SequenceCall(
             len(self.chunks), len(scores), n_viral, fraction, max(scores), sum(scores) / len(scores), call
         )

@@ -1,8 +1,10 @@
 """What a report shows, gathered in two streaming passes so that huge runs fit in memory.
 
-Pass 1 (sequences.tsv): call counts, the top hits, which sequences get a score track, the
-histogram of viral fractions. Pass 2 (chunks.tsv): the histogram of chunk scores and the chunks
-of the tracked sequences only.
+Pass 1 (sequences.tsv): call counts, the top hits, the first sequences not called (by reason),
+which sequences get a score track, the histograms of viral fractions and of per-sequence scores.
+Pass 2 (chunks.tsv): the histogram of chunk scores and the chunks of the tracked sequences only.
+Pass 3 (regions.tsv, absent in runs of older versions): the region count, the first regions, and
+the regions of the tracked sequences.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from virnucpro.outputs.paths import OutputPaths
-from virnucpro.outputs.tables import ChunkRow, SequenceRow, read_chunks, read_sequences
+from virnucpro.outputs.tables import ChunkRow, RegionRow, SequenceRow, read_chunks, read_regions, read_sequences
 
 HISTOGRAM_BINS = 50
 TOP_HITS = 25
+LISTED = 25  # regions and uncalled sequences listed by name
 
 
 @dataclass
@@ -32,11 +35,13 @@ class Histogram:
 class Track:
     sequence: SequenceRow
     chunks: list[ChunkRow] = field(default_factory=list)
+    regions: list[RegionRow] = field(default_factory=list)
 
 
 @dataclass
 class ReportData:
     threshold: float
+    viral_fraction: float = 0.5  # the run's sequence rule (run.json parameters.viral_fraction)
     calls: Counter[str] = field(default_factory=Counter)
     n_chunks: int = 0
     n_chunks_scored: int = 0
@@ -46,16 +51,35 @@ class ReportData:
     viral_fractions: Histogram = field(default_factory=Histogram)
     top_hits: list[SequenceRow] = field(default_factory=list)
     tracks: list[Track] = field(default_factory=list)
+    sequence_scores: Histogram = field(default_factory=Histogram)  # mean virus score of each scored sequence
+    single_chunk: int = 0  # sequences of one chunk: reads
+    not_called: list[SequenceRow] = field(default_factory=list)  # the first no_call / too_short sequences
+    n_regions: int = 0
+    regions: list[RegionRow] = field(default_factory=list)  # the first ones, in input order
+
+    @property
+    def n_sequences(self) -> int:
+        return self.calls.total()
+
+    @property
+    def reads_mode(self) -> bool:
+        """Mostly one-chunk sequences (reads): a per-sequence viral fraction is then only 0 or 1."""
+        return self.single_chunk * 2 > self.n_sequences
 
 
-def gather(paths: OutputPaths, threshold: float, max_tracks: int) -> ReportData:
-    data = ReportData(threshold)
+def gather(paths: OutputPaths, threshold: float, max_tracks: int, viral_fraction: float = 0.5) -> ReportData:
+    data = ReportData(threshold, viral_fraction)
     hits: list[tuple] = []
     tracked: list[tuple] = []
     for index, row in enumerate(read_sequences(paths.sequences)):
         data.calls[row.call] += 1
+        data.single_chunk += row.n_chunks == 1
         if row.viral_fraction is not None:
             data.viral_fractions.add(row.viral_fraction)
+            if row.mean_virus_score is not None:  # a hand-edited table may lack it
+                data.sequence_scores.add(row.mean_virus_score)
+        elif len(data.not_called) < LISTED:
+            data.not_called.append(row)
         if row.call == "virus":
             mean = -1.0 if row.mean_virus_score is None else row.mean_virus_score  # None does not compare
             _keep_largest(hits, (row.n_viral_chunks, mean, row.length, -index), row, TOP_HITS)
@@ -64,7 +88,21 @@ def gather(paths: OutputPaths, threshold: float, max_tracks: int) -> ReportData:
     data.top_hits = _descending(hits)
     data.tracks = [Track(row) for row in _descending(tracked)]
     _add_chunks(data, paths)
+    _add_regions(data, paths)
     return data
+
+
+def _add_regions(data: ReportData, paths: OutputPaths) -> None:
+    if not paths.regions.exists():
+        return
+    by_sequence = {track.sequence.sequence_id: track for track in data.tracks}
+    for region in read_regions(paths.regions):
+        data.n_regions += 1
+        if len(data.regions) < LISTED:
+            data.regions.append(region)
+        track = by_sequence.get(region.sequence_id)
+        if track is not None:
+            track.regions.append(region)
 
 
 def _add_chunks(data: ReportData, paths: OutputPaths) -> None:

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from virnucpro.errors import VirnucproError
 from virnucpro.outputs import formats
+from virnucpro.outputs.results import CALLS
 
 Row = TypeVar("Row")
 
@@ -40,12 +41,33 @@ class SequenceRow:
     call: str
 
 
+@dataclass(frozen=True)
+class RegionRow:
+    sequence_id: str
+    region_id: str
+    start: int
+    end: int
+    n_chunks_scored: int
+    n_viral_chunks: int
+    mean_virus_score: float
+    max_virus_score: float
+    whole_sequence: bool
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
 def read_chunks(path: Path) -> Iterator[ChunkRow]:
     return _read(path, formats.CHUNKS_COLUMNS, _chunk_row)
 
 
 def read_sequences(path: Path) -> Iterator[SequenceRow]:
     return _read(path, formats.SEQUENCES_COLUMNS, _sequence_row)
+
+
+def read_regions(path: Path) -> Iterator[RegionRow]:
+    return _read(path, formats.REGIONS_COLUMNS, _region_row)
 
 
 def _read(path: Path, columns: tuple[str, ...], parse: Callable[[list[str]], Row]) -> Iterator[Row]:
@@ -107,10 +129,18 @@ def _chunk_row(fields: list[str]) -> ChunkRow:
 
 def _sequence_row(fields: list[str]) -> SequenceRow:
     sequence_id, length, n_chunks, scored, viral, fraction, top, mean, call = fields
-    if call not in ("virus", "others", "no_call"):
+    if call not in CALLS:
         raise ValueError(f"unknown call {call!r}")
     return SequenceRow(
         sequence_id, _count(length, "length"), _count(n_chunks, "n_chunks"), _count(scored, "n_chunks_scored"),
         _count(viral, "n_viral_chunks"), _probability(fraction, "viral_fraction"),
         _probability(top, "max_virus_score"), _probability(mean, "mean_virus_score"), call,
     )
+
+
+def _region_row(fields: list[str]) -> RegionRow:
+    sequence_id, region_id, start, end, _, _, scored, viral, mean, top, _, whole = fields
+    if whole not in ("True", "False"):
+        raise ValueError(f"whole_sequence must be True or False, not {whole!r}")
+    return RegionRow(sequence_id, region_id, int(start), int(end), int(scored), int(viral), float(mean), float(top),
+                     whole == "True")

@@ -17,8 +17,10 @@ from virnucpro.errors import ResumeError
 from virnucpro.outputs import formats
 from virnucpro.outputs.hashed import HashedAppender, sha256_of_prefix
 from virnucpro.outputs.jsonfile import fsync_directory
+from virnucpro.outputs.hits import write_virus_summary
 from virnucpro.outputs.paths import OutputPaths
-from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceResult
+from virnucpro.outputs.regions import RegionSettings, find_regions
+from virnucpro.outputs.results import DEFAULT_THRESHOLD, VIRAL_FRACTION_TO_CALL, SequenceResult
 from virnucpro.outputs.safe_files import open_exclusive
 
 _BUFFER_BYTES = 1 << 20
@@ -29,11 +31,16 @@ class ResultWriter:
     """Writes the results of each input sequence, in input order, to all result files at once."""
 
     def __init__(self, outdir: str | Path, threshold: float = DEFAULT_THRESHOLD, write_hits: bool = False,
-                 *, _handles: dict[Path, HashedAppender] | None = None) -> None:
+                 *, regions: RegionSettings = RegionSettings(), viral_fraction: float = VIRAL_FRACTION_TO_CALL,
+                 min_length: int = 0, _handles: dict[Path, HashedAppender] | None = None) -> None:
         self.paths = paths = OutputPaths(outdir)
         self.threshold = threshold
+        self.viral_fraction = viral_fraction
+        self.min_length = min_length
         self.write_hits = write_hits
+        self.region_settings = regions
         self.calls: Counter[str] = Counter()
+        self.regions_found = 0
         fresh = _handles is None
         if fresh:
             paths.outdir.mkdir(parents=True, exist_ok=True)
@@ -45,15 +52,20 @@ class ResultWriter:
         self._chunks = _handles[paths.chunks].write
         self._sequences = _handles[paths.sequences].write
         self._viral = _handles[paths.viral_fasta].write if write_hits else None
+        self._regions = _handles[paths.regions].write
+        self._regions_fasta = _handles[paths.regions_fasta].write if write_hits else None
         if fresh:
             self._prediction(formats.PREDICTION_HEADER.encode())
             self._highestscore(formats.HIGHESTSCORE_HEADER.encode())
             self._chunks(formats.CHUNKS_HEADER.encode())
             self._sequences(formats.SEQUENCES_HEADER.encode())
+            self._regions(formats.REGIONS_HEADER.encode())
 
     @classmethod
     def reopen(cls, outdir: str | Path, offsets: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
-               write_hits: bool = False, *, digests: dict[str, str]) -> ResultWriter:
+               write_hits: bool = False, *, digests: dict[str, str],
+               regions: RegionSettings = RegionSettings(), viral_fraction: float = VIRAL_FRACTION_TO_CALL,
+               min_length: int = 0) -> ResultWriter:
         """Continue a run from a checkpoint: check each partial file's first `offsets[name]` bytes
         against the checkpoint's sha256 (`digests[name]`), then truncate it there."""
         paths = OutputPaths(outdir)
@@ -69,14 +81,16 @@ class ResultWriter:
             for handle in handles.values():
                 handle.close()
             raise
-        writer = cls(outdir, threshold, write_hits, _handles=handles)
+        writer = cls(outdir, threshold, write_hits, regions=regions, viral_fraction=viral_fraction,
+                     min_length=min_length, _handles=handles)
         writer.calls.update(_calls_in(paths.partial(paths.sequences)))
+        writer.regions_found = _rows_in(paths.partial(paths.regions))
         return writer
 
     def add(self, result: SequenceResult) -> None:
-        """Append one input sequence's rows to every file."""
-        call = result.summarize(self.threshold)
-        chunks = result.chunks
+        """Append one input sequence's rows to every file (a too-short one gets its sequences.tsv row only)."""
+        call = result.summarize(self.threshold, self.viral_fraction, self.min_length)
+        chunks = result.chunks if call.call != "too_short" else []
         self._prediction("".join(map(formats.prediction_lines, chunks)).encode())
         self._highestscore("".join(map(formats.highestscore_line, chunks)).encode())
         self._chunks("".join(formats.chunk_line(c, result.record_id, self.threshold) for c in chunks).encode())
@@ -84,8 +98,22 @@ class ResultWriter:
         if self._viral is not None and call.call == "virus":
             if result.sequence is None:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
-            self._viral(formats.fasta_record(result.record_id, result.sequence).encode())
+            self._viral(formats.fasta_record(result.record_id, result.sequence, result.description).encode())
         self.calls[call.call] += 1
+        if call.n_chunks_scored >= self.region_settings.min_scored:
+            self._add_regions(result)
+
+    def _add_regions(self, result: SequenceResult) -> None:
+        bounds = [(chunk.start, chunk.end) for chunk in result.chunks]
+        scores = [chunk.virus_score() for chunk in result.chunks]
+        regions = find_regions(bounds, scores, self.threshold, self.region_settings)
+        if regions:
+            self._regions(formats.region_lines(result, regions).encode())
+            if self._regions_fasta is not None:
+                if result.sequence is None:
+                    raise ValueError(f"write_hits needs the sequence of {result.record_id}")
+                self._regions_fasta(formats.region_fasta(result, regions).encode())
+            self.regions_found += len(regions)
 
     def checkpoint(self) -> dict[str, int]:
         """Flush and fsync every partial file; return its size in bytes, by final file name."""
@@ -101,14 +129,15 @@ class ResultWriter:
         return {path.name: handle.hexdigest() for path, handle in self._handles.items()}
 
     def finish(self) -> list[Path]:
-        """Make everything durable and rename NAME.partial -> NAME; returns the final paths."""
+        """Make everything durable, rename NAME.partial -> NAME, write virus_summary.tsv; returns the paths."""
         self.checkpoint()
         self.close()
         finals = self._finals()
         for final in finals:
             os.replace(self.paths.partial(final), final)
+        summary = write_virus_summary(self.paths)  # sorted by score: only from the finished tables
         fsync_directory(self.paths.outdir)
-        return finals
+        return [*finals, summary]
 
     def close(self) -> None:
         """Close without finishing (the partial files stay for a resume)."""
@@ -164,3 +193,9 @@ def _calls_in(sequences_partial: Path) -> Counter[str]:
     with open(sequences_partial, encoding="utf-8") as lines:
         next(lines)
         return Counter(line.rstrip("\n").split("\t")[_CALL_COLUMN] for line in lines)
+
+
+def _rows_in(table_partial: Path) -> int:
+    """Rows below the header (regions found before a resume)."""
+    with open(table_partial, "rb") as lines:
+        return sum(1 for _ in lines) - 1

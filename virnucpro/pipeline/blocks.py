@@ -53,11 +53,12 @@ class TokenBatch:
 
 @dataclass(slots=True)
 class RecordInfo:
-    """What the writer needs about an input record (its sequence only with --write-hits)."""
+    """What the writer needs about an input record (its sequence and description only with --write-hits)."""
 
     id: str
     length: int
     sequence: str | None
+    description: str | None = None
 
 
 @dataclass
@@ -124,7 +125,10 @@ def build_block(
         dtype=np.int64, count=len(table.proteins),
     )
     unique = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
-    infos = [RecordInfo(r.id, len(r.sequence), r.sequence if settings.keep_sequences else None) for r in records]
+    if settings.keep_sequences:
+        infos = [RecordInfo(r.id, len(r.sequence), r.sequence, r.description) for r in records]
+    else:
+        infos = [RecordInfo(r.id, len(r.sequence), None) for r in records]
     block = WorkBlock(
         index, first_record, infos, table, table.frame_labels(table.chunk_ids), frame_to_unique,
         unique[:, 0].copy(), unique[:, 1].copy(), len(nucleotides), len(proteins),

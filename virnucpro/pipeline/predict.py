@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,8 @@ from virnucpro.io.sources import display_name
 from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
-from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
+from virnucpro.outputs.regions import RegionSettings
+from virnucpro.outputs.results import CALLS, ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.cpu_warning import warn_if_slow_on_cpu
@@ -71,6 +74,9 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (k, n): only blocks k-1 mod n
     engine: str = "local"  # local: this host's devices; ray: actors on a Ray cluster
     ray_address: str | None = None  # None: start a local Ray instance
+    regions: RegionSettings = field(default_factory=RegionSettings)  # viral-region scan (outputs/regions.py)
+    viral_fraction: float = 0.5  # viral chunks / scored chunks that call a sequence virus
+    min_length: int = 0  # shorter sequences are called too_short, not scored
 
 
 @dataclass
@@ -87,6 +93,8 @@ class RunTotals:
     stream_rss_timeline: list[tuple[float, float, float]] = field(default_factory=list)  # every 5 s
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     host_stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    calls: dict[str, int] = field(default_factory=dict)  # sequences per call, over the whole run
+    regions: int = 0  # viral regions found, over the whole run
 
     def add(self, output: BlockOutput) -> None:
         block = output.block
@@ -190,7 +198,8 @@ def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedMode
         "esm_batch_tokens": settings.esm_batch_tokens, "dnabert_batch_tokens": settings.dnabert_batch_tokens,
         "block_records": settings.block_records, "block_bases": settings.block_bases,
         "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
-        "threshold": options.threshold, "write_hits": options.write_hits,
+        "threshold": options.threshold, "write_hits": options.write_hits, "regions": asdict(options.regions),
+        "viral_fraction": options.viral_fraction, "min_length": options.min_length,
         "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
     }
 
@@ -251,6 +260,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
         progress.close()
     if results is not None:
         results.finish()
+        totals.calls, totals.regions = {call: results.calls[call] for call in CALLS}, results.regions_found
         journal.digests = results.digests()  # of the finished files (a shard records them for merge)
     if embeddings is not None:
         embeddings.finish()
@@ -262,15 +272,19 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
     if not options.embed_only:
         if journal.blocks_done:
             results = ResultWriter.reopen(options.output, journal.offsets, options.threshold, options.write_hits,
-                                          digests=journal.digests)
+                                          digests=journal.digests, **_call_rules(options))
             _check_rows(results, journal)
         else:
-            results = ResultWriter(options.output, options.threshold, options.write_hits)
+            results = ResultWriter(options.output, options.threshold, options.write_hits, **_call_rules(options))
     embeddings = None
     if options.embed_only or options.save_embeddings:
         path = options.output if options.embed_only else OutputPaths(options.output).embeddings
         embeddings = EmbeddingWriter(path, models.dnabert_dim, journal.blocks_done)
     return results, embeddings
+
+
+def _call_rules(options: RunOptions) -> dict:
+    return {"regions": options.regions, "viral_fraction": options.viral_fraction, "min_length": options.min_length}
 
 
 def _check_rows(results: ResultWriter, journal: Journal) -> None:
@@ -301,7 +315,7 @@ def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list
     chunks = list(map(ChunkResult, table.chunk_ids, table.starts.tolist(), table.ends.tolist(),
                       [scores[a:b] for a, b in itertools.pairwise(frame_bounds)]))
     chunk_bounds = np.cumsum([0, *table.chunk_counts]).tolist()
-    return [SequenceResult(info.id, info.length, chunks[a:b], info.sequence)
+    return [SequenceResult(info.id, info.length, chunks[a:b], info.sequence, info.description)
             for info, (a, b) in zip(block.records, itertools.pairwise(chunk_bounds))]
 
 
@@ -323,8 +337,12 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
     now = time.perf_counter()
     stream_seconds = now - stream_start
     device_seconds = sum(totals.stage_seconds.values())
+    finished = datetime.now(timezone.utc)
     summary = {
         "virnucpro_version": __version__,
+        "started_at": (finished - timedelta(seconds=now - wall_start)).isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "command_line": list(sys.argv),
         "torch_version": torch.__version__,
         "command": "embed" if options.embed_only else "predict",
         "inputs": list(options.inputs),
@@ -337,7 +355,8 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
                    "bases": reader.stats.bases, "records_this_session": totals.records,
                    "chunks_this_session": totals.chunks, "frames_this_session": totals.frames,
                    "unique_frames_this_session": totals.unique_frames, "esm_tokens_this_session": totals.esm_tokens,
-                   "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits},
+                   "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits,
+                   "calls": totals.calls, "regions": totals.regions},
         "timings_seconds": {"model_load": models.load_seconds, "stream": stream_seconds,
                             "total": now - wall_start,
                             **{f"device_{stage}": s for stage, s in totals.stage_seconds.items()},
@@ -351,7 +370,8 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "gpu_utilization": totals.gpu_utilization,
         "stage_busy_fraction": device_seconds / max(stream_seconds, 1e-9) / len(device_names),
         "stream_peak_rss_mib": totals.stream_peak_rss_mib,
-        "stream_rss_mib_timeline": totals.stream_rss_timeline,
+        "stream_rss_mib_timeline": [{"seconds": seconds, "rss_mib": rss, "shared_mib": shared}
+                                    for seconds, rss, shared in totals.stream_rss_timeline],
     }
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)

@@ -38,13 +38,14 @@ class ModelChoice:
     classifier: str | None
     model_type: int
     models_dir: str | None
+    with_classifier: bool = True  # `embed` needs only the two encoders
 
 
 @dataclass
 class LoadedModels:
     workers: list[Encoders]  # one per worker; CPU workers share one set of models
     tokenizer: DnabertTokenizer
-    classifier_info: ClassifierInfo
+    classifier_info: ClassifierInfo | None  # None without a classifier (embed)
     paths: dict[str, Path]
     load_seconds: float
 
@@ -153,7 +154,7 @@ def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.d
     info = None
     for device in dict.fromkeys(devices):
         loaded[device], info = load_encoders(paths, device, dtype)
-    if mismatch := chunk_size_mismatch(info, paths["classifier"], choice.model_type):
+    if info is not None and (mismatch := chunk_size_mismatch(info, paths["classifier"], choice.model_type)):
         logger.warning(mismatch)
     seconds = time.perf_counter() - started
     first = loaded[devices[0]]
@@ -170,19 +171,23 @@ def prepare_workers(workers: list[Encoders], batch_tokens: int) -> None:
 
 
 def model_paths(choice: ModelChoice) -> dict[str, Path]:
-    """The local path of each of the three models (hub names resolved through the cache)."""
-    return {
+    """The local path of each model (hub names resolved through the cache); no classifier for embed."""
+    paths = {
         "dnabert": resolve_model("dnabert", choice.dnabert, choice.model_type, models_dir=choice.models_dir),
         "esm2": resolve_model("esm2", choice.esm, choice.model_type, models_dir=choice.models_dir),
-        "classifier": resolve_model("classifier", choice.classifier, choice.model_type,
-                                    models_dir=choice.models_dir),
     }
+    if choice.with_classifier:
+        paths["classifier"] = resolve_model("classifier", choice.classifier, choice.model_type,
+                                            models_dir=choice.models_dir)
+    return paths
 
 
 def load_encoders(paths: dict[str, Path], device: torch.device,
-                  dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo]:
+                  dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo | None]:
     dnabert = load_dnabert(paths["dnabert"], device, dtype)
     esm = load_esm2(paths["esm2"], device, dtype)
+    if "classifier" not in paths:
+        return Encoders(dnabert, esm, None, device), None
     classifier, info = load_classifier(paths["classifier"])
     encoders = Encoders(dnabert, esm, classifier.to(device), device)
     expected = encoders.dnabert_dim + encoders.esm_dim

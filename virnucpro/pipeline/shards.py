@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from virnucpro.errors import VirnucproError
+from virnucpro.outputs.hits import result_counts, write_virus_summary
 from virnucpro.outputs.jsonfile import fsync_directory, write_json_atomic
 from virnucpro.outputs.paths import SHARD_FILE, OutputPaths
 from virnucpro.outputs.safe_files import open_exclusive
@@ -140,8 +141,9 @@ def merge_shards(shard_dirs: list[Path], outdir: Path, force: bool = False) -> l
     _check_output(outdir, shard_dirs, force)
     runs = [_read_run_json(OutputPaths(d).run_json) for d in shard_dirs if OutputPaths(d).run_json.is_file()]
     outdir.mkdir(parents=True, exist_ok=True)
-    finals = _write_merged(shard_dirs, logs, outdir)
-    write_json_atomic(OutputPaths(outdir).run_json, {"merged_from": [str(d) for d in shard_dirs], "shards": runs})
+    finals = [*_write_merged(shard_dirs, logs, outdir), write_virus_summary(OutputPaths(outdir))]
+    write_json_atomic(OutputPaths(outdir).run_json, {"merged_from": [str(d) for d in shard_dirs],
+                                                     "counts": result_counts(OutputPaths(outdir)), "shards": runs})
     _remove_stale(outdir, [*finals, OutputPaths(outdir).run_json])
     fsync_directory(outdir)
     return finals
@@ -226,7 +228,7 @@ def _check_output(outdir: Path, shard_dirs: list[Path], force: bool) -> None:
 def _result_paths(outdir: Path) -> list[Path]:
     """Every file a merge (or a later `plot`) puts in OUTDIR."""
     paths = OutputPaths(outdir)
-    return [*paths.result_files(write_hits=True), paths.run_json, paths.report_html]
+    return [*paths.result_files(write_hits=True), paths.virus_summary, paths.run_json, paths.report_html]
 
 
 def _remove_stale(outdir: Path, written: list[Path]) -> None:
