@@ -24,6 +24,7 @@ from xopen import xopen
 
 from virnucpro.errors import InputFormatError
 from virnucpro.io.duplicates import DuplicateIdCheck
+from virnucpro.io.long_records import attach, wrap_fasta
 
 
 def _decompression_errors() -> tuple[type[BaseException], ...]:
@@ -75,8 +76,9 @@ class RecordReader:
     an ETA; `bytes_total` is None when reading stdin or a pipe.
     """
 
-    def __init__(self, paths: Sequence[str | Path]):
+    def __init__(self, paths: Sequence[str | Path], spool_dir: str | Path | None = None):
         self.paths = [str(p) for p in paths]
+        self.spool_dir = spool_dir  # where long FASTA records are spooled (io/long_records.py)
         for path in self.paths:
             if path != "-" and (not os.path.exists(path) or os.path.isdir(path)):
                 what = "is a directory" if os.path.isdir(path) else "not found"
@@ -126,6 +128,9 @@ class RecordReader:
             file_format = _sniff_format(stream, name)
             if file_format is None:
                 return
+            spooled = None
+            if file_format == "fasta":  # long records' bases go to a spool file, not to memory
+                stream, spooled = wrap_fasta(stream, name, self.spool_dir)
             with dnaio.open(stream, fileformat=file_format) as reader:
                 parsed = iter(reader)
                 while True:
@@ -133,11 +138,11 @@ class RecordReader:
                     records = self._checked_group(group, path, duplicates)
                     if records is not None:
                         last_id = records[-1].id if records else last_id
-                        yield records
+                        yield attach(records, spooled.pending, self.stats) if spooled else records
                     else:
                         for record in self._checked_one_by_one(group, name, path, duplicates):
                             last_id = record.id
-                            yield [record]
+                            yield attach([record], spooled.pending, self.stats) if spooled else [record]
                     if error is not None:
                         raise error
                     if len(group) < _GROUP:
@@ -202,9 +207,9 @@ def _next_group(parsed: Iterator) -> tuple[list, BaseException | None]:
     return group, None
 
 
-def read_records(paths: Sequence[str | Path]) -> RecordReader:
+def read_records(paths: Sequence[str | Path], spool_dir: str | Path | None = None) -> RecordReader:
     """Stream the records of `paths` (`-` = stdin) in order; see `RecordReader`."""
-    return RecordReader(paths)
+    return RecordReader(paths, spool_dir)
 
 
 def _sniff_format(stream: BinaryIO, name: str) -> str | None:

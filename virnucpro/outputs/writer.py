@@ -17,7 +17,7 @@ from virnucpro.errors import ResumeError
 from virnucpro.outputs import formats
 from virnucpro.outputs.jsonfile import fsync_directory
 from virnucpro.outputs.paths import OutputPaths
-from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceResult
+from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceCall, SequenceResult, SequenceTally
 
 _BUFFER_BYTES = 1 << 20
 _CALL_COLUMN = formats.SEQUENCES_COLUMNS.index("call")
@@ -32,6 +32,7 @@ class ResultWriter:
         self.threshold = threshold
         self.write_hits = write_hits
         self.calls: Counter[str] = Counter()
+        self._tally: SequenceTally | None = None  # the long sequence being written piece by piece
         fresh = _handles is None
         if fresh:
             paths.outdir.mkdir(parents=True, exist_ok=True)
@@ -72,16 +73,38 @@ class ResultWriter:
 
     def add(self, result: SequenceResult) -> None:
         """Append one input sequence's rows to every file."""
-        call = result.summarize(self.threshold)
+        self._write_chunks(result)
+        self._end_sequence(result, result.summarize(self.threshold))
+
+    def add_piece(self, result: SequenceResult, first: bool, last: bool) -> None:
+        """Append some consecutive chunks of a long sequence (`first`/`last`: whether they begin /
+        end it): chunk rows now, its sequences.tsv row (and viral.fa record) with the last piece."""
+        if first:
+            self._tally = SequenceTally(self.threshold)
+        self._tally.add(result.chunks)
+        self._write_chunks(result)
+        if last:
+            self._end_sequence(result, self._tally.call())
+            self._tally = None
+
+    def _write_chunks(self, result: SequenceResult) -> None:
         chunks = result.chunks
         self._prediction("".join(map(formats.prediction_lines, chunks)).encode())
         self._highestscore("".join(map(formats.highestscore_line, chunks)).encode())
         self._chunks("".join(formats.chunk_line(c, result.record_id, self.threshold) for c in chunks).encode())
+
+    def _end_sequence(self, result: SequenceResult, call: SequenceCall) -> None:
         self._sequences(formats.sequence_line(result, call).encode())
         if self._viral is not None and call.call == "virus":
             if result.sequence is None:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
-            self._viral(formats.fasta_record(result.record_id, result.sequence).encode())
+            if isinstance(result.sequence, str):
+                self._viral(formats.fasta_record(result.record_id, result.sequence).encode())
+            else:  # spooled on disk (io/long_records.py): copied a piece at a time
+                self._viral(f">{result.record_id}\n".encode())
+                for piece in result.sequence.pieces():
+                    self._viral(piece.encode())
+                self._viral(b"\n")
         self.calls[call.call] += 1
 
     def checkpoint(self) -> dict[str, int]:

@@ -8,18 +8,30 @@ how many workers there were, or whether the run was resumed.
 
 Identical frames inside a block (duplicate reads are common) are embedded once: DNABERT-S sees
 each distinct nucleotide string once, ESM-2 each distinct protein once.
+
+A record longer than `long_record_bases` is cut into blocks of its own, one window of about
+`block_bases` bases of chunks each (frames/windows.py), whether it arrives in memory or spooled to
+disk (io/long_records.py spools long FASTA records while reading): block composition decides the
+batches and so the last bits of the scores, so it depends only on record lengths and settings,
+never on how a record was read. Its blocks carry a `piece` (which chunks, and whether they end the
+record), the writer aggregates the record's row over them, and the journal only checkpoints at the
+block that ends it. Shorter records around it are grouped as before; a group ends before a long
+record. With `--shard`, all blocks of a long record belong to the shard of its first block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import numpy as np
 
 from virnucpro.engine.batching import token_budget_batches
 from virnucpro.frames.chunks import ChunkTable, chunk_table
+from virnucpro.frames.windows import Window, window_table, windows
 from virnucpro.io import Record, batch_records
+from virnucpro.io.long_records import SpooledSequence
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 from virnucpro.tokenize.esm_alphabet import encode_protein_arrays
 from virnucpro.tokenize.packing import PackedTokens, pack
@@ -35,6 +47,7 @@ class BlockSettings:
     dnabert_batch_tokens: int
     block_records: int = 16_384
     block_bases: int = 4 << 20
+    long_record_bases: int = 1 << 20  # a longer record gets blocks of its own (one window of chunks each)
     keep_sequences: bool = False  # keep record sequences for viral.fa
 
 
@@ -57,7 +70,7 @@ class RecordInfo:
 
     id: str
     length: int
-    sequence: str | None
+    sequence: str | SpooledSequence | None
 
 
 @dataclass
@@ -76,6 +89,13 @@ class WorkBlock:
     num_proteins: int
     dnabert_batches: list[TokenBatch] = field(default_factory=list)
     esm_batches: list[TokenBatch] = field(default_factory=list)
+    piece: Window | None = None  # set when the block holds part of one spooled (long) record
+
+    @property
+    def records_completed(self) -> int:
+        """Records whose every chunk is written once this block is: a piece completes its record
+        only when it is the last one."""
+        return len(self.records) if self.piece is None or self.piece.last else 0
 
     @property
     def num_frames(self) -> int:
@@ -101,12 +121,51 @@ def iter_blocks(
     """Cut the record stream into blocks; `first_index` numbers them when resuming mid-stream.
 
     With `shard=(k, n)` only blocks whose index is k-1 modulo n are built (the others are read and
-    cut, which is cheap, so every shard sees the same block boundaries as an unsharded run).
+    cut, which is cheap, so every shard sees the same block boundaries as an unsharded run); all
+    blocks of a spooled record go with its first block.
     """
-    groups = batch_records(records, settings.block_bases, settings.block_records)
-    for index, group in enumerate(groups, first_index):
-        if shard is None or index % shard[1] == shard[0] - 1:
-            yield build_block(index, group[0].index, group, settings, tokenizer)
+    index = first_index
+    for long, run in groupby(records, _long_record_test(settings.long_record_bases)):
+        if not long:
+            for group in batch_records(run, settings.block_bases, settings.block_records):
+                if _in_shard(index, shard):
+                    yield build_block(index, group[0].index, group, settings, tokenizer)
+                index += 1
+            continue
+        for record in run:
+            owned = _in_shard(index, shard)
+            for window, bounds in windows(len(record.sequence), settings.chunk_size, settings.chunking,
+                                          max(1, settings.block_bases // settings.chunk_size)):
+                if owned:
+                    yield build_piece_block(index, record, window, bounds, settings, tokenizer)
+                index += 1
+
+
+def _long_record_test(long_bases: int):
+    """The grouping key: whether a record is long; a spooled record that is not (possible only
+    with a spool threshold below `long_bases`) is read into memory here, within that bound."""
+    def is_long(record: Record) -> bool:
+        sequence = record.sequence
+        if len(sequence) > long_bases:
+            return True
+        if type(sequence) is not str:
+            record.sequence = sequence[0 : len(sequence)]
+        return False
+    return is_long
+
+
+def _in_shard(index: int, shard: tuple[int, int] | None) -> bool:
+    return shard is None or index % shard[1] == shard[0] - 1
+
+
+def build_piece_block(index: int, record: Record, window: Window, bounds: list[tuple[int, int]],
+                      settings: BlockSettings, tokenizer: DnabertTokenizer) -> WorkBlock:
+    """One window of chunks of a spooled record as a block of its own."""
+    table = window_table(record.id, record.sequence, bounds, window.first)
+    info = RecordInfo(record.id, len(record.sequence), record.sequence if settings.keep_sequences else None)
+    block = _block_from_table(index, record.index, [info], table, settings, tokenizer)
+    block.piece = window
+    return block
 
 
 def build_block(
@@ -115,6 +174,13 @@ def build_block(
 ) -> WorkBlock:
     """Chunk, translate, select, deduplicate, tokenise and batch one group of records."""
     table = chunk_table(records, settings.chunk_size, settings.chunking)
+    infos = [RecordInfo(r.id, len(r.sequence), r.sequence if settings.keep_sequences else None) for r in records]
+    return _block_from_table(index, first_record, infos, table, settings, tokenizer)
+
+
+def _block_from_table(index: int, first_record: int, infos: list[RecordInfo], table: ChunkTable,
+                      settings: BlockSettings, tokenizer: DnabertTokenizer) -> WorkBlock:
+    """Deduplicate, tokenise and batch the kept frames of `table`."""
     nucleotides = _first_seen(table.nucleotides)
     proteins = _first_seen(table.proteins)
     pairs: dict[tuple[int, int], int] = {}
@@ -124,7 +190,6 @@ def build_block(
         dtype=np.int64, count=len(table.proteins),
     )
     unique = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
-    infos = [RecordInfo(r.id, len(r.sequence), r.sequence if settings.keep_sequences else None) for r in records]
     block = WorkBlock(
         index, first_record, infos, table, table.frame_labels(table.chunk_ids), frame_to_unique,
         unique[:, 0].copy(), unique[:, 1].copy(), len(nucleotides), len(proteins),

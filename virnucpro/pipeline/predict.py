@@ -90,7 +90,7 @@ class RunTotals:
 
     def add(self, output: BlockOutput) -> None:
         block = output.block
-        self.records += len(block.records)
+        self.records += block.records_completed
         self.chunks += len(block.table.chunk_ids)
         self.frames += block.num_frames
         self.unique_frames += block.num_unique
@@ -185,11 +185,11 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
     dtype = resolve_precision(options.precision, device)
     if "-" in options.inputs and options.resume:
         raise ResumeError("input from stdin cannot be resumed; give file names")
-    reader = read_records(options.inputs)
     _check_first_records(options.inputs)
     state = OutputState(options)
     previous = state.previous_journal()
     state.prepare()
+    reader = read_records(options.inputs, spool_dir=state.state_dir)  # long FASTA records spool there
     options, settings, models, workers, device_names = load_workers(options, devices, dtype, logger, cluster)
     parameters = _parameters(options, settings, models, dtype, device)
     inputs = input_identity(options.inputs)
@@ -249,6 +249,7 @@ def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedMode
         "version": __version__, "chunk_size": settings.chunk_size, "chunking": settings.chunking,
         "esm_batch_tokens": settings.esm_batch_tokens, "dnabert_batch_tokens": settings.dnabert_batch_tokens,
         "block_records": settings.block_records, "block_bases": settings.block_bases,
+        "long_record_bases": settings.long_record_bases,
         "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
         "threshold": options.threshold, "write_hits": options.write_hits,
         "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
@@ -292,8 +293,9 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
                 output.wait()
                 _write_block(output, results, embeddings)
                 totals.add(output)
-                _checkpoint(journal, output.block, results, embeddings, state)
-                progress.advance(len(output.block.records), output.block.num_frames, output.block.esm_tokens)
+                if output.block.records_completed:  # not inside a long record: see blocks.py
+                    _checkpoint(journal, output.block, results, embeddings, state)
+                progress.advance(output.block.records_completed, output.block.num_frames, output.block.esm_tokens)
         totals.gpu_utilization = monitor.busy_fractions()
         totals.stream_peak_rss_mib = monitor.rss_peak_bytes / 2**20
         totals.stream_rss_timeline = monitor.rss_timeline
@@ -329,8 +331,12 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
 def _write_block(output: BlockOutput, results: ResultWriter | None, embeddings: EmbeddingWriter | None) -> None:
     block = output.block
     if results is not None:
+        piece = block.piece
         for sequence_result in sequence_results(block, output.probabilities.numpy()):
-            results.add(sequence_result)
+            if piece is None:
+                results.add(sequence_result)
+            else:  # part of a long record: its row is written with its last piece
+                results.add_piece(sequence_result, piece.first == 0, piece.last)
     if embeddings is not None:
         features = output.features.numpy()[block.frame_to_unique]
         embeddings.add(block.index, block.frame_ids, features)
@@ -352,7 +358,7 @@ def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list
 def _checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None,
                 embeddings: EmbeddingWriter | None, state: OutputState) -> None:
     journal.blocks_done = block.index + 1
-    journal.records_done = block.first_record + len(block.records)
+    journal.records_done = block.first_record + block.records_completed
     journal.offsets = results.checkpoint() if results is not None else {}
     if journal.shard_log is not None:
         journal.shard_log["blocks"].append([block.index, journal.offsets])
