@@ -229,3 +229,15 @@ def test_shards_of_long_records_merge_to_identical_files(tmp_path, monkeypatch, 
         assert _predict([mixed], shard, model_args, "--shard", f"{k}/3") == 0
     assert main(["merge", *map(str, shards), "-o", str(tmp_path / "merged")]) == 0
     assert _files(tmp_path / "merged") == references["even"]
+
+
+def test_frames_command_writes_the_same_files_for_spooled_records(tmp_path, monkeypatch, mixed):
+    from virnucpro.frames import windows as frame_windows
+    from virnucpro.frames.output import write_frames
+
+    monkeypatch.setattr(frame_windows, "LONG_RECORD_BASES", 5000)
+    write_frames([mixed], tmp_path / "reference", 300, "legacy")
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 4000)
+    write_frames([mixed], tmp_path / "spooled", 300, "legacy")
+    for name in ("chunks.fa", "nucleotide.fa", "protein.faa"):
+        assert (tmp_path / "spooled" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()

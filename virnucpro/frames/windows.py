@@ -11,13 +11,18 @@ as the rows of `chunk_table([record])` it replaces (tests/test_long_records.py c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 
 from virnucpro.frames.chunking import chunk_bounds_range, chunk_count
-from virnucpro.frames.chunks import _NO_FRAMES, ChunkTable, fill_frames
+from virnucpro.frames.chunks import _NO_FRAMES, ChunkTable, chunk_table, fill_frames
+from virnucpro.io.batching import batch_records
+from virnucpro.io.reader import Record
+
+LONG_RECORD_BASES = 1 << 20  # a longer record is chunked a window at a time, in groups of its own
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,54 @@ class Window:
     first: int
     stop: int
     last: bool
+
+
+@dataclass(frozen=True)
+class RecordWindow:
+    """One window of a long record: the record, which chunks, and their bounds."""
+
+    record: Record
+    window: Window
+    bounds: list[tuple[int, int]]
+
+    def table(self) -> ChunkTable:
+        return window_table(self.record.id, self.record.sequence, self.bounds, self.window.first)
+
+
+def record_groups(records: Iterable[Record], chunk_size: int, mode: str, max_bases: int, max_records: int,
+                  long_bases: int | None = None) -> Iterator[list[Record] | RecordWindow]:
+    """The record stream as units of chunking work, in order: lists of consecutive records
+    (`batch_records`), and a `RecordWindow` per `max_bases` bases of chunks of each record longer
+    than `long_bases`. The units depend only on record lengths and the settings, never on whether
+    a record was spooled, so the work (and its batches) is the same however it was read.
+    `long_bases` defaults to LONG_RECORD_BASES."""
+    long_bases = LONG_RECORD_BASES if long_bases is None else long_bases
+    per_window = max(1, max_bases // chunk_size)
+    for long, run in groupby(records, _long_record_test(long_bases)):
+        if not long:
+            yield from batch_records(run, max_bases, max_records)
+            continue
+        for record in run:
+            for window, bounds in windows(len(record.sequence), chunk_size, mode, per_window):
+                yield RecordWindow(record, window, bounds)
+
+
+def unit_table(unit: list[Record] | RecordWindow, chunk_size: int, mode: str) -> ChunkTable:
+    """The chunk table of one unit of `record_groups`."""
+    return unit.table() if isinstance(unit, RecordWindow) else chunk_table(unit, chunk_size, mode)
+
+
+def _long_record_test(long_bases: int):
+    """The grouping key: whether a record is long; a spooled record that is not (possible only
+    with a spool threshold below `long_bases`) is read into memory here, within that bound."""
+    def is_long(record: Record) -> bool:
+        sequence = record.sequence
+        if len(sequence) > long_bases:
+            return True
+        if type(sequence) is not str:
+            record.sequence = sequence[0 : len(sequence)]
+        return False
+    return is_long
 
 
 def windows(length: int, chunk_size: int, mode: str, chunks_per_window: int) -> Iterator[tuple[Window, list]]:

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 
 import numpy as np
 
 from virnucpro.engine.batching import token_budget_batches
 from virnucpro.frames.chunks import ChunkTable, chunk_table
-from virnucpro.frames.windows import Window, window_table, windows
-from virnucpro.io import Record, batch_records
+from virnucpro.frames.windows import LONG_RECORD_BASES, RecordWindow, Window, record_groups
+from virnucpro.io import Record
 from virnucpro.io.long_records import SpooledSequence
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 from virnucpro.tokenize.esm_alphabet import encode_protein_arrays
@@ -47,7 +46,7 @@ class BlockSettings:
     dnabert_batch_tokens: int
     block_records: int = 16_384
     block_bases: int = 4 << 20
-    long_record_bases: int = 1 << 20  # a longer record gets blocks of its own (one window of chunks each)
+    long_record_bases: int = LONG_RECORD_BASES  # a longer record gets blocks of its own (one window of chunks each)
     keep_sequences: bool = False  # keep record sequences for viral.fa
 
 
@@ -124,47 +123,29 @@ def iter_blocks(
     cut, which is cheap, so every shard sees the same block boundaries as an unsharded run); all
     blocks of a spooled record go with its first block.
     """
-    index = first_index
-    for long, run in groupby(records, _long_record_test(settings.long_record_bases)):
-        if not long:
-            for group in batch_records(run, settings.block_bases, settings.block_records):
-                if _in_shard(index, shard):
-                    yield build_block(index, group[0].index, group, settings, tokenizer)
-                index += 1
-            continue
-        for record in run:
-            owned = _in_shard(index, shard)
-            for window, bounds in windows(len(record.sequence), settings.chunk_size, settings.chunking,
-                                          max(1, settings.block_bases // settings.chunk_size)):
-                if owned:
-                    yield build_piece_block(index, record, window, bounds, settings, tokenizer)
-                index += 1
-
-
-def _long_record_test(long_bases: int):
-    """The grouping key: whether a record is long; a spooled record that is not (possible only
-    with a spool threshold below `long_bases`) is read into memory here, within that bound."""
-    def is_long(record: Record) -> bool:
-        sequence = record.sequence
-        if len(sequence) > long_bases:
-            return True
-        if type(sequence) is not str:
-            record.sequence = sequence[0 : len(sequence)]
-        return False
-    return is_long
+    owned = False
+    units = record_groups(records, settings.chunk_size, settings.chunking, settings.block_bases,
+                          settings.block_records, settings.long_record_bases)
+    for index, unit in enumerate(units, first_index):
+        if isinstance(unit, RecordWindow):
+            owned = _in_shard(index, shard) if unit.window.first == 0 else owned
+            if owned:
+                yield build_piece_block(index, unit, settings, tokenizer)
+        elif _in_shard(index, shard):
+            yield build_block(index, unit[0].index, unit, settings, tokenizer)
 
 
 def _in_shard(index: int, shard: tuple[int, int] | None) -> bool:
     return shard is None or index % shard[1] == shard[0] - 1
 
 
-def build_piece_block(index: int, record: Record, window: Window, bounds: list[tuple[int, int]],
-                      settings: BlockSettings, tokenizer: DnabertTokenizer) -> WorkBlock:
-    """One window of chunks of a spooled record as a block of its own."""
-    table = window_table(record.id, record.sequence, bounds, window.first)
+def build_piece_block(index: int, unit: RecordWindow, settings: BlockSettings, tokenizer: DnabertTokenizer
+                      ) -> WorkBlock:
+    """One window of chunks of a long record as a block of its own."""
+    record = unit.record
     info = RecordInfo(record.id, len(record.sequence), record.sequence if settings.keep_sequences else None)
-    block = _block_from_table(index, record.index, [info], table, settings, tokenizer)
-    block.piece = window
+    block = _block_from_table(index, record.index, [info], unit.table(), settings, tokenizer)
+    block.piece = unit.window
     return block
 
 
