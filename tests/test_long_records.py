@@ -241,3 +241,28 @@ def test_frames_command_writes_the_same_files_for_spooled_records(tmp_path, monk
     write_frames([mixed], tmp_path / "spooled", 300, "legacy")
     for name in ("chunks.fa", "nucleotide.fa", "protein.faa"):
         assert (tmp_path / "spooled" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+def test_discard_checks_long_records_without_storing_them(tmp_path, monkeypatch):
+    """predict's early look at each input (DISCARD) counts a long first record but writes no spool."""
+    path = tmp_path / "chr.fa"
+    path.write_text(">chr1\n" + "ACGTACGTAC\n" * 30 + ">chr2\nAC GT\n")
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 64)
+    monkeypatch.setattr(long_records.tempfile, "TemporaryFile", None)  # any spool file would fail
+    first = next(iter(read_records([str(path)], spool_dir=long_records.DISCARD)))
+    assert (first.id, len(first.sequence)) == ("chr1", 300)
+
+
+def test_a_full_spool_disk_is_a_one_line_error(tmp_path, monkeypatch):
+    from virnucpro.errors import VirnucproError
+
+    path = tmp_path / "chr.fa"
+    path.write_text(">chr1\n" + "ACGTACGTAC\n" * 30)
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 64)
+
+    def no_space(**_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(long_records.tempfile, "TemporaryFile", no_space)
+    with pytest.raises(VirnucproError, match="cannot spool the long record 'chr1' to .*No space left"):
+        list(read_records([str(path)], spool_dir=tmp_path))

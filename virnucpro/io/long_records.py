@@ -15,7 +15,8 @@ The spool follows dnaio's FASTA rules exactly: lines end at \\n, \\r\\n or \\r; 
 stripped of surrounding whitespace; empty lines and lines starting with '#' are skipped; a line
 starting with '>' begins the next record. Bases are checked like the reader checks them (letters,
 '-', '.', '*'). The spool file is unlinked from the start (deleted by the OS when closed, even on
-a crash) and lives in `spool_dir` (the run's OUTDIR/.virnucpro/ for predict), else TMPDIR.
+a crash) and lives in `spool_dir` (the run's OUTDIR/.virnucpro/ for predict), else TMPDIR;
+`spool_dir=DISCARD` only checks and counts long records (predict's early look at each input).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import BinaryIO
 from virnucpro.errors import InputFormatError, VirnucproError
 
 LONG_RECORD_BYTES = 1 << 20  # a record longer than this (in file bytes) is spooled
+DISCARD = "discard"  # as spool_dir: long records are checked and counted, their bases not kept
 _READ_BYTES = 1 << 20
 _SEQUENCE_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b"*.-"
 _LINE_ENDS = b"\r\n"
@@ -62,7 +64,8 @@ class SpooledSequence:
             yield self[start : start + size]
 
     def close(self) -> None:
-        self._spool.close()
+        if self._spool is not None:
+            self._spool.close()
 
 
 class _Pending:
@@ -173,7 +176,8 @@ class _Spool:
         self._name = name
         self._record_id = (header.strip(_STRIP)[1:].split() or [b""])[0].decode("utf-8", "replace")
         self._spool_dir = spool_dir
-        self._file = self._disk(lambda: tempfile.TemporaryFile(dir=spool_dir, prefix="virnucpro-spool-"))
+        self._file = None if spool_dir is DISCARD else \
+            self._disk(lambda: tempfile.TemporaryFile(dir=spool_dir, prefix="virnucpro-spool-"))
         self._length = 0
         self._partial = b""  # an unfinished line that is not plain bases
         self._mid_line = False  # the last bytes written ended inside a line of plain bases
@@ -216,7 +220,8 @@ class _Spool:
             )
 
     def _write(self, bases: bytes) -> None:
-        self._disk(lambda: self._file.write(bases))
+        if self._file is not None:
+            self._disk(lambda: self._file.write(bases))
         self._length += len(bases)
 
     def _disk(self, action):
@@ -231,10 +236,11 @@ class _Spool:
     def finish(self) -> SpooledSequence | None:
         if self._partial:
             self._feed_lines(self._partial + b"\n")
+        if self._file is None or not self._length:
+            if self._file is not None:
+                self._file.close()
+            return SpooledSequence(None, self._length) if self._length else None
         self._file.flush()
-        if not self._length:
-            self._file.close()
-            return None
         return SpooledSequence(self._file, self._length)
 
 

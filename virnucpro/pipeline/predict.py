@@ -22,6 +22,7 @@ from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.worker import STAGES, BlockOutput, DeviceWorker
 from virnucpro.errors import ResumeError, VirnucproError
 from virnucpro.io import read_records
+from virnucpro.io.long_records import DISCARD
 from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
@@ -228,7 +229,7 @@ def _check_first_records(inputs: list[str]) -> None:
     """Read the first record of every input file, so a wrong file fails before the models load."""
     for path in inputs:
         if path != "-":
-            next(iter(read_records([path])), None)
+            next(iter(read_records([path], spool_dir=DISCARD)), None)  # a long first record: not stored
 
 
 def block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
