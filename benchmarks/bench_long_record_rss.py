@@ -101,9 +101,9 @@ def _chunks_written(out: Path) -> int:
     return 0
 
 
-def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+def _commit(source: Path = ROOT) -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
                            capture_output=True, text=True, check=False).stdout.strip()
     return done.stdout.strip() + ("-dirty" if dirty else "")
 
@@ -136,7 +136,7 @@ def main() -> None:
                 out = work / f"out_{label.replace(' ', '_')}_{length}"
                 env = {**os.environ, "PYTHONPATH": str(source)}
                 command = [sys.executable, "-m", "virnucpro", "predict", str(fasta), "-o", str(out), *model_args]
-                run = {"code": label, "source": str(source), "record_bases": length,
+                run = {"code": label, "source": str(source), "source_commit": _commit(source), "record_bases": length,
                        "input_gz_bytes": fasta.stat().st_size,
                        **peak_rss_run(command, env, args.timeout, out)}
                 print(json.dumps(run), flush=True)

@@ -266,3 +266,33 @@ def test_a_full_spool_disk_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setattr(long_records.tempfile, "TemporaryFile", no_space)
     with pytest.raises(VirnucproError, match="cannot spool the long record 'chr1' to .*No space left"):
         list(read_records([str(path)], spool_dir=tmp_path))
+
+
+_PEAK_RSS = ("import resource,sys; from virnucpro.cli.main import main; rc=main(sys.argv[1:]); "
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(rc)")
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_record_length(tmp_path, model_args):
+    """One record of 12 Mb then 36 Mb (3 and 9 blocks: the block queues are full in both): the same
+    peak RSS within a small margin. Before spooling, the 36-Mb record alone cost ~20 bytes/base
+    (~700 MiB more). AT-rich bases keep few frames, so the tiny models take little time."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_long_record_rss import write_record
+
+    peaks = {}
+    for length in (12_000_000, 36_000_000):
+        fasta = tmp_path / f"chr{length}.fa.gz"
+        write_record(fasta, length, "at-rich")
+        out = tmp_path / f"out{length}"
+        done = subprocess.run([sys.executable, "-c", _PEAK_RSS, "predict", str(fasta), "-o", str(out), *model_args],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        peaks[length] = int(done.stdout.split()[-1])
+        assert (out / "sequences.tsv").read_text().splitlines()[1].startswith(f"chr1\t{length}\t")
+        fasta.unlink()
+    print(f"peak RSS MiB by record length: {peaks}")
+    assert peaks[36_000_000] - peaks[12_000_000] < 48

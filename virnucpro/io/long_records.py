@@ -78,8 +78,12 @@ class _Pending:
         self.sequence = sequence
 
 
-class LongRecordFilter(io.RawIOBase):
-    """The FASTA byte stream for dnaio, with long records' bases diverted to spool files."""
+class LongRecordFilter(io.BufferedIOBase):
+    """The FASTA byte stream for dnaio, with long records' bases diverted to spool files.
+
+    A buffered stream itself (dnaio's TextIOWrapper calls `read1` every 8 KiB): `read1` serves
+    slices of the last filled MiB, so the filter costs one Python call per 8 KiB and a few
+    searches per MiB."""
 
     def __init__(self, source: BinaryIO, name: str, spool_dir: str | Path | None = None,
                  long_bytes: int = LONG_RECORD_BYTES):
@@ -88,8 +92,10 @@ class LongRecordFilter(io.RawIOBase):
         self._name = name
         self._spool_dir = spool_dir
         self._long_bytes = long_bytes
-        self._held = bytearray()  # the record in progress: not yet known to be short or long
-        self._ready = bytearray()  # bytes dnaio may read
+        self._held = b""  # the record in progress: not yet known to be short or long
+        self._ready: list[bytes] = []  # pieces released for dnaio by the current fill
+        self._out = b""  # what read1 serves from, at `_position`
+        self._position = 0
         self._eof = False
         self._serial = 0
         self.pending: deque[_Pending] = deque()
@@ -97,13 +103,26 @@ class LongRecordFilter(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read1(self, size: int = -1) -> bytes:
+        if self._position >= len(self._out):
+            while not self._ready and not self._eof:
+                self._fill()
+            self._out, self._position = b"".join(self._ready), 0
+            self._ready.clear()
+        start = self._position
+        end = len(self._out) if size is None or size < 0 else min(len(self._out), start + size)
+        self._position = end
+        return self._out[start:end]
+
+    def read(self, size: int = -1) -> bytes:
+        if size is not None and size >= 0:
+            return self.read1(size)
+        return b"".join(iter(self.read1, b""))
+
     def readinto(self, buffer) -> int:
-        while not self._ready and not self._eof:
-            self._fill()
-        size = min(len(buffer), len(self._ready))
-        buffer[:size] = self._ready[:size]
-        del self._ready[:size]
-        return size
+        data = self.read1(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         if not self.closed:
@@ -117,10 +136,10 @@ class LongRecordFilter(io.RawIOBase):
         data = self._source.read(_READ_BYTES)
         if not data:
             self._eof = True
-            self._ready += self._held
-            self._held.clear()
+            self._ready.append(self._held)
+            self._held = b""
             return
-        self._held += data
+        self._held = self._held + data if self._held else data
         while self._release_short_records():
             self._spool_record()
 
@@ -131,11 +150,13 @@ class LongRecordFilter(io.RawIOBase):
         with spaces is not seen here, which only makes a short record look long (spooled: the
         same results)."""
         held, limit = self._held, self._long_bytes
+        carriage = b"\r" in held  # only then can a header follow a lone \r
         start = 0
-        while (header := _last_header(held, start + 1, start + limit + 1)) > 0:
+        while (header := _last_header(held, start + 1, start + limit + 1, carriage)) > 0:
             start = header
-        self._ready += held[:start]
-        del held[:start]
+        if start:
+            self._ready.append(held[:start])
+            self._held = held = held[start:]
         return len(held) > limit
 
     def _spool_record(self) -> None:
@@ -143,29 +164,29 @@ class LongRecordFilter(io.RawIOBase):
         held = self._held
         header_end = _line_end(held, 0)
         if not held.startswith(b">") or header_end < 0:  # no plain header first (or a giant one):
-            self._ready += held  # leave this rare shape to dnaio, unspooled
-            held.clear()
+            self._ready.append(held)  # leave this rare shape to dnaio, unspooled
+            self._held = b""
             return
-        header = bytes(held[:header_end])
+        header = held[:header_end]
         spool = _Spool(self._name, header, self._spool_dir)
-        rest = bytes(held[header_end:])
-        held.clear()
+        rest = held[header_end:]
+        self._held = b""
         while True:
             tail = spool.feed(rest)
             if tail is not None:  # the next record begins
-                held += tail
+                self._held = tail
                 break
             rest = self._source.read(_READ_BYTES)
             if not rest:
                 spool.feed(b"\n")  # the last line may have no line end
                 break
         sequence = spool.finish()
-        self._ready += header  # ends with its line end
+        self._ready.append(header)  # ends with its line end
         if sequence is None:  # only blank or comment lines: an empty record, dnaio counts and skips it
             return
         self._serial += 1
         placeholder = f"{_PLACEHOLDER_PREFIX}{_letters(self._serial)}"
-        self._ready += placeholder.encode() + b"\n"
+        self._ready.append(placeholder.encode() + b"\n")
         self.pending.append(_Pending(placeholder, sequence))
 
 
@@ -244,13 +265,15 @@ class _Spool:
         return SpooledSequence(self._file, self._length)
 
 
-def _last_header(data: bytearray, start: int, end: int) -> int:
+def _last_header(data: bytes, start: int, end: int, carriage: bool) -> int:
     """Index of the '>' of the last line starting with '>' in data[start:end], or -1."""
-    found = max(data.rfind(b"\n>", start - 1, end), data.rfind(b"\r>", start - 1, end))
+    found = data.rfind(b"\n>", start - 1, end)
+    if carriage:
+        found = max(found, data.rfind(b"\r>", start - 1, end))
     return found + 1 if found >= 0 else -1
 
 
-def _line_end(data: bytearray, start: int) -> int:
+def _line_end(data: bytes, start: int) -> int:
     """Index just past the first line end at or after `start` (\\r\\n counts as one), or -1."""
     ends = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
     if not ends:
@@ -277,10 +300,9 @@ def attach(records: list, pending: deque[_Pending], stats) -> list:
     return records
 
 
-def wrap_fasta(stream: BinaryIO, name: str, spool_dir: str | Path | None = None) -> tuple[io.BufferedReader, LongRecordFilter]:
-    """The stream dnaio should read, and the filter whose `pending` records `attach` fills in."""
-    diverter = LongRecordFilter(stream, name, spool_dir, LONG_RECORD_BYTES)
-    return io.BufferedReader(diverter, _READ_BYTES), diverter
+def wrap_fasta(stream: BinaryIO, name: str, spool_dir: str | Path | None = None) -> LongRecordFilter:
+    """The stream dnaio should read; its `pending` records are what `attach` fills in."""
+    return LongRecordFilter(stream, name, spool_dir, LONG_RECORD_BYTES)
 
 
 def is_spooled(record) -> bool:

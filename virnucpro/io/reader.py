@@ -130,7 +130,7 @@ class RecordReader:
                 return
             spooled = None
             if file_format == "fasta":  # long records' bases go to a spool file, not to memory
-                stream, spooled = wrap_fasta(stream, name, self.spool_dir)
+                stream = spooled = wrap_fasta(stream, name, self.spool_dir)
             with dnaio.open(stream, fileformat=file_format) as reader:
                 parsed = iter(reader)
                 while True:
