@@ -63,7 +63,8 @@ def write_record(path: Path, length: int, composition: str = "uniform", seed: in
 def peak_rss_run(command: list[str], env: dict, timeout: float, out: Path) -> dict:
     """Run `command`; sample its VmHWM every 0.2 s; stop it at `timeout` seconds."""
     began = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd outside any checkout: `python -m` puts the cwd first on sys.path, before PYTHONPATH
+    process = subprocess.Popen(command, env=env, cwd=out.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_kib = 0
     finished = True
     while process.poll() is None:

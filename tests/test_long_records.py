@@ -193,7 +193,7 @@ def test_spooled_records_give_identical_result_files(tmp_path, monkeypatch, mode
     assert {block.records[0].id for block in pieces} == {"lambda_part", "chrA", "chrB"} and len(pieces) >= 9
     files = _files(tmp_path / "out")
     assert files == references[mode]
-    assert b">lambda_part\n" in files["viral.fa"] or b"lambda_part" not in files["viral.fa"]
+    assert any(f">{name}\n".encode() in files["viral.fa"] for name in ("lambda_part", "chrA", "chrB"))  # from a spool
     assert not (tmp_path / "out" / ".virnucpro").exists()  # spool files gone with the state dir
 
 
