@@ -213,12 +213,17 @@ def test_interrupted_inside_a_long_record_resumes_to_identical_files(tmp_path, m
         original(output, results, embeddings)
 
     monkeypatch.setattr(predict, "_write_block", crash_in_chra)
-    assert _predict([str(mixed)], tmp_path / "out", model_args) != 0  # the CLI turns the interrupt into an exit code
+    assert _predict([str(mixed)], tmp_path / "out", model_args, "--save-embeddings") != 0  # the CLI turns the interrupt into an exit code
     assert (tmp_path / "out" / ".virnucpro" / "journal.json").is_file()
     assert written  # some blocks, including chrA's first, were written before the crash
     monkeypatch.setattr(predict, "_write_block", original)
-    assert _predict([str(mixed)], tmp_path / "out", model_args, "--resume") == 0
+    assert _predict([str(mixed)], tmp_path / "out", model_args, "--save-embeddings", "--resume") == 0
     assert _files(tmp_path / "out") == references["even"]
+    # embeddings: a long record's pieces share its block index; parts in chunk order, none twice
+    import pyarrow.parquet as pq
+
+    frame_ids = [line.split("\t")[0] for line in _files(tmp_path / "out")["prediction_results.txt"].decode().splitlines()[1:]]
+    assert pq.read_table(tmp_path / "out" / "embeddings.parquet").column("id").to_pylist() == frame_ids
 
 
 def test_shards_of_long_records_merge_to_identical_files(tmp_path, monkeypatch, model_args, mixed, references):

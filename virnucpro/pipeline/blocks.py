@@ -9,14 +9,15 @@ how many workers there were, or whether the run was resumed.
 Identical frames inside a block (duplicate reads are common) are embedded once: DNABERT-S sees
 each distinct nucleotide string once, ESM-2 each distinct protein once.
 
-A record longer than `long_record_bases` is cut into blocks of its own, one window of about
-`block_bases` bases of chunks each (frames/windows.py), whether it arrives in memory or spooled to
-disk (io/long_records.py spools long FASTA records while reading): block composition decides the
-batches and so the last bits of the scores, so it depends only on record lengths and settings,
-never on how a record was read. Its blocks carry a `piece` (which chunks, and whether they end the
-record), the writer aggregates the record's row over them, and the journal only checkpoints at the
-block that ends it. Shorter records around it are grouped as before; a group ends before a long
-record. With `--shard`, all blocks of a long record belong to the shard of its first block.
+A record longer than `long_record_bases` is one block index of its own, built and run as several
+work blocks, one window of about `block_bases` bases of chunks each (frames/windows.py), whether
+it arrives in memory or spooled to disk (io/long_records.py spools long FASTA records while
+reading): block composition decides the batches and so the last bits of the scores, so it
+depends only on record lengths and settings, never on how a record was read. Its work blocks
+share the index and carry a `piece` (which chunks, and whether they end the record); the writer
+aggregates the record's row over them, and the journal checkpoints (and a shard logs the index)
+only after the last one, so for resume, shards and merge a long record is one ordinary block.
+Shorter records around it are grouped as before; a group ends before a long record.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class WorkBlock:
     num_proteins: int
     dnabert_batches: list[TokenBatch] = field(default_factory=list)
     esm_batches: list[TokenBatch] = field(default_factory=list)
-    piece: Window | None = None  # set when the block holds part of one spooled (long) record
+    piece: Window | None = None  # set when the block holds part of one long record (index shared)
 
     @property
     def records_completed(self) -> int:
@@ -120,18 +121,22 @@ def iter_blocks(
     """Cut the record stream into blocks; `first_index` numbers them when resuming mid-stream.
 
     With `shard=(k, n)` only blocks whose index is k-1 modulo n are built (the others are read and
-    cut, which is cheap, so every shard sees the same block boundaries as an unsharded run); all
-    blocks of a spooled record go with its first block.
+    cut, which is cheap, so every shard sees the same block boundaries as an unsharded run). The
+    work blocks of a long record all carry the record's one index.
     """
-    owned = False
+    index, owned = first_index - 1, False
     units = record_groups(records, settings.chunk_size, settings.chunking, settings.block_bases,
                           settings.block_records, settings.long_record_bases)
-    for index, unit in enumerate(units, first_index):
-        if isinstance(unit, RecordWindow):
-            owned = _in_shard(index, shard) if unit.window.first == 0 else owned
+    for unit in units:
+        if isinstance(unit, RecordWindow):  # all windows of a long record share its block index
+            if unit.window.first == 0:
+                index += 1
+                owned = _in_shard(index, shard)
             if owned:
                 yield build_piece_block(index, unit, settings, tokenizer)
-        elif _in_shard(index, shard):
+            continue
+        index += 1
+        if _in_shard(index, shard):
             yield build_block(index, unit[0].index, unit, settings, tokenizer)
 
 

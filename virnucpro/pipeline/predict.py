@@ -340,7 +340,7 @@ def _write_block(output: BlockOutput, results: ResultWriter | None, embeddings: 
                 results.add_piece(sequence_result, piece.first == 0, piece.last)
     if embeddings is not None:
         features = output.features.numpy()[block.frame_to_unique]
-        embeddings.add(block.index, block.frame_ids, features)
+        embeddings.add(block.index, block.frame_ids, features, None if block.piece is None else block.piece.first)
 
 
 def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list[SequenceResult]:
