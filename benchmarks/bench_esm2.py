@@ -2,12 +2,15 @@
 
 One command runs everything, alternating candidates and the baseline, and writes one JSON:
   python benchmarks/bench_esm2.py --model /tmp/esm2-full --out results.json [--variants ...]
-- workloads: proteins of 150-bp reads (48-50 aa) and of 300-bp chunks (95-100 aa), random residues;
+- workloads: proteins of 150-bp reads (48-50 aa), of 300-bp chunks (95-100 aa) and of the contigs'
+  500-bp chunks (160-166 aa), random residues;
 - baseline: transformers EsmModel, bf16, SDPA attention, length-sorted padded batches of 65,536 tokens;
-- ours: packed batches of <= 65,536 tokens, in each variant given (eager, compiled, ...);
+- ours: packed batches of <= 65,536 tokens, in each variant given (eager, compiled, compiled with
+  exact erf GELU instead of the GPU default, cuBLASLt's GELU epilogue, ...);
 - accuracy: cosine per sequence of each candidate's mean embedding vs our fp32 eager path (which
   tests/test_esm2.py pins to transformers' fp32 eager EsmModel);
-- a GEMM-only ceiling (the four weight matmuls per layer) and a kernel-time profile of one batch.
+- a GEMM-only ceiling (the four weight matmuls per layer) and a kernel-time profile of one batch
+  per compiled variant.
 Random weights: throughput does not depend on the values (write them with `python -m
 virnucpro.devtools random-models DIR --size full`, or let this script write DIR/esm2).
 """
@@ -29,13 +32,15 @@ from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.tokenize.esm_alphabet import encode_protein, encode_proteins
 
 AMINO = "LAGVSERTIDPKQNFYMHWC"
-WORKLOADS = {"read150_48-50aa": (48, 50), "chunk300_95-100aa": (95, 100)}
+WORKLOADS = {"read150_48-50aa": (48, 50), "chunk300_95-100aa": (95, 100), "contig500_160-166aa": (160, 166)}
 VARIANTS = {  # ours: eager; compiled with torch varlen attention / our Triton kernel / auto per batch
+    # (fc1's GELU: the loader's choice, cuBLASLt's epilogue on CUDA bf16, unless gelu_epilogue says)
     "eager": {"fast": False},
     "compiled-varlen": {"fast": True, "mode": "default", "fused_attention": False},
     "compiled-triton-attn": {"fast": True, "mode": "default", "fused_attention": True},
     "compiled": {"fast": True, "mode": "default", "fused_attention": None},
     "compiled-max-autotune": {"fast": True, "mode": "max-autotune-no-cudagraphs", "fused_attention": None},
+    "compiled-erf-gelu": {"fast": True, "mode": "default", "fused_attention": None, "gelu_epilogue": False},
 }
 
 
@@ -69,6 +74,8 @@ class Ours:
     def __init__(self, model_dir, variant: str, budget: int):
         options = VARIANTS[variant]
         self.model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
+        if "gelu_epilogue" in options:
+            self.model.use_gelu_epilogue(options["gelu_epilogue"])
         if options["fast"]:
             self.model.enable_compile(mode=options["mode"], fused_attention=options["fused_attention"])
         self.budget = budget
@@ -208,10 +215,14 @@ def kernel_profile(candidate, batch) -> dict:
         kind = ("triton-matmul" if "triton_tem" in name
                 else "matmul" if any(s in name for s in ("gemm", "nvjet", "xmma", "cutlass", "sm90"))
                 else "attention" if "flash" in name or "attention" in name
+                else "gelu" if "triton" in name and "gelu" in name
+                else "residual+layernorm" if "triton" in name and "layer_norm" in name
                 else "fused-triton" if "triton" in name else "other")  # fmt: skip
         kinds[kind] = kinds.get(kind, 0.0) + us / 1e6
     top = sorted(prof.key_averages(), key=lambda e: -getattr(e, "device_time_total", 0))[:12]
-    return {"wall_s": wall, "kernel_s": kinds, "kernel_total_s": sum(kinds.values()),
+    total = sum(kinds.values())
+    return {"wall_s": wall, "kernel_s": kinds, "kernel_total_s": total,
+            "kernel_share": {k: v / total for k, v in kinds.items()},
             "top": [(e.key[:90], getattr(e, "device_time_total", 0) / 1e6) for e in top]}  # fmt: skip
 
 
@@ -285,7 +296,7 @@ def fp8_probe(model_dir, seqs, ref_model=None) -> dict:
     shim = types.SimpleNamespace(**{k: getattr(torch.nn.functional, k) for k in dir(torch.nn.functional) if not k.startswith("__")})
     shim.linear = fp8_linear
     ref = embed_in_chunks(fp32_reference(model_dir), seqs)
-    model = load_esm2(model_dir, DEVICE, DTYPE, fast=False)
+    model = load_esm2(model_dir, DEVICE, DTYPE, fast=False).use_gelu_epilogue(False)  # fc1 through the shim too
     real_f = esm2_module.F
     esm2_module.F = shim
     try:
@@ -318,6 +329,49 @@ def fp8_probe(model_dir, seqs, ref_model=None) -> dict:
               "gemm_stack_tokens_per_s": {k: tokens / v for k, v in seconds.items()}}  # fmt: skip
     print(f"fp8 probe: {result}", flush=True)
     return result
+
+
+def summary(result: dict) -> dict:
+    """Per workload: tokens/s of each variant, the GELU epilogue's gain over exact erf GELU (same
+    call), and the default compiled variant against the GEMM-only ceiling."""
+    out = {}
+    ceiling = result["gemm_ceiling"]["tokens_per_s"]
+    for name, rows in result["workloads"].items():
+        tps = {c: round(r["tokens_per_s"]) for c, r in rows.items()}
+        entry = {"tokens_per_s": tps}
+        if "ours-compiled" in rows and "ours-compiled-erf-gelu" in rows:
+            entry["gelu_epilogue_gain"] = tps["ours-compiled"] / tps["ours-compiled-erf-gelu"]
+        if "ours-compiled" in rows:
+            entry["compiled_over_gemm_ceiling"] = tps["ours-compiled"] / ceiling
+        out[name] = entry
+    return out
+
+
+COPY_TB_S = 4.3  # device-to-device copy on these H200s, bytes read + written (device README, KINDS.md)
+
+
+def gap_to_goal(result: dict, cfg, goal: float = 110_000, workload: str = "read150_48-50aa",
+                candidate: str = "ours-compiled") -> dict:
+    """What stands between `candidate` and `goal` tokens/s: its time per budget-sized batch split
+    by kernel kind (this run's profile), and the byte floor of the two memory-bound kinds at
+    COPY_TB_S (each tensor read or written once: attention reads q|k|v and writes its output,
+    bf16; each of the two residual + LayerNorm kernels per layer reads the fp32 residual and a
+    bf16 matmul output and writes both again)."""
+    tokens, (d, layers) = result["budget_tokens"], (cfg.hidden_size, cfg.num_layers)
+    now = tokens / result["workloads"][workload][candidate]["tokens_per_s"]
+    share = result["profile"][candidate]["kernel_share"]
+    floors = {"attention": 8 * tokens * d * layers, "residual+layernorm": 24 * tokens * d * layers}
+    kinds = {k: {"seconds": share.get(k, 0.0) * now, "byte_floor_seconds": b / COPY_TB_S / 1e12}
+             for k, b in floors.items()}  # fmt: skip
+    headroom = sum(max(v["seconds"] - v["byte_floor_seconds"], 0.0) for v in kinds.values())
+    return {
+        "goal_tokens_per_s": goal, "tokens_per_s": tokens / now, "batch_tokens": tokens,
+        "seconds_per_batch": now, "seconds_per_batch_at_goal": tokens / goal,
+        "cut_needed_seconds": now - tokens / goal, "kernel_seconds_by_kind": {k: v * now for k, v in share.items()},
+        "memory_bound_kinds": kinds, "headroom_to_byte_floors_seconds": headroom,
+        "tokens_per_s_if_both_at_byte_floor": tokens / (now - headroom),
+        "gemm_only_ceiling_tokens_per_s": result["gemm_ceiling"]["tokens_per_s"],
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -374,22 +428,28 @@ def main() -> None:
     result["attention_backend_at_51_tokens"] = {
         v: candidates[f"ours-{v}"].model.attention_backend(mean_tokens=51) for v in args.variants
     }
+    result["gelu_epilogue"] = {v: candidates[f"ours-{v}"].model.gelu_epilogue for v in args.variants}
     result["params"] = params = cfg.num_parameters()
     result["gemm_ceiling"] = gemm_ceiling(cfg, args.budget)
+    result["gemm_ceiling_2x_budget"] = gemm_ceiling(cfg, 2 * args.budget)
     print(f"GEMM-only ceiling: {result['gemm_ceiling']}", flush=True)
     save()
     for name, (lo, hi) in WORKLOADS.items():
         count = args.batches * args.budget // (hi + 2)
         print(f"{name}: {count} proteins", flush=True)
         result["workloads"][name] = bench_workload(candidates, proteins(lo, hi, count, seed=lo), args.repeats, params)
+        result["summary"] = summary(result)
         save()
-    acc_seqs = proteins(48, 50, 256, 1) + proteins(95, 100, 256, 2) + proteins(300, 1000, 8, 3)
+    acc_seqs = proteins(48, 50, 256, 1) + proteins(95, 100, 256, 2) + proteins(160, 166, 128, 4) + proteins(300, 1000, 8, 3)
     result["cosine_vs_fp32"] = accuracy(args.model, candidates, acc_seqs)
     save()
-    last = f"ours-{args.variants[-1]}"
-    batch = candidates[last].batches(proteins(48, 50, args.budget // 51, 9))[0]
-    result["profile"] = {last: kernel_profile(candidates[last], batch)}
-    print(json.dumps(result["profile"], indent=1), flush=True)
+    profiled = [f"ours-{v}" for v in args.variants if VARIANTS[v]["fast"]] or [f"ours-{args.variants[-1]}"]
+    batch = candidates[profiled[0]].batches(proteins(48, 50, args.budget // 51, 9))[0]
+    result["profile"] = {name: kernel_profile(candidates[name], batch) for name in profiled}
+    print(json.dumps({n: p["kernel_share"] for n, p in result["profile"].items()}, indent=1), flush=True)
+    if "ours-compiled" in result["profile"] and DEVICE == "cuda":
+        result["gap_to_110k"] = gap_to_goal(result, cfg)
+        print(f"gap to 110k: {result['gap_to_110k']}", flush=True)
     save()
 
 

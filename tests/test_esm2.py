@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
 import torch
 
+import virnucpro.models.esm2 as esm2_module
 from virnucpro.devtools.random_esm2 import write_random_esm2
 from virnucpro.models.attention import SDPA_PADDED, describe_backend
 from virnucpro.models.esm2 import rotary_inv_freq
 from virnucpro.models.esm2_loader import load_esm2
+from virnucpro.models.gelu_epilogue import gelu_epilogue_problem, probe_gelu_epilogue
 from virnucpro.tokenize.esm_alphabet import (
     MAX_RESIDUES,
     encode_protein,
@@ -86,7 +89,6 @@ def test_cpu_defaults_are_fp32_with_exact_attention(model):
     assert describe_backend("cpu", torch.float32) == SDPA_PADDED
 
 
-
 def test_compiled_path_equals_eager_and_compiles_once(tiny_dir, model):
     """The compiled path takes any token count with one compilation per compiled function."""
     torch._dynamo.reset()
@@ -97,3 +99,46 @@ def test_compiled_path_equals_eager_and_compiles_once(tiny_dir, model):
         batch = encode_proteins(proteins)
         torch.testing.assert_close(compiled.embed(batch), model.embed(batch), rtol=1e-5, atol=1e-6)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # post-attention + rotary
+
+
+def test_cpu_and_fp32_keep_exact_erf_gelu(tiny_dir, caplog, monkeypatch):
+    """The epilogue's tanh GELU is for CUDA fp16/bf16 only; the load logs the choice."""
+    monkeypatch.setattr(logging.getLogger("virnucpro"), "propagate", True)  # the CLI's setup turns it off
+    with caplog.at_level("DEBUG", logger="virnucpro"):
+        assert not load_esm2(tiny_dir, device="cpu").gelu_epilogue
+    assert "ESM-2 fc1 GELU: exact erf GELU on cpu" in caplog.text
+    assert gelu_epilogue_problem(torch.device("cpu"), torch.bfloat16) == "exact erf GELU on cpu"
+    assert "reference precision" in gelu_epilogue_problem(torch.device("cuda"), torch.float32)
+
+
+def test_loader_takes_the_epilogue_where_the_check_passes(tiny_dir, monkeypatch):
+    monkeypatch.setattr(esm2_module, "gelu_epilogue_problem", lambda device, dtype: None)
+    assert load_esm2(tiny_dir, device="cpu").gelu_epilogue
+
+
+def test_probe_refuses_a_missing_failing_or_wrong_op(monkeypatch):
+    """The op is private to aten: the model must fall back to erf GELU when it is not usable."""
+    cpu = torch.device("cpu")
+    assert probe_gelu_epilogue(cpu, torch.bfloat16) is None  # the real op (erf on CPU) passes
+    monkeypatch.setattr(torch, "_addmm_activation", lambda b, x, w, use_gelu: torch.relu(torch.addmm(b, x, w)))
+    assert "off from GELU" in probe_gelu_epilogue(cpu, torch.bfloat16)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED")
+
+    monkeypatch.setattr(torch, "_addmm_activation", fails)
+    assert probe_gelu_epilogue(cpu, torch.bfloat16) == "torch._addmm_activation failed: CUBLAS_STATUS_NOT_SUPPORTED"
+    monkeypatch.delattr(torch, "_addmm_activation")
+    assert "has no _addmm_activation" in probe_gelu_epilogue(cpu, torch.bfloat16)
+
+
+def test_gelu_epilogue_compiles_once_and_computes_gelu(tiny_dir, model):
+    """Forced on the CPU (where the op's GELU is erf), the epilogue path traces into the compiled
+    graph with any token count and gives the erf model's embeddings."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    fused = load_esm2(tiny_dir, device="cpu", fast=False).use_gelu_epilogue(True).enable_compile()
+    for sizes in ((3, 49), (1, 150, 20, 7)):
+        batch = encode_proteins([random_protein(n, seed=n + i) for i, n in enumerate(sizes)])
+        torch.testing.assert_close(fused.embed(batch), model.embed(batch), rtol=1e-5, atol=1e-6)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2

@@ -179,11 +179,11 @@ def test_resume_from_a_checkpoint_gives_byte_identical_files(tmp_path):
     crashed = ResultWriter(tmp_path / "b", write_hits=True)
     for result in results[:15]:
         crashed.add(result)
-    offsets = crashed.checkpoint()
+    offsets, digests = crashed.checkpoint(), crashed.digests()
     for result in results[15:27]:  # written after the checkpoint, then lost work
         crashed.add(result)
     crashed.close()
-    resumed = ResultWriter.reopen(tmp_path / "b", offsets, write_hits=True)
+    resumed = ResultWriter.reopen(tmp_path / "b", offsets, write_hits=True, digests=digests)
     assert resumed.calls == Counter(result.summarize().call for result in results[:15])
     for result in results[15:]:
         resumed.add(result)
@@ -201,7 +201,7 @@ KILLED_WRITER = textwrap.dedent("""
     writer = ResultWriter({outdir!r}, write_hits=True)
     for result in results[:15]:
         writer.add(result)
-    print(json.dumps(writer.checkpoint()), flush=True)
+    print(json.dumps([writer.checkpoint(), writer.digests()]), flush=True)
     for result in results[15:30]:
         writer.add(result)
     writer._handles[writer.paths.chunks].flush()  # some rows past the checkpoint reach the disk
@@ -218,9 +218,9 @@ def test_resume_after_kill_9_gives_byte_identical_files(tmp_path):
     script = KILLED_WRITER.format(tests=os.path.dirname(__file__), outdir=str(tmp_path / "b"))
     killed = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL
-    offsets = json.loads(killed.stdout)
+    offsets, digests = json.loads(killed.stdout)
     assert (tmp_path / "b" / "chunks.tsv.partial").stat().st_size > offsets["chunks.tsv"]
-    resumed = ResultWriter.reopen(tmp_path / "b", offsets, write_hits=True)
+    resumed = ResultWriter.reopen(tmp_path / "b", offsets, write_hits=True, digests=digests)
     for result in results[15:]:
         resumed.add(result)
     resumed.finish()
@@ -230,16 +230,16 @@ def test_resume_after_kill_9_gives_byte_identical_files(tmp_path):
 def test_reopen_refuses_missing_short_or_mismatched_partials(tmp_path):
     writer = ResultWriter(tmp_path)
     writer.add(EXAMPLE[0])
-    offsets = writer.checkpoint()
+    offsets, digests = writer.checkpoint(), writer.digests()
     writer.close()
     with pytest.raises(ResumeError, match="expected result files"):
-        ResultWriter.reopen(tmp_path, offsets, write_hits=True)
+        ResultWriter.reopen(tmp_path, offsets, write_hits=True, digests=digests)
     too_long = dict(offsets, **{"chunks.tsv": offsets["chunks.tsv"] + 1})
     with pytest.raises(ResumeError, match="chunks.tsv.partial has"):
-        ResultWriter.reopen(tmp_path, too_long)
+        ResultWriter.reopen(tmp_path, too_long, digests=digests)
     (tmp_path / "sequences.tsv.partial").unlink()
     with pytest.raises(ResumeError, match="sequences.tsv.partial is missing"):
-        ResultWriter.reopen(tmp_path, offsets)
+        ResultWriter.reopen(tmp_path, offsets, digests=digests)
 
 
 def test_write_json_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path):

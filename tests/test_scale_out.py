@@ -73,3 +73,10 @@ def test_gpu_selection_parsing():
     for bad in ("x", "0,0", "", "-1"):
         with pytest.raises(SetupError):
             _gpu_indices(bad, 4)
+
+
+def test_an_embed_shard_finishes_without_a_shard_log(inputs, model_args, tmp_path):
+    """embed --shard writes its blocks' parquet; shard.json (for merge's result files) is predict's only."""
+    out = tmp_path / "part1.parquet"
+    assert main(["embed", *inputs, "-o", str(out), "--block-records", "37", "--shard", "1/2", *model_args]) == 0
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["part1.parquet"]

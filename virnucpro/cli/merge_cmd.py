@@ -12,9 +12,10 @@ import click
                 type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the merged result files.")
-def merge(shard_dirs: tuple[Path, ...], outdir: Path) -> None:
+@click.option("--force", is_flag=True, help="Overwrite result files already in OUTDIR.")
+def merge(shard_dirs: tuple[Path, ...], outdir: Path, force: bool) -> None:
     """Merge SHARD_DIR... (all N shards of one run) into files identical to a single run."""
     from virnucpro.pipeline.shards import merge_shards
 
-    files = merge_shards(list(shard_dirs), outdir)
+    files = merge_shards(list(shard_dirs), outdir, force)
     click.echo(f"merged {len(shard_dirs)} shards into {len(files)} files in {outdir}", err=True)

@@ -11,11 +11,13 @@ Two code paths compute the same function: the eager path (any device/dtype, the 
 compiled path (`enable_compile`): torch.compile, with the token count dynamic, fuses norms,
 residual adds and GELU around the cuBLAS matmuls, and on CUDA rotary is applied inside a Triton
 packed-attention kernel. Each layer's residual add is fused with the next layer's LN1 (the last
-with emb_layer_norm_after).
+with emb_layer_norm_after). On CUDA in fp16/bf16, fc1's GELU runs as cuBLASLt's epilogue (tanh
+form, within bf16 rounding of erf: models/gelu_epilogue.py); fp32 and the CPU keep exact erf GELU.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from virnucpro.models.attention import select_backend, varlen_attention
+from virnucpro.models.gelu_epilogue import fc1_gelu_epilogue, gelu_epilogue_problem
 from virnucpro.models.packed_attention import (
     TRITON_PACKED,
     has_packed_attention,
@@ -35,6 +38,8 @@ from virnucpro.tokenize.packing import PackedTokens
 TOKEN_DROPOUT_SCALE = 1.0 - 0.15 * 0.8  # fair-esm: mask ratio used in training, no <mask> at inference
 MAX_MEAN_POSITIONS = 1024  # the original averages positions 1..min(len, 1024)
 _FUSED_ATTENTION_MAX_MEAN_TOKENS = 64  # see ESM2.enable_compile
+GELU_EPILOGUE = "cuBLASLt GELU epilogue (tanh form)"
+log = logging.getLogger("virnucpro")
 
 
 @dataclass(frozen=True)
@@ -91,16 +96,20 @@ def rotary_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_head
 
 def post_attention(
     x, attn, out_w, out_b, norm_w, norm_b, fc1_w, fc1_b, fc2_w, fc2_b, next_w, next_b,
-    eps: float, next_dtype: torch.dtype,
+    eps: float, next_dtype: torch.dtype, gelu_epilogue: bool = False,
 ):  # fmt: skip
     """Residual += out_proj(attn); residual += fc2(gelu(fc1(LN2(residual)))); then the next norm.
 
     x: [T, D] fp32 residual, attn: [T, H, Dh]. Returns (residual, next_norm(residual) as
     next_dtype): the next layer's LN1 (or emb_layer_norm_after) fused with the residual add.
+    `gelu_epilogue`: fc1 + tanh GELU as one cuBLASLt matmul (see ESM2.use_gelu_epilogue).
     """
     x = x + F.linear(attn.flatten(1), out_w, out_b).float()
     h = F.layer_norm(x, (x.shape[-1],), norm_w, norm_b, eps).to(fc1_w.dtype)
-    h = F.gelu(F.linear(h, fc1_w, fc1_b))  # exact erf GELU, as ESM-2
+    if gelu_epilogue:
+        h = fc1_gelu_epilogue(h, fc1_w, fc1_b)
+    else:
+        h = F.gelu(F.linear(h, fc1_w, fc1_b))  # exact erf GELU, as ESM-2
     x = x + F.linear(h, fc2_w, fc2_b).float()
     return x, F.layer_norm(x, (x.shape[-1],), next_w, next_b, eps).to(next_dtype)
 
@@ -118,6 +127,7 @@ class ESM2(nn.Module):
         self._rotary = rotary_qkv
         self._post = post_attention
         self._fused_attention: bool | None = False  # None: per batch, see _use_fused_attention
+        self.gelu_epilogue = False  # exact erf GELU until use_gelu_epilogue says otherwise
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -128,6 +138,19 @@ class ESM2(nn.Module):
         for layer in self.layers:
             for linear in (layer.qkv, layer.out_proj, layer.fc1, layer.fc2):
                 linear.to(dtype)
+        return self
+
+    def use_gelu_epilogue(self, enabled: bool | None = None) -> ESM2:
+        """fc1's GELU as cuBLASLt's fused epilogue (True) or exact erf (False); None (what the
+        loader does): the epilogue where it is checked to work, i.e. CUDA in fp16/bf16 with the
+        private op present and right (models/gelu_epilogue.py). The choice is logged."""
+        if enabled is None:
+            device = self.embed_tokens.weight.device
+            problem = gelu_epilogue_problem(device, self.compute_dtype)
+            enabled = problem is None
+            level = logging.INFO if device.type == "cuda" else logging.DEBUG
+            log.log(level, "ESM-2 fc1 GELU: %s", GELU_EPILOGUE if enabled else problem)
+        self.gelu_epilogue = enabled
         return self
 
     def enable_compile(self, mode: str = "default", fused_attention: bool | None = None) -> ESM2:
@@ -199,6 +222,7 @@ class ESM2(nn.Module):
                 x, attn, layer.out_proj.weight, layer.out_proj.bias, layer.ffn_norm.weight,
                 layer.ffn_norm.bias, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight,
                 layer.fc2.bias, nxt.weight, nxt.bias, eps, torch.float32 if last else self.compute_dtype,
+                self.gelu_epilogue,
             )  # fmt: skip
         return h
 

@@ -53,7 +53,8 @@ def load_esm2(
     """An ESM2 in eval mode on `device`; dtype defaults to bf16 on CUDA and fp32 elsewhere.
 
     `fast` (default: on for CUDA fp16/bf16 when Triton is installed) turns on the compiled,
-    fixed-token-count path (`ESM2.enable_compile`); off keeps the plain eager path.
+    fixed-token-count path (`ESM2.enable_compile`); off keeps the plain eager path. Either path
+    runs fc1's GELU as cuBLASLt's epilogue where that is checked to work (`ESM2.use_gelu_epilogue`).
     """
     path = Path(path)
     device = torch.device(device)
@@ -64,7 +65,7 @@ def load_esm2(
         cfg, state, layout = _read_fair_esm(path)
     else:
         raise ModelLoadError(f"ESM-2 checkpoint not found: {path}")
-    model = build_esm2(cfg, state, layout, device, dtype)
+    model = build_esm2(cfg, state, layout, device, dtype).use_gelu_epilogue()
     if fast is None:
         fast = device.type == "cuda" and dtype != torch.float32 and importlib.util.find_spec("triton") is not None
     return model.enable_compile() if fast else model

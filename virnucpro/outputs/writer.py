@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from virnucpro.errors import ResumeError
 from virnucpro.outputs import formats
+from virnucpro.outputs.hashed import HashedAppender, sha256_of_prefix
 from virnucpro.outputs.jsonfile import fsync_directory
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceCall, SequenceResult, SequenceTally
@@ -27,7 +28,7 @@ class ResultWriter:
     """Writes the results of each input sequence, in input order, to all result files at once."""
 
     def __init__(self, outdir: str | Path, threshold: float = DEFAULT_THRESHOLD, write_hits: bool = False,
-                 *, _handles: dict[Path, BinaryIO] | None = None) -> None:
+                 *, _handles: dict[Path, HashedAppender] | None = None) -> None:
         self.paths = paths = OutputPaths(outdir)
         self.threshold = threshold
         self.write_hits = write_hits
@@ -36,7 +37,7 @@ class ResultWriter:
         fresh = _handles is None
         if fresh:
             paths.outdir.mkdir(parents=True, exist_ok=True)
-            _handles = {path: _open_partial(paths.partial(path), "wb") for path in self._finals()}
+            _handles = {path: HashedAppender(_open_partial(paths.partial(path), "wb")) for path in self._finals()}
         self._handles = _handles
         # Bound once: building Path objects per row costs more than formatting the row.
         self._prediction = _handles[paths.prediction_results].write
@@ -52,18 +53,19 @@ class ResultWriter:
 
     @classmethod
     def reopen(cls, outdir: str | Path, offsets: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
-               write_hits: bool = False) -> ResultWriter:
-        """Continue a run from a checkpoint: truncate each partial file to its recorded size."""
+               write_hits: bool = False, *, digests: dict[str, str]) -> ResultWriter:
+        """Continue a run from a checkpoint: check each partial file's first `offsets[name]` bytes
+        against the checkpoint's sha256 (`digests[name]`), then truncate it there."""
         paths = OutputPaths(outdir)
         expected = {path.name for path in paths.result_files(write_hits)}
-        if set(offsets) != expected:
+        if set(offsets) != expected or set(digests) != expected:
             raise ResumeError(f"checkpoint lists {sorted(offsets)}, expected result files {sorted(expected)}")
-        handles: dict[Path, BinaryIO] = {}
+        handles: dict[Path, HashedAppender] = {}
         try:
             for path in paths.result_files(write_hits):
                 _unrename(path, paths.partial(path))
-                handles[path] = _truncated(paths.partial(path), offsets[path.name])
-        except ResumeError:
+                handles[path] = _truncated(paths.partial(path), offsets[path.name], digests[path.name])
+        except BaseException:
             for handle in handles.values():
                 handle.close()
             raise
@@ -116,6 +118,10 @@ class ResultWriter:
             sizes[path.name] = handle.tell()
         return sizes
 
+    def digests(self) -> dict[str, str]:
+        """sha256 of every partial file's bytes up to the last checkpoint, by final file name."""
+        return {path.name: handle.hexdigest() for path, handle in self._handles.items()}
+
     def finish(self) -> list[Path]:
         """Make everything durable and rename NAME.partial -> NAME; returns the final paths."""
         self.checkpoint()
@@ -146,18 +152,30 @@ def _unrename(final: Path, partial: Path) -> None:
         os.replace(final, partial)
 
 
-def _truncated(partial: Path, size: int) -> BinaryIO:
+def _truncated(partial: Path, size: int, digest: str) -> HashedAppender:
+    """The partial file cut back to its checkpoint, after checking the bytes it keeps."""
     try:
         handle = _open_partial(partial, "r+b")
     except FileNotFoundError:
-        raise ResumeError(f"cannot resume: {partial} is missing") from None
-    actual = os.fstat(handle.fileno()).st_size
-    if actual < size:
+        raise ResumeError(f"cannot resume: {partial} is missing (use --force to start over)") from None
+    try:
+        actual = os.fstat(handle.fileno()).st_size
+        if actual < size:
+            raise ResumeError(f"cannot resume: {partial} has {actual} bytes, the checkpoint needs {size}"
+                              " (truncated?); use --force to start over")
+        sha, last = sha256_of_prefix(handle, size)
+        if size and last != b"\n":
+            raise ResumeError(f"cannot resume: the checkpoint of {partial.name} ends inside a row"
+                              " (edited journal?); use --force to start over")
+        if sha.hexdigest() != digest:
+            raise ResumeError(f"cannot resume: the first {size} bytes of {partial} differ from what this run"
+                              " wrote (file edited or damaged); use --force to start over")
+        handle.truncate(size)
+        handle.seek(size)
+    except BaseException:
         handle.close()
-        raise ResumeError(f"cannot resume: {partial} has {actual} bytes, the checkpoint needs {size}")
-    handle.truncate(size)
-    handle.seek(size)
-    return handle
+        raise
+    return HashedAppender(handle, sha)
 
 
 def _calls_in(sequences_partial: Path) -> Counter[str]:

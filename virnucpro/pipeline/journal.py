@@ -1,9 +1,11 @@
 """The resume journal: a tiny JSON file, atomically replaced after every finished block.
 
-It records how many blocks and records are final and the byte size of every partial result file
-at that moment. After a crash (even kill -9) the writer cuts the partial files back to those sizes
-and the run continues with the next block, so nothing is lost or duplicated. A fingerprint of the
-inputs and of every result-affecting parameter guards against resuming a different run.
+It records how many blocks and records are final and, for every partial result file, its byte size
+and the sha256 of those bytes at that moment. After a crash (even kill -9) the writer checks the
+partial files against them, cuts them back to those sizes and the run continues with the next
+block, so nothing is lost, duplicated or silently damaged. The journal keeps the run's identity
+(inputs, parameters, model files) so a resume of a different run is refused naming what changed,
+and a checksum over its own content so an edited or damaged journal is refused too.
 """
 
 from __future__ import annotations
@@ -16,34 +18,61 @@ from pathlib import Path
 
 from virnucpro.errors import ResumeError
 from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.pipeline import untrusted
+from virnucpro.pipeline.run_changes import as_json, describe_changes, summary
+from virnucpro.pipeline.shards import ShardLog, result_names, shared_parameters
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 _HEAD_BYTES = 1 << 20
+_FORCE = "use --force to start over"
 
 
 @dataclass
 class Journal:
-    fingerprint: str
+    inputs: list[dict]  # input_identity() of the run
+    parameters: dict  # everything that decides the result bytes, model files included
     blocks_done: int = 0
     records_done: int = 0
-    offsets: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)  # partial file sizes at the last checkpoint
+    digests: dict[str, str] = field(default_factory=dict)  # sha256 of those bytes
     shard_log: dict | None = None  # only for --shard runs: what `merge` needs (see shards.py)
     version: int = JOURNAL_VERSION
 
+    @classmethod
+    def start(cls, inputs: list[dict], parameters: dict) -> Journal:
+        return cls(as_json(inputs), as_json(parameters))
+
     def save(self, path: Path) -> None:
-        write_json_atomic(path, asdict(self))
+        data = asdict(self)
+        write_json_atomic(path, {**data, "checksum": _checksum(data)})
 
     @classmethod
     def load(cls, path: Path) -> Journal:
+        """The journal in `path`, or one ResumeError line saying what is wrong with it."""
         try:
-            data = json.loads(path.read_text())
-            journal = cls(**data)
-        except (OSError, ValueError, TypeError) as error:
-            raise ResumeError(f"cannot read the resume journal {path}: {error}") from None
-        if journal.version != JOURNAL_VERSION:
-            raise ResumeError(f"{path} was written by another virnucpro version; rerun with --force")
-        return journal
+            data = untrusted.load_json_object(path)
+            checksum = data.pop("checksum", None)
+            if data.get("version") != JOURNAL_VERSION:
+                raise ResumeError(f"{path} was written by another virnucpro version; {_FORCE}")
+            if checksum != _checksum(data):
+                raise untrusted.Invalid("its checksum does not match its content (edited or damaged)")
+            return _validated(data)
+        except OSError as error:
+            raise ResumeError(f"cannot read the resume journal {path}: {error.strerror}") from None
+        except untrusted.Invalid as error:
+            raise ResumeError(f"cannot resume: the journal {path} is unusable: {error}; {_FORCE}") from None
+
+    def check_same_run(self, inputs: list[dict], parameters: dict, outdir: Path) -> None:
+        """Refuse, naming what changed, when this run's identity differs from the journal's."""
+        changes = describe_changes(self.inputs, self.parameters, inputs, parameters)
+        if changes:
+            raise ResumeError(f"cannot resume {outdir}: {summary(changes)} since it started ({_FORCE})")
+
+    def rows_written(self) -> int:
+        """Rows sequences.tsv must hold at this checkpoint (one per record of the blocks done here)."""
+        if self.shard_log is None:
+            return self.records_done
+        return sum(block["records"] for block in self.shard_log["blocks"])
 
 
 def input_identity(paths: list[str]) -> list[dict]:
@@ -61,7 +90,37 @@ def input_identity(paths: list[str]) -> list[dict]:
     return identity
 
 
-def fingerprint(inputs: list[dict], parameters: dict) -> str:
-    """A stable hash of what decides the results: inputs, models, chunking, batching, precision."""
-    text = json.dumps({"inputs": inputs, "parameters": parameters}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _checksum(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _validated(data: dict) -> Journal:
+    """Types, ranges and internal consistency of an untrusted journal (checksum already checked)."""
+    untrusted.fields(data, {"inputs", "parameters", "blocks_done", "records_done", "offsets", "digests",
+                            "shard_log", "version"}, "it")
+    inputs = untrusted.of_type(data["inputs"], list, "inputs")
+    if not all(isinstance(item, dict) for item in inputs):
+        raise untrusted.Invalid("inputs is not a list of files")
+    parameters = untrusted.of_type(data["parameters"], dict, "parameters")
+    blocks_done = untrusted.count(data["blocks_done"], "blocks_done", minimum=1)
+    records_done = untrusted.count(data["records_done"], "records_done", minimum=blocks_done)
+    names = result_names(parameters)
+    journal = Journal(inputs, parameters, blocks_done, records_done,
+                      untrusted.sizes(data["offsets"], "offsets", names),
+                      untrusted.digests(data["digests"], "digests", names), data["shard_log"])
+    if journal.shard_log is not None:
+        _check_shard_log(journal)
+    return journal
+
+
+def _check_shard_log(journal: Journal) -> None:
+    """A shard run's journal: its shard log must end exactly where the journal says the run is."""
+    log = ShardLog.from_json(untrusted.of_type(journal.shard_log, dict, "shard_log"))
+    if journal.parameters.get("shard") != [log.shard, log.of] or not log.blocks:
+        raise untrusted.Invalid("shard_log does not match the run's --shard")
+    if (log.inputs, log.parameters) != (journal.inputs, shared_parameters(journal.parameters)):
+        raise untrusted.Invalid("shard_log belongs to another run")
+    last = log.blocks[-1]
+    if (last["index"] + 1, last["first_record"] + last["records"], last["ends"]) != (
+            journal.blocks_done, journal.records_done, journal.offsets):
+        raise untrusted.Invalid("shard_log and the checkpoint disagree")

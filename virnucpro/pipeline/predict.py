@@ -30,7 +30,7 @@ from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.embeddings import EmbeddingWriter
-from virnucpro.pipeline.journal import Journal, fingerprint, input_identity
+from virnucpro.pipeline.journal import Journal, input_identity
 from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.setup import (
     LoadedModels,
@@ -42,7 +42,7 @@ from virnucpro.pipeline.setup import (
     resolve_precision,
     set_threads,
 )
-from virnucpro.pipeline.shards import ShardLog
+from virnucpro.pipeline.shards import ShardLog, shared_parameters
 from virnucpro.pipeline.stream import StreamEngine
 
 STATE_DIR = ".virnucpro"
@@ -193,16 +193,14 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
     reader = read_records(options.inputs, spool_dir=state.state_dir)  # long FASTA records spool there
     options, settings, models, workers, device_names = load_workers(options, devices, dtype, logger, cluster)
     parameters = _parameters(options, settings, models, dtype, device)
-    inputs = input_identity(options.inputs)
-    merge_key = fingerprint(inputs, {k: v for k, v in parameters.items() if k != "shard"})
-    journal = _journal(previous, fingerprint(inputs, parameters), options)
-    journal.shard_log = journal.shard_log or (ShardLog(merge_key, *options.shard).to_json() if options.shard else None)
+    journal = _journal(previous, input_identity(options.inputs), parameters, options)
     stream_start = time.perf_counter()
     totals = _stream(options, state, journal, reader, settings, models, workers, logger)
     summary = _summary(options, parameters, models, totals, reader, threads, device_names,
                        wall_start, stream_start)
-    if journal.shard_log is not None:
-        ShardLog.from_json(journal.shard_log).save(options.output)
+    if journal.shard_log is not None:  # what merge needs, with the finished files' checksums
+        finished = dict(journal.shard_log, records_total=reader.stats.records, sha256=journal.digests)
+        ShardLog(**finished).save(options.output)
     state.done()
     return summary
 
@@ -265,13 +263,15 @@ def _file_identity(path: Path, stamps) -> dict:
                       {"size": p.stat().st_size, "sha256": stamps.sha256(p)} for p in files}}
 
 
-def _journal(previous: Journal | None, run_fingerprint: str, options: RunOptions) -> Journal:
-    if previous is None:
-        return Journal(run_fingerprint)
-    if previous.fingerprint != run_fingerprint:
-        raise ResumeError(f"cannot resume {options.output}: the inputs or parameters changed since it started"
-                          " (use --force to start over)")
-    return previous
+def _journal(previous: Journal | None, inputs: list[dict], parameters: dict, options: RunOptions) -> Journal:
+    """The journal to continue (refused, naming what changed, if this is not the same run) or a new one."""
+    if previous is not None:
+        previous.check_same_run(inputs, parameters, options.output)
+        return previous
+    journal = Journal.start(inputs, parameters)
+    if options.shard and not options.embed_only:  # merge joins predict's result files
+        journal.shard_log = ShardLog(journal.inputs, shared_parameters(journal.parameters), *options.shard).to_json()
+    return journal
 
 
 def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, settings: BlockSettings,
@@ -289,6 +289,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
     try:
         if results is not None and not journal.blocks_done and journal.shard_log is not None:
             journal.shard_log["start_offsets"] = results.checkpoint()
+            journal.digests = results.digests()
         with StreamMonitor([w.device for w in workers]) as monitor:
             for output in engine.results():
                 output.wait()
@@ -310,6 +311,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
         progress.close()
     if results is not None:
         results.finish()
+        journal.digests = results.digests()  # of the finished files (a shard records them for merge)
     if embeddings is not None:
         embeddings.finish()
     return totals
@@ -319,7 +321,9 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
     results = None
     if not options.embed_only:
         if journal.blocks_done:
-            results = ResultWriter.reopen(options.output, journal.offsets, options.threshold, options.write_hits)
+            results = ResultWriter.reopen(options.output, journal.offsets, options.threshold, options.write_hits,
+                                          digests=journal.digests)
+            _check_rows(results, journal)
         else:
             results = ResultWriter(options.output, options.threshold, options.write_hits)
     embeddings = None
@@ -327,6 +331,15 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
         path = options.output if options.embed_only else options.output / "embeddings.parquet"
         embeddings = EmbeddingWriter(path, models.dnabert_dim, journal.blocks_done)
     return results, embeddings
+
+
+def _check_rows(results: ResultWriter, journal: Journal) -> None:
+    """The verified partial files must hold exactly the records the journal says are done."""
+    rows = results.calls.total()
+    if rows != journal.rows_written():
+        results.close()
+        raise ResumeError(f"cannot resume: the journal counts {journal.rows_written()} finished records but"
+                          f" sequences.tsv.partial holds {rows}; use --force to start over")
 
 
 def _write_block(output: BlockOutput, results: ResultWriter | None, embeddings: EmbeddingWriter | None) -> None:
@@ -361,8 +374,10 @@ def _checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None
     journal.blocks_done = block.index + 1
     journal.records_done = block.first_record + block.records_completed
     journal.offsets = results.checkpoint() if results is not None else {}
+    journal.digests = results.digests() if results is not None else {}
     if journal.shard_log is not None:
-        journal.shard_log["blocks"].append([block.index, journal.offsets])
+        journal.shard_log["blocks"].append({"index": block.index, "first_record": block.first_record,
+                                            "records": len(block.records), "ends": journal.offsets})
     journal.save(state.journal_path)
 
 
