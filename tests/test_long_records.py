@@ -301,3 +301,26 @@ def test_peak_memory_does_not_grow_with_the_record_length(tmp_path, model_args):
         fasta.unlink()
     print(f"peak RSS MiB by record length: {peaks}")
     assert peaks[36_000_000] - peaks[12_000_000] < 48
+
+
+def test_rows_of_a_long_record_reach_the_files_block_by_block(tmp_path, monkeypatch):
+    """No checkpoint falls inside a long record, so the writer must hand each work block's rows to
+    the files itself (else a 1-Gb record's rows, and its viral.fa copy, pile up in memory)."""
+    from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
+    from virnucpro.outputs.writer import ResultWriter
+
+    path = tmp_path / "chr.fa"
+    bases = _bases(3000, 9)
+    path.write_text(">chr1\n" + bases + "\n")
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 64)
+    sequence = next(iter(read_records([str(path)], spool_dir=tmp_path))).sequence
+    writer = ResultWriter(tmp_path / "out", write_hits=True)
+    chunk = ChunkResult("chr1_chunk_1", 0, 300, [FrameScore("chr1_chunk_1F1", 0.25, 0.75)])
+    writer.add_piece(SequenceResult("chr1", 3000, [chunk], sequence), first=True, last=False)
+    partial = tmp_path / "out" / "chunks.tsv.partial"
+    assert b"chr1_chunk_1\tchr1\t0\t300" in partial.read_bytes()
+    last = ChunkResult("chr1_chunk_10", 2700, 3000, [FrameScore("chr1_chunk_10F1", 0.3, 0.7)])
+    writer.add_piece(SequenceResult("chr1", 3000, [last], sequence), first=False, last=True)
+    assert (tmp_path / "out" / "viral.fa.partial").read_bytes() == f">chr1\n{bases}\n".encode()
+    assert (tmp_path / "out" / "sequences.tsv.partial").read_text().splitlines()[1].startswith("chr1\t3000\t2\t2\t2\t1\t")
+    writer.finish()

@@ -88,6 +88,12 @@ class ResultWriter:
         if last:
             self._end_sequence(result, self._tally.call())
             self._tally = None
+        self._flush()  # no checkpoint inside a long record: its rows must not pile up in memory
+
+    def _flush(self) -> None:
+        """Hand the rows collected so far to the files (no fsync, no checkpoint)."""
+        for handle in self._handles.values():
+            handle.flush()
 
     def _write_chunks(self, result: SequenceResult) -> None:
         chunks = result.chunks
@@ -102,10 +108,12 @@ class ResultWriter:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
             if isinstance(result.sequence, str):
                 self._viral(formats.fasta_record(result.record_id, result.sequence).encode())
-            else:  # spooled on disk (io/long_records.py): copied a piece at a time
+            else:  # spooled on disk (io/long_records.py): copied a MiB at a time, never held whole
+                viral = self._handles[self.paths.viral_fasta]
                 self._viral(f">{result.record_id}\n".encode())
                 for piece in result.sequence.pieces():
                     self._viral(piece.encode())
+                    viral.flush()
                 self._viral(b"\n")
         self.calls[call.call] += 1
 
