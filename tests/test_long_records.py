@@ -226,6 +226,14 @@ def test_interrupted_inside_a_long_record_resumes_to_identical_files(tmp_path, m
     assert pq.read_table(tmp_path / "out" / "embeddings.parquet").column("id").to_pylist() == frame_ids
 
 
+def test_two_workers_write_long_records_identically(tmp_path, monkeypatch, model_args, mixed, references):
+    """Work blocks of one long record run on both workers at once; the files are those of one."""
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 4000)
+    _small_blocks(monkeypatch, 6000)
+    assert _predict([mixed], tmp_path / "out", model_args, "--workers", "2") == 0
+    assert _files(tmp_path / "out") == references["even"]
+
+
 def test_shards_of_long_records_merge_to_identical_files(tmp_path, monkeypatch, model_args, mixed, references):
     monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 4000)
     _small_blocks(monkeypatch, 6000)
