@@ -3,10 +3,15 @@ equivalent or rejected with one line naming file and record (the table is tests/
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import os
 import random
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,11 +22,19 @@ from virnucpro.cli.main import main
 BAD = DATA / "bad"
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv")
 
-# file -> what the one-line error must name besides the file (the record, or the problem)
+# file -> what the one-line error must name besides the file (the record, or the problem); a tuple: all of them
 REJECTED = {
     "no_header.fa": "not FASTA or FASTQ",
-    "html_error.fa": "not FASTA or FASTQ",
-    "binary.fa": "not FASTA or FASTQ",
+    "html_error.fa": ("not FASTA or FASTQ", "an HTML page"),
+    "binary.fa": ("not FASTA or FASTQ", "binary data"),
+    "binary.xz": ("xz-compressed, but not FASTA or FASTQ", "binary data"),
+    "text.txt.gz": ("gzip-compressed, but not FASTA or FASTQ", "starts with b'h'"),
+    "unmapped.bam": ("not FASTA or FASTQ", "a BAM file", "samtools fasta"),
+    "reads.fa.zip": ("not FASTA or FASTQ", "a ZIP archive: unzip it first"),
+    "document.pdf": ("not FASTA or FASTQ", "a PDF document"),
+    "protein.fa": "looks like protein, not DNA/RNA",
+    "nul_in_header.fa": ("record 2", "NUL byte"),
+    "trailing_garbage.fa.gz": ("trailing data after the last complete gzip member", "after record 'r4'"),
     "binary_after_header.fa": "binary data",
     "nul_in_sequence.fa": "'r2'",
     "fastq_quality_length.fq": "'q1'",
@@ -38,7 +51,7 @@ REJECTED = {
 
 # file -> processed with results byte-identical to clean.fa
 SAME_AS_CLEAN = ["crlf.fa", "cr_only.fa", "lower_case.fa", "rna.fa", "mixed_case_rna.fa", "id_with_tab.fa",
-                 "zero_length_record.fa", "leading_blank_lines.fa", "trailing_whitespace.fa"]
+                 "leading_blank_lines.fa", "trailing_whitespace.fa", "bom.fa"]
 
 
 def _predict(inputs: list[Path], out: Path, model_args: list[str], *extra: str) -> int:
@@ -64,7 +77,9 @@ def test_rejected_with_one_line_and_no_complete_result(tmp_path, model_args, cap
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith("virnucpro: error: ") and name in lines[0] and REJECTED[name] in lines[0], lines[0]
+    expected = REJECTED[name] if isinstance(REJECTED[name], tuple) else (REJECTED[name],)
+    assert lines[0].startswith("virnucpro: error: ") and name in lines[0], lines[0]
+    assert all(part in lines[0] for part in expected), lines[0]
     assert "Traceback" not in captured.err + captured.out
     present = {p.name for p in out.iterdir()} if out.exists() else set()
     assert not present & {*RESULT_FILES, "run.json"}, present
@@ -78,11 +93,41 @@ def test_processed_exactly_like_the_clean_file(tmp_path, model_args, clean_resul
         assert (out / result).read_bytes() == (clean_results / result).read_bytes(), result
 
 
-def test_zero_length_record_is_skipped_and_counted(tmp_path, model_args):
+def test_empty_records_get_a_no_call_row_in_input_order(tmp_path, model_args, clean_results):
+    """README: a sequences.tsv row for EVERY input sequence; the other files are those of clean.fa."""
     out = tmp_path / "out"
-    assert _predict([BAD / "zero_length_record.fa"], out, model_args) == 0
+    assert _predict([BAD / "zero_length_record.fa", BAD / "header_only.fa"], out, model_args) == 0
+    clean = _rows(clean_results / "sequences.tsv")
+    empty_row = ["0", "0", "0", "0", "NA", "NA", "NA", "no_call"]
+    assert _rows(out / "sequences.tsv") == [*clean[:2], ["r_empty", *empty_row], *clean[2:],
+                                            ["only_a_header", *empty_row]]
+    for result in RESULT_FILES[:3]:
+        assert (out / result).read_bytes() == (clean_results / result).read_bytes(), result
     counts = json.loads((out / "run.json").read_text())["counts"]
-    assert (counts["records"], counts["empty_records_skipped"]) == (4, 1)
+    assert (counts["records"], counts["empty_records"]) == (6, 2)
+
+
+def test_resume_across_empty_records_is_byte_identical(tmp_path, model_args, monkeypatch):
+    """Empty records count in `Record.index` and in the journal's `records_done` alike."""
+    from virnucpro.pipeline import predict
+
+    inputs = [BAD / "header_only.fa", BAD / "zero_length_record.fa", BAD / "short_sequences.fa"]
+    reference = tmp_path / "reference"
+    assert _predict(inputs, reference, model_args, "--block-records", "2") == 0
+    write_block, written = predict._write_block, []
+
+    def interrupted_after_three_blocks(*args):
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        written.append(write_block(*args))
+
+    monkeypatch.setattr(predict, "_write_block", interrupted_after_three_blocks)
+    out = tmp_path / "out"
+    assert _predict(inputs, out, model_args, "--block-records", "2") == 130
+    monkeypatch.setattr(predict, "_write_block", write_block)
+    assert _predict(inputs, out, model_args, "--block-records", "2", "--resume") == 0
+    for result in RESULT_FILES:
+        assert (out / result).read_bytes() == (reference / result).read_bytes(), result
 
 
 def test_id_is_the_header_up_to_the_first_tab(tmp_path, model_args):
@@ -93,8 +138,9 @@ def test_id_is_the_header_up_to_the_first_tab(tmp_path, model_args):
     assert {len(row) for row in rows} == {len(rows[0])}  # no stray column from the description
 
 
-@pytest.mark.parametrize("name", ["empty.fa", "header_only.fa"])
+@pytest.mark.parametrize("name", ["empty.fa", "empty.fa.gz", "empty.fa.bz2", "empty.fa.xz", "empty.fa.zst"])
 def test_no_sequences_gives_empty_finished_results(tmp_path, model_args, name):
+    """0 bytes is an empty input whatever the name promises (a 0-byte .bz2 was 'corrupt')."""
     out = tmp_path / "out"
     assert _predict([BAD / name], out, model_args) == 0
     for result in RESULT_FILES:
@@ -156,3 +202,95 @@ def test_20_megabase_single_line_contig(tmp_path, model_args):
     (row,) = _rows(out / "sequences.tsv")
     assert row[:3] == ["contig_20mb", "20000000", str(-(-20_000_000 // 300))]
     assert int(row[3]) > 0  # the phiX174 copies gave scored chunks
+
+
+# --- inputs that can be read only once (issue #15.1): read whole, never resumed ---
+
+@contextmanager
+def _pipe_with(data: bytes):
+    """The read end of a real pipe that a thread fills with `data`."""
+    read_fd, write_fd = os.pipe()
+
+    def feed():
+        with open(write_fd, "wb") as handle:
+            handle.write(data)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        yield read_fd
+    finally:
+        feeder.join(timeout=60)
+        os.close(read_fd)
+
+
+@contextmanager
+def _stream_input(form: str, data: bytes, tmp_path: Path, monkeypatch):
+    """The path to give predict for `data` arriving through `form`."""
+    if form == "fifo":
+        fifo = tmp_path / "reads.fifo"
+        os.mkfifo(fifo)
+        feeder = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)
+        feeder.start()
+        yield str(fifo)
+        feeder.join(timeout=60)
+        return
+    with _pipe_with(data) as read_fd:
+        if form == "-":  # `zcat x.gz | virnucpro predict - ...`
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(open(read_fd, "rb", closefd=False)))
+            yield "-"
+        elif form == "/dev/stdin":  # `zcat x.gz | virnucpro predict /dev/stdin ...`
+            saved = os.dup(0)
+            os.dup2(read_fd, 0)
+            try:
+                yield "/dev/stdin"
+            finally:
+                os.dup2(saved, 0)
+                os.close(saved)
+        else:  # `virnucpro predict <(zcat x.gz) ...`: bash passes /dev/fd/N of a pipe
+            yield f"/dev/fd/{read_fd}"
+
+
+@pytest.mark.parametrize("form", ["-", "/dev/stdin", "process substitution", "fifo"])
+@pytest.mark.timeout(120)  # the old reader hung on a FIFO opened twice
+def test_stream_inputs_are_read_whole(tmp_path, model_args, clean_results, monkeypatch, form):
+    """The start-up check reads the first records; a stream replays them, so the run reads all
+    (it used to end with 0 rows and exit 0)."""
+    out = tmp_path / "out"
+    with _stream_input(form, gzip.compress((BAD / "clean.fa").read_bytes()), tmp_path, monkeypatch) as path:
+        assert _predict([path], out, model_args) == 0
+    for result in RESULT_FILES:
+        assert (out / result).read_bytes() == (clean_results / result).read_bytes(), result
+
+
+@pytest.mark.timeout(120)  # the old reader hung on a FIFO opened twice
+@pytest.mark.parametrize("form", ["regular file", "process substitution", "fifo"])
+def test_a_wrong_input_fails_before_the_models_load(tmp_path, model_args, capsys, monkeypatch, form):
+    from virnucpro.pipeline import predict
+
+    monkeypatch.setattr(predict, "load_workers", lambda *args: pytest.fail("models loaded"))
+    protein = BAD / "protein.fa"
+    if form == "regular file":
+        assert _predict([protein], tmp_path / "out", model_args) == 1
+    else:
+        with _stream_input(form, protein.read_bytes(), tmp_path, monkeypatch) as path:
+            assert _predict([path], tmp_path / "out", model_args) == 1
+    assert "looks like protein" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)  # the old reader hung on a FIFO opened twice
+@pytest.mark.parametrize("form", ["process substitution", "fifo"])
+def test_a_stream_cannot_be_resumed(tmp_path, model_args, capsys, form):
+    if form == "fifo":
+        path = tmp_path / "reads.fifo"
+        os.mkfifo(path)
+    else:
+        read_fd, write_fd = os.pipe()
+        path = f"/dev/fd/{read_fd}"
+    capsys.readouterr()
+    assert _predict([path], tmp_path / "out", model_args, "--resume") == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot be resumed" in lines[0] and str(path) in lines[0], lines
+    if form != "fifo":
+        os.close(read_fd)
+        os.close(write_fd)

@@ -108,7 +108,7 @@ def test_code_running_pickle_is_refused(tmp_path, tiny_dir):
     state = state_of(tiny_dir) | {"payload": CodeRunningPayload(marker)}
     (tmp_path / "model").mkdir()
     directory = variant(tmp_path / "model", tiny_dir, state)
-    with pytest.raises(ModelLoadError, match="refused or unreadable"):
+    with pytest.raises(ModelLoadError, match="refused untrusted model file: it references .*mkdir"):
         load_dnabert(directory)
     assert not marker.exists()
 
@@ -119,5 +119,5 @@ def test_missing_files(tmp_path, tiny_dir):
     with pytest.raises(ModelLoadError, match="no DNABERT-S weights"):
         load_dnabert(variant(tmp_path, tiny_dir))
     (tmp_path / "pytorch_model.bin").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelLoadError, match="refused or unreadable"):
+    with pytest.raises(ModelLoadError, match="not a readable PyTorch checkpoint"):
         load_dnabert(tmp_path)

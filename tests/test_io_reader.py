@@ -4,8 +4,12 @@ import bz2
 import gzip
 import io
 import lzma
+import os
+import random
 import shutil
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,9 @@ from hypothesis import strategies as st
 
 from virnucpro.errors import InputFormatError
 from virnucpro.io import Record, batch_records, read_records
+from virnucpro.io import sources
 from virnucpro.io.duplicates import DuplicateIdCheck
+from virnucpro.io.sources import is_stream
 
 REAL = Path(__file__).parent / "data" / "real"
 COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress,
@@ -60,8 +66,10 @@ def test_several_inputs_in_order_and_stats(tmp_path):
     two = write(tmp_path / "2.fq", "@c\nTTT\n+\nIII\n@blank\n\n+\n\n")
     reader = read_records([one, two])
     records = list(reader)
-    assert [(r.id, r.index) for r in records] == [("a", 0), ("b", 1), ("c", 2)]
-    assert (reader.stats.records, reader.stats.empty_skipped, reader.stats.bases) == (3, 2, 9)
+    # empty records are yielded (they get a row) and counted by `index` like any other
+    assert [(r.id, r.sequence, r.index) for r in records] == [
+        ("a", "ACGT", 0), ("empty", "", 1), ("b", "GG", 2), ("c", "TTT", 3), ("blank", "", 4)]
+    assert (reader.stats.records, reader.stats.empty, reader.stats.bases) == (5, 2, 9)
 
 
 def test_progress_counts_compressed_bytes(tmp_path):
@@ -195,9 +203,6 @@ def test_batches_keep_every_record_in_order(lengths, max_bases, max_records):
 
 
 def test_named_pipe_input(tmp_path):
-    import os
-    import threading
-
     fifo = tmp_path / "reads.fifo"
     os.mkfifo(fifo)
     writer = threading.Thread(target=lambda: fifo.write_bytes(gzip.compress(b">p1\nACGT\n")))
@@ -241,3 +246,153 @@ def test_reader_closed_early_reports_nothing(tmp_path, monkeypatch):
     del records, reader
     gc.collect()
     assert unraisable == []
+
+
+# --- inputs that can be read only once: the start-up check must not eat them (issue #15.1) ---
+
+def _many_reads(count: int = 6000) -> bytes:
+    """gzip-compressed FASTQ larger than what the start-up check reads (random bases: ~200 kB)."""
+    rng = random.Random(15)
+    return gzip.compress("".join(f"@s{i}\n{''.join(rng.choices('ACGT', k=80))}\n+\n{'I' * 80}\n"
+                                 for i in range(count)).encode())
+
+
+_COUNT_AFTER_CHECK = ("import sys; from virnucpro.io import read_records; reader = read_records(sys.argv[1:]); "
+                      "reader.check_first_records(); print(len(list(reader)), reader.streams)")
+
+
+@pytest.mark.parametrize("form", ["-", "/dev/stdin", "process substitution"])
+def test_stdin_and_process_substitution_are_read_whole_after_the_check(tmp_path, form):
+    """A real pipe, as `zcat x.gz | virnucpro ... -`, `... /dev/stdin` or `... <(zcat x.gz)` gives it."""
+    packed = write(tmp_path / "reads.fq.gz", _many_reads())
+    if form == "process substitution":
+        command = ["bash", "-c", f'"$0" -c "$1" <(cat {packed})', sys.executable, _COUNT_AFTER_CHECK]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    else:
+        with open(packed, "rb") as data:
+            feeder = subprocess.Popen(["cat"], stdin=data, stdout=subprocess.PIPE)
+            done = subprocess.run([sys.executable, "-c", _COUNT_AFTER_CHECK, form], stdin=feeder.stdout,
+                                  capture_output=True, text=True, timeout=60, check=False)
+            feeder.wait()
+    assert done.returncode == 0, done.stderr
+    count, streams = done.stdout.split(maxsplit=1)
+    assert count == "6000" and streams.strip() != "[]"
+
+
+def _fifo_with(tmp_path, data: bytes, pieces: int = 1):
+    """A named FIFO and a thread writing `data` into it in `pieces` writes."""
+    fifo = tmp_path / "reads.fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb", buffering=0) as handle:
+            step = -(-len(data) // pieces)
+            for start in range(0, len(data), step):
+                handle.write(data[start:start + step])
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    return fifo, writer
+
+
+def test_named_fifo_is_read_whole_after_the_check(tmp_path):
+    fifo, writer = _fifo_with(tmp_path, _many_reads(), pieces=50)  # small writes: short pipe reads
+    reader = read_records([fifo])
+    reader.check_first_records()
+    assert len(list(reader)) == 6000 and reader.streams == [str(fifo)] and reader.bytes_total is None
+    writer.join()
+
+
+def test_stream_checked_past_the_probe_limit_loses_nothing(tmp_path, monkeypatch):
+    """A first group larger than the recording limit: the check gives up, the run reads every byte."""
+    monkeypatch.setattr(sources, "PROBE_LIMIT", 1000)
+    data = "".join(f">r{i}\n{'ACGT' * 50}\n" for i in range(600)).encode()
+    fifo, writer = _fifo_with(tmp_path, data)
+    reader = read_records([fifo])
+    reader.check_first_records()
+    assert [r.index for r in reader] == list(range(600))
+    writer.join()
+
+
+def test_wrong_stream_fails_at_the_check(tmp_path):
+    fifo, writer = _fifo_with(tmp_path, b"hello world\n")
+    with pytest.raises(InputFormatError, match="not FASTA or FASTQ"):
+        read_records([fifo]).check_first_records()
+    writer.join()
+
+
+def test_a_regular_file_is_not_a_stream(tmp_path):
+    path = write(tmp_path / "a.fa", ">a\nACGT\n")
+    assert not is_stream(str(path)) and is_stream("-")
+    reader = read_records([path])
+    reader.check_first_records()
+    assert ids([path]) == ["a"] and [r.id for r in reader] == ["a"] and reader.streams == []
+
+
+# --- input that is not what it claims (issue #16.6) ---
+
+def test_protein_is_refused_but_nucleotides_with_iupac_codes_or_masks_pass(tmp_path):
+    rng = random.Random(16)
+    reads = []
+    for i in range(200):  # short reads, each with two IUPAC codes and a few Ns
+        bases = rng.choices("ACGT", k=150)
+        for position, code in zip(rng.sample(range(150), 5), [*rng.choices("RYSWKMBDHV", k=2), "N", "N", "N"]):
+            bases[position] = code
+        reads.append(f"@r{i}\n{''.join(bases)}\n+\n{'I' * 150}\n")
+    assert len(ids([write(tmp_path / "iupac.fq", "".join(reads))])) == 200
+    masked = ">x_masked\n" + "ACGU" * 100 + "X" * 900 + "\n"  # X-masked RNA: X is no amino-acid-only letter
+    assert ids([write(tmp_path / "masked.fa", masked)]) == ["x_masked"]
+    protein = ">p\nMKVLAAGIVGALLAVSQAEIRTPQDWLNK\n"
+    message = error_of([write(tmp_path / "p.fa", protein)])
+    assert "p.fa: looks like protein" in message and "first 29 letters" in message
+
+
+def test_compression_comes_from_the_content_even_when_the_name_lies(tmp_path):
+    assert ids([write(tmp_path / "plain.fa.gz", ">a\nACGT\n")]) == ["a"]
+    assert ids([write(tmp_path / "packed.fa.bz2", gzip.compress(b">b\nACGT\n"))]) == ["b"]
+
+
+@pytest.mark.parametrize("suffix", ["", *sorted(COMPRESSORS)])
+def test_utf8_bom_is_skipped(tmp_path, suffix):
+    data = b"\xef\xbb\xbf>a\nACGT\n"
+    path = write(tmp_path / f"bom.fa{suffix}", COMPRESSORS[suffix](data) if suffix else data)
+    assert ids([path]) == ["a"]
+
+
+def test_gzip_trailing_data_names_the_last_record_and_keeps_the_records_before(tmp_path):
+    members = gzip.compress(b">a\nACGT\n") + gzip.compress(b">b\nGG\n>c\nTT\n")
+    path = write(tmp_path / "t.fa.gz", members + b"\x00\x00" + b"junk")  # zero padding, then junk
+    reader = read_records([path])
+    seen = []
+    with pytest.raises(InputFormatError) as caught:
+        seen.extend(r.id for r in reader)
+    assert seen == ["a", "b", "c"]
+    assert "trailing data after the last complete gzip member" in str(caught.value)
+    assert "after record 'c'" in str(caught.value)
+    assert ids([write(tmp_path / "padded.fa.gz", members + b"\x00" * 8)]) == ["a", "b", "c"]  # padding is fine
+
+
+def test_nul_in_a_header_is_named_as_such(tmp_path):
+    message = error_of([write(tmp_path / "n.fa", b">a\nACGT\n>b\x00x\nACGT\n>b\x00y\nACGT\n")])
+    assert "record 2" in message and "NUL byte" in message and "duplicate" not in message
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (gzip.compress(b"BAM\x01" + bytes(8)), "gzip-compressed, but not FASTA or FASTQ: this looks like a BAM file"),
+    (b"PK\x03\x04" + bytes(40), "a ZIP archive"),
+    (b"%PDF-1.7\n", "a PDF document"),
+    (b"@HD\tVN:1.6\tSO:unsorted\n@SQ\tSN:chr1\tLN:10\n", "a SAM file: convert it with `samtools fasta`"),
+    (b"\n<!DOCTYPE html>\n<html>", "an HTML page"),
+    (lzma.compress(bytes(range(256))), "xz-compressed, but not FASTA or FASTQ: this looks like binary data"),
+    (bz2.compress(b"hello\n"), "bzip2-compressed, but not FASTA or FASTQ (starts with b'h'"),
+])
+def test_what_a_non_fasta_input_looks_like(tmp_path, data, expected):
+    message = error_of([write(tmp_path / "x.fa", data)])
+    assert "x.fa" in message and expected in message and "\\x" not in message.split("looks like")[-1]
+
+
+def test_a_stream_given_twice_is_refused(tmp_path):
+    fifo = tmp_path / "reads.fifo"
+    os.mkfifo(fifo)
+    assert "given twice" in error_of([fifo, fifo])
+    assert "<stdin> is given twice" in error_of(["-", "-"])

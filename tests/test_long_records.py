@@ -44,7 +44,7 @@ def _read_all(path: Path) -> tuple[list[tuple[str, int, str]], tuple[int, int, i
     records = list(reader)
     spooled = sum(map(is_spooled, records))
     rows = [(r.id, r.index, _as_text(r.sequence)) for r in records]
-    return rows, (reader.stats.records, reader.stats.empty_skipped, reader.stats.bases), spooled
+    return rows, (reader.stats.records, reader.stats.empty, reader.stats.bases), spooled
 
 
 MESSY_FASTA = (
@@ -332,3 +332,17 @@ def test_rows_of_a_long_record_reach_the_files_block_by_block(tmp_path, monkeypa
     assert (tmp_path / "out" / "viral.fa.partial").read_bytes() == f">chr1\n{bases}\n".encode()
     assert (tmp_path / "out" / "sequences.tsv.partial").read_text().splitlines()[1].startswith("chr1\t3000\t2\t2\t2\t1\t")
     writer.finish()
+
+
+def test_a_long_first_record_passes_the_early_checks(tmp_path, monkeypatch):
+    """The first records are sampled for protein letters and probed before the models load: a
+    spooled first record (its placeholder) must pass both, and the probe writes no spool file."""
+    path = tmp_path / "chr.fa"
+    path.write_text(">chr1\n" + "ACGTTGCANN\n" * 300 + ">read\nACGT\n")
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 64)
+    reader = read_records([str(path)], spool_dir=tmp_path)
+    temporary_file = long_records.tempfile.TemporaryFile
+    monkeypatch.setattr(long_records.tempfile, "TemporaryFile", None)  # the probe must not spool
+    reader.check_first_records()
+    monkeypatch.setattr(long_records.tempfile, "TemporaryFile", temporary_file)
+    assert [(r.id, len(r.sequence)) for r in reader] == [("chr1", 3000), ("read", 4)]

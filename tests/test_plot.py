@@ -100,6 +100,8 @@ def test_plot_errors_are_one_line(tmp_path, capsys, outdir):
     (tmp_path / "sequences.tsv.partial").write_text("")
     assert "did not finish" in one_line_error(capsys, ["plot", str(tmp_path)])
     (tmp_path / "sequences.tsv").write_text("id\tscore\n")
+    assert "did not finish" in one_line_error(capsys, ["plot", str(tmp_path)])  # a stale partial beside it
+    (tmp_path / "sequences.tsv.partial").unlink()
     assert "not a virnucpro sequences.tsv" in one_line_error(capsys, ["plot", str(tmp_path)])
 
     broken = tmp_path / "broken"
@@ -111,3 +113,91 @@ def test_plot_errors_are_one_line(tmp_path, capsys, outdir):
     assert ":78: invalid literal" in one_line_error(capsys, ["plot", str(broken)])
     (broken / "run.json").write_text(json.dumps({"parameters": {"threshold": "high"}}))
     assert "parameters.threshold" in one_line_error(capsys, ["plot", str(broken)])
+
+
+def test_ids_with_matplotlib_mathtext_are_drawn_as_text(tmp_path):
+    """`$\\foo{...}$` in an ID made matplotlib's math parser raise while drawing the track title."""
+    writer = ResultWriter(tmp_path)
+    writer.add(contig("$\\foo{x}$_^{", [0.9, 0.2, 0.8]))
+    writer.add(contig("a$b$c\\", [0.1, 0.7]))
+    writer.finish()
+    assert main(["plot", str(tmp_path)]) == 0
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "fig.svg")]) == 0
+    assert "$\\foo{x}$_^{" in (tmp_path / "fig_tracks.svg").read_text()
+
+
+@pytest.mark.parametrize("name", ["fig.jpg", "fig", "fig.txt", "report.html.bak"])
+def test_plot_refuses_an_output_name_it_cannot_write(tmp_path, capsys, outdir, name):
+    """`-o fig.jpg` wrote HTML into fig.jpg; the extension decides what is written, or one line says why not."""
+    err = one_line_error(capsys, ["plot", str(outdir), "-o", str(tmp_path / name)])
+    assert ".html, .htm, .png, .pdf, .svg" in err
+    assert not (tmp_path / name).exists()
+
+
+def test_plot_writes_the_report_for_an_html_name_and_leaves_no_partial(tmp_path, outdir):
+    assert main(["plot", str(outdir), "-o", str(tmp_path / "r.HTM")]) == 0
+    assert (tmp_path / "r.HTM").read_text().startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.HTM"]
+
+
+def test_plot_into_a_missing_directory_is_one_line(tmp_path, capsys, outdir):
+    assert "does not exist" in one_line_error(capsys, ["plot", str(outdir), "-o", str(tmp_path / "no" / "r.html")])
+
+
+def _edited(outdir, tmp_path, name, edit):
+    target = tmp_path / "edited"
+    target.mkdir()
+    for table in ("sequences.tsv", "chunks.tsv", "run.json"):
+        (target / table).write_bytes((outdir / table).read_bytes())
+    lines = (target / name).read_text().split("\n")
+    (target / name).write_text("\n".join(edit(lines)))
+    return target
+
+
+def _set_field(line_index, column, value):
+    def edit(lines):
+        fields = lines[line_index].split("\t")
+        fields[column] = value
+        lines[line_index] = "\t".join(fields)
+        return lines
+    return edit
+
+
+# sequences.tsv columns: id length n_chunks scored viral fraction max mean call
+# chunks.tsv columns: chunk_id sequence_id start end n_frames max_others max_virus is_virus
+@pytest.mark.parametrize(("name", "edit", "expected"), [
+    ("sequences.tsv", _set_field(1, 5, "nan"), "viral_fraction 'nan' is not in [0, 1]"),
+    ("sequences.tsv", _set_field(1, 6, "inf"), "max_virus_score 'inf' is not in [0, 1]"),
+    ("sequences.tsv", _set_field(1, 7, "-0.5"), "mean_virus_score '-0.5' is not in [0, 1]"),
+    ("sequences.tsv", _set_field(1, 1, "-5"), "length '-5' is out of range"),
+    ("sequences.tsv", _set_field(1, 2, "9" * 40), "is out of range"),
+    ("sequences.tsv", _set_field(1, 3, "many"), "invalid literal"),
+    ("sequences.tsv", _set_field(1, 8, "maybe"), "unknown call"),
+    ("sequences.tsv", lambda lines: lines[:1] + ["only\tthree\tcolumns"], "expected 9 columns, found 3"),
+    ("chunks.tsv", _set_field(1, 5, "nan"), "max_score_others 'nan' is not in [0, 1]"),
+    ("chunks.tsv", _set_field(1, 6, "1e308"), "is not in [0, 1]"),
+    ("chunks.tsv", lambda lines: _set_field(1, 6, "0")(_set_field(1, 5, "0")(lines)), "do not make a chunk score"),
+    ("chunks.tsv", _set_field(1, 6, "NA"), "do not make a chunk score"),
+    ("chunks.tsv", _set_field(2, 3, "0"), "end 0 is before start 500"),
+    ("chunks.tsv", _set_field(1, 2, "1e5"), "invalid literal"),
+    ("chunks.tsv", lambda lines: ["chunk_id\tsequence_id"] + lines[1:], "unexpected header"),
+    ("run.json", lambda lines: ['{"parameters": {"threshold": NaN}}'], "parameters.threshold"),
+    ("run.json", lambda lines: ["[" * 100_000], "run.json"),
+])
+def test_corrupt_plot_inputs_are_one_line_errors(tmp_path, capsys, outdir, name, edit, expected):
+    edited = _edited(outdir, tmp_path, name, edit)
+    assert expected in one_line_error(capsys, ["plot", str(edited)])
+
+
+def test_plot_of_tables_that_are_not_utf8_is_one_line(tmp_path, capsys, outdir):
+    edited = _edited(outdir, tmp_path, "chunks.tsv", lambda lines: lines)
+    with open(edited / "chunks.tsv", "ab") as handle:
+        handle.write(b"\xff\xfe\tx\n")
+    assert "not UTF-8" in one_line_error(capsys, ["plot", str(edited)])
+
+
+def test_virus_call_without_a_mean_score_still_ranks(tmp_path, outdir):
+    """Two hits with equal viral counts compared their mean scores, and None < float raised TypeError."""
+    edited = _edited(outdir, tmp_path, "sequences.tsv",
+                     lambda lines: lines[:-1] + ["odd\t150\t1\t1\t1\t1\t1\tNA\tvirus", "twin\t150\t1\t1\t1\t1\t1\t0.9\tvirus", ""])
+    assert main(["plot", str(edited)]) == 0

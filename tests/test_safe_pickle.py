@@ -252,7 +252,7 @@ def test_legacy_storage_larger_than_the_file_is_refused(tmp_path):
     forged = data.replace(b"cpuq\x04K\x04N", b"cpuq\x04J\x00\x00\x00\x40N", 1)  # numel 4 -> 2**30
     assert forged != data
     path.write_bytes(forged)
-    with pytest.raises(ModelLoadError, match="larger than the whole file"):
+    with pytest.raises(ModelLoadError, match="more bytes than the whole file"):
         load_pickle_checkpoint(path)
 
 
@@ -261,5 +261,5 @@ def test_a_module_cycle_is_an_error_not_a_crash(tmp_path):
     model.add_module("loop", model)
     path = _save(model, tmp_path / "cycle.pth", "zip")
     obj = load_pickle_checkpoint(path, modules=["torch.nn.modules.container.Sequential"])
-    with pytest.raises(ModelLoadError, match="nested too deeply"):
+    with pytest.raises(ModelLoadError, match="not a plain tree"):
         module_state_dict(obj)

@@ -7,16 +7,18 @@ from pathlib import Path
 
 import click
 
+from virnucpro.cli.checks import MAX_BATCH_TOKENS
+
 
 @click.command("benchmark")
-@click.option("--reads", type=click.IntRange(min=1), default=100_000, show_default=True,
+@click.option("--reads", type=click.IntRange(1, 100_000_000), default=100_000, show_default=True,
               help="W1-style 150-bp reads to generate and classify.")
 @click.option("--size", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
               help="Model size: full = DNABERT-S + ESM-2 3B shapes; tiny for a quick check.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--gpus", metavar="all|N|0,2", help="GPUs to use [default: all visible].")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="CPU workers.")
-@click.option("--batch-tokens", type=click.IntRange(min=64), help="Tokens per encoder batch.")
+@click.option("--batch-tokens", type=click.IntRange(64, MAX_BATCH_TOKENS), help="Tokens per encoder batch.")
 @click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]), help="Encoder precision.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep generated models and reads here (reused by later runs) [default: a temp dir].")

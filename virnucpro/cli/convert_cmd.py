@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from virnucpro.cli.checks import chunk_size_type
+
 
 @click.command("convert-classifier")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The .safetensors file to write (written beside, then renamed).")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+@click.option("--chunk-size", type=chunk_size_type(1), default=None,
               help="Chunk length the classifier was trained for (300 or 500 for the published ones); "
                    "recorded in the metadata.")
 def convert_classifier(source: Path, output: Path, chunk_size: int | None) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from virnucpro.cli.checks import check_inputs, chunk_size_type
 from virnucpro.frames.chunking import CHUNKING_MODES
 
 log = logging.getLogger("virnucpro")
@@ -16,7 +17,7 @@ log = logging.getLogger("virnucpro")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for chunks.fa, nucleotide.fa and protein.faa.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--chunk-size", type=chunk_size_type(1), default=300, show_default=True,
               help="Chunk length: 300 or 500 for the published models.")
 @click.option("--chunking", type=click.Choice(CHUNKING_MODES), default="even", show_default=True,
               help="even: equal chunks, overlap spread evenly; legacy: the original's rule, defect included.")
@@ -31,6 +32,7 @@ def frames(inputs: tuple[str, ...], outdir: Path, chunk_size: int, chunking: str
     from virnucpro.console import setup_logging
     from virnucpro.frames.output import write_frames
 
+    check_inputs(inputs)
     setup_logging(verbose - quiet)
     summary = write_frames(inputs, outdir, chunk_size, chunking)
     if summary.records == 0:

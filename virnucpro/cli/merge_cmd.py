@@ -15,7 +15,9 @@ import click
 @click.option("--force", is_flag=True, help="Overwrite result files already in OUTDIR.")
 def merge(shard_dirs: tuple[Path, ...], outdir: Path, force: bool) -> None:
     """Merge SHARD_DIR... (all N shards of one run) into files identical to a single run."""
+    from virnucpro.outputs.rundir_lock import RunDirLock
     from virnucpro.pipeline.shards import merge_shards
 
-    files = merge_shards(list(shard_dirs), outdir, force)
+    with RunDirLock(outdir, "merge"):
+        files = merge_shards(list(shard_dirs), outdir, force)
     click.echo(f"merged {len(shard_dirs)} shards into {len(files)} files in {outdir}", err=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from virnucpro.cli.checks import FiniteFloatRange
 from virnucpro.cli.run_options import build_run_options, run_options, start_logging
 
 
@@ -13,7 +14,7 @@ from virnucpro.cli.run_options import build_run_options, run_options, start_logg
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory for the result files.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--threshold", type=FiniteFloatRange(0, 1), default=0.5, show_default=True,
               help="Chunk virus score needed to call a chunk viral (0.5 = the original rule).")
 @click.option("--write-hits", is_flag=True, help="Also write viral.fa with the sequences called viral.")
 @click.option("--save-embeddings", is_flag=True, help="Also write embeddings.parquet (one row per kept frame).")
@@ -34,8 +35,8 @@ def _report(summary: dict, outdir: Path, logger) -> None:
     counts, timings = summary["counts"], summary["timings_seconds"]
     if counts["records"] == 0:
         logger.warning("the input held no sequences; wrote empty result files")
-    if counts["empty_records_skipped"]:
-        logger.warning("skipped %d empty records", counts["empty_records_skipped"])
+    if counts["empty_records"]:
+        logger.warning("%d records have no sequence (listed in sequences.tsv as no_call)", counts["empty_records"])
     logger.info("%d sequences, %d chunks, %d kept frames (%d distinct) in %.1f s; device busy %.0f%%",
                 counts["records"], counts["chunks_this_session"], counts["frames_this_session"],
                 counts["unique_frames_this_session"], timings["total"], 100 * summary["device_busy_fraction"])

@@ -7,7 +7,22 @@ from pathlib import Path
 
 import click
 
+from virnucpro.errors import VirnucproError
+from virnucpro.cli.checks import (
+    MAX_BATCH_TOKENS,
+    MAX_BLOCK_RECORDS,
+    check_inputs,
+    check_ray_address,
+    chunk_size_type,
+)
 from virnucpro.frames.chunking import CHUNKING_MODES
+
+
+class OptionConflictError(VirnucproError):
+    """Options that cannot go together: a usage error (exit 2), printed as one line."""
+
+    exit_code = 2
+
 
 _OPTIONS = [
     click.option("--model-type", type=click.Choice(["300", "500"]), default="300", show_default=True,
@@ -17,15 +32,15 @@ _OPTIONS = [
     click.option("--dnabert", metavar="NAME_OR_PATH", help="DNABERT-S model directory or hub name."),
     click.option("--models-dir", metavar="DIR", envvar="VIRNUCPRO_MODELS",
                  help="Directory made by `virnucpro download` (env VIRNUCPRO_MODELS)."),
-    click.option("--chunk-size", type=click.IntRange(min=3), help="Chunk length [default: the model type]."),
+    click.option("--chunk-size", type=chunk_size_type(3), help="Chunk length [default: the model type]."),
     click.option("--chunking", type=click.Choice(CHUNKING_MODES), default="even", show_default=True,
                  help="even: equal chunks, overlaps spread evenly; legacy: the original's rule, defect included."),
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-    click.option("--batch-tokens", type=click.IntRange(min=64),
+    click.option("--batch-tokens", type=click.IntRange(64, MAX_BATCH_TOKENS),
                  help="Tokens per encoder batch [default: from GPU memory, 4096 on CPU]."),
     click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]),
                  help="Encoder precision [default: bf16 on GPU, fp32 on CPU]."),
-    click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available]."),
+    click.option("--threads", type=click.IntRange(min=1), help="CPU threads, at most the machine's CPUs [default: all available]."),
     click.option("--gpus", metavar="all|N|0,2", help="GPUs to use, one worker each [default: all visible]."),
     click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Workers with --device cpu."),
@@ -39,7 +54,7 @@ _OPTIONS = [
     click.option("-v", "--verbose", count=True, help="More log output."),
     click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bar."),
     click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Also log to this file."),
-    click.option("--block-records", type=click.IntRange(min=1), default=16_384, hidden=True,
+    click.option("--block-records", type=click.IntRange(1, MAX_BLOCK_RECORDS), default=16_384, hidden=True,
                  help="Records per block (unit of checkpointing); for tests."),
 ]
 
@@ -58,6 +73,11 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
     from virnucpro.pipeline.setup import ModelChoice
     from virnucpro.pipeline.shards import parse_shard
 
+    if params["resume"] and params["force"]:
+        raise OptionConflictError("--resume continues the run in the output, --force discards it: use one of them")
+    check_inputs(inputs)
+    if params["engine"] == "ray":  # RAY_ADDRESS may be set for other tools when the engine is local
+        check_ray_address(params["ray_address"])
     models = ModelChoice(esm=params["esm"], dnabert=params["dnabert"], classifier=params["classifier"],
                          model_type=int(params["model_type"]), models_dir=params["models_dir"])
     return RunOptions(

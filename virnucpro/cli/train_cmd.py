@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from virnucpro.cli.checks import MAX_BATCH_TOKENS, DeviceName, FiniteFloatRange, chunk_size_type
+
 _PARQUET = click.Path(dir_okay=False, path_type=Path)
 
 
@@ -22,20 +24,20 @@ _PARQUET = click.Path(dir_okay=False, path_type=Path)
               help="Classifier to write (.safetensors).")
 @click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Metrics JSON to write [default: OUTPUT with suffix .metrics.json].")
-@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 100_000), default=200, show_default=True,
               help="Upper bound; early stopping usually ends sooner.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
-@click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--lr", type=FiniteFloatRange(0, 1, min_open=True), default=2e-4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2, MAX_BATCH_TOKENS), default=32, show_default=True)
+@click.option("--patience", type=click.IntRange(1, 100_000), default=5, show_default=True,
               help="Stop after this many epochs without a lower validation loss.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+@click.option("--val-fraction", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True, help="Share of the labelled frames held out for early stopping and metrics.")
 @click.option("--split-by", type=click.Choice(["frame", "sequence"]), default="frame", show_default=True,
               help="frame: random frames (the original); sequence: all frames of a sequence on one side.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--chunk-size", type=chunk_size_type(1), default=None,
               help="Chunk length the embeddings were made with; recorded in the model's metadata.")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0.")
+@click.option("--device", type=DeviceName(), default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors (no per-epoch lines).")
 def train(inputs, label_tsv, virus_files, others_files, output, metrics_path, epochs, lr, batch_size,

@@ -103,5 +103,5 @@ def write_frames(paths: Sequence[str | Path], outdir: Path, chunk_size: int, mod
             if number % 64 == 0 and reader.bytes_total:
                 log.debug("%.0f%% of the input read", 100 * reader.bytes_done / reader.bytes_total)
     stats = reader.stats
-    return FramesSummary(stats.records, stats.empty_skipped, stats.bases, writer.chunks, writer.frames,
+    return FramesSummary(stats.records, stats.empty, stats.bases, writer.chunks, writer.frames,
                          time.perf_counter() - began)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from virnucpro.errors import InputFormatError
+from virnucpro.io.sources import display_name
 
 
 class DuplicateIdCheck:
@@ -59,5 +60,4 @@ class DuplicateIdCheck:
 
 
 def _duplicate(record_id: str, source: str) -> InputFormatError:
-    name = "<stdin>" if source == "-" else source
-    return InputFormatError(f"{name}: duplicate record ID {record_id!r} (IDs must be unique across all inputs)")
+    return InputFormatError(f"{display_name(source)}: duplicate record ID {record_id!r} (IDs must be unique across all inputs)")

@@ -6,45 +6,25 @@ duplicate-ID check keeps 8 bytes per record (see `DuplicateIdCheck`).
 
 from __future__ import annotations
 
-import importlib
-import lzma
 import os
 import re
-import sys
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import BinaryIO
 
 import dnaio
 import numpy as np
-from xopen import xopen
 
 from virnucpro.errors import InputFormatError
+from virnucpro.io.content import refuse_protein, skip_bom, sniff_format
+from virnucpro.io.decompress import DECOMPRESSION_ERRORS, compression_of, decompressed
 from virnucpro.io.duplicates import DuplicateIdCheck
-from virnucpro.io.long_records import attach, wrap_fasta
+from virnucpro.io.long_records import DISCARD, attach, wrap_fasta
+from virnucpro.io.sources import InputSource, ProbeLimitReached, display_name
 
-
-def _decompression_errors() -> tuple[type[BaseException], ...]:
-    """Errors the decompressors raise on corrupt or truncated data (EOFError: truncated)."""
-    errors: list[type[BaseException]] = [EOFError, OSError, lzma.LZMAError, zlib.error]
-    try:
-        from isal.igzip_lib import IsalError
-
-        errors.append(IsalError)
-    except ImportError:  # xopen falls back to zlib when python-isal is absent
-        pass
-    for zstd_module in ("zstandard", "backports.zstd", "compression.zstd"):  # whichever xopen picks
-        try:
-            errors.append(importlib.import_module(zstd_module).ZstdError)
-        except ImportError:
-            pass
-    return tuple(errors)
-
-
-_DECOMPRESSION_ERRORS = _decompression_errors()
 _SEQUENCE_SYMBOLS = re.compile(r"[^A-Za-z*.\-]")
 _DNAIO_PREFIX = re.compile(r"^Error in FAST[AQ] file at (?:line \d+|unknown line): ")
 
@@ -52,7 +32,7 @@ _DNAIO_PREFIX = re.compile(r"^Error in FAST[AQ] file at (?:line \d+|unknown line
 @dataclass(slots=True)
 class Record:
     """One input sequence; `id` is the header up to the first whitespace, `index` its 0-based
-    position among the records yielded (all inputs, empty records not counted)."""
+    position among all records of all inputs (empty records included: they get a row too)."""
 
     id: str
     sequence: str
@@ -62,10 +42,10 @@ class Record:
 
 @dataclass(slots=True)
 class ReadStats:
-    """Counts for the log: records yielded, empty records skipped, bases yielded."""
+    """Counts for the log: records yielded, how many of them were empty, bases yielded."""
 
     records: int = 0
-    empty_skipped: int = 0
+    empty: int = 0
     bases: int = 0
 
 
@@ -73,28 +53,38 @@ class RecordReader:
     """Iterator over the records of several inputs, in order, with `stats` and byte progress.
 
     `bytes_done` / `bytes_total` are compressed (on-disk) bytes, cheap to read at any time, for
-    an ETA; `bytes_total` is None when reading stdin or a pipe.
+    an ETA; `bytes_total` is None when an input is a stream (stdin, a pipe, a FIFO).
     """
 
-    def __init__(self, paths: Sequence[str | Path], spool_dir: str | Path | None = None):
-        self.paths = [str(p) for p in paths]
+    def __init__(self, paths: Sequence[str | Path | InputSource], spool_dir: str | Path | None = None):
+        self._sources = [p if isinstance(p, InputSource) else InputSource(str(p)) for p in paths]
+        self.paths = [source.path for source in self._sources]
         self.spool_dir = spool_dir  # where long FASTA records are spooled (io/long_records.py)
         for path in self.paths:
             if path != "-" and (not os.path.exists(path) or os.path.isdir(path)):
                 what = "is a directory" if os.path.isdir(path) else "not found"
                 raise InputFormatError(f"input file {what}: {path}")
         self.stats = ReadStats()
-        sized = all(p != "-" and os.path.isfile(p) for p in self.paths)  # not stdin or a pipe
-        self.bytes_total = sum(os.path.getsize(p) for p in self.paths) if sized else None
+        self.streams = [source.path for source in self._sources if source.stream]
+        twice = next((path for path in self.streams if self.streams.count(path) > 1), None)
+        if twice is not None:
+            raise InputFormatError(f"{display_name(twice)} is given twice, but a stream (stdin, a pipe or a FIFO)"
+                                   " can be read only once")
+        self.bytes_total = None if self.streams else sum(os.path.getsize(p) for p in self.paths)
         self._bytes_finished = 0
         self._current: BinaryIO | None = None
-        self._records = chain.from_iterable(self._all_groups())
+        self._probe = False
+        self._groups = self._all_groups()
+        self._records = chain.from_iterable(self._groups)
 
     def __iter__(self) -> Iterator[Record]:
         return self._records  # C-level: no Python-level step per record
 
     def __next__(self) -> Record:
         return next(self._records)
+
+    def close(self) -> None:
+        self._groups.close()
 
     @property
     def bytes_done(self) -> int:
@@ -103,13 +93,26 @@ class RecordReader:
             return self._bytes_finished
         return self._bytes_finished + current.tell()
 
+    def check_first_records(self) -> None:
+        """Parse the first records of every input now, so a wrong input fails before the models
+        load; a stream replays afterwards what this read (see sources.py), so nothing is lost."""
+        for source in self._sources:
+            probe = RecordReader([source], spool_dir=DISCARD)  # a long first record: checked, not stored
+            probe._probe = True
+            try:
+                next(probe, None)
+            except ProbeLimitReached:  # a huge first record: the run itself will check it
+                pass
+            finally:
+                probe.close()
+
     def _all_groups(self) -> Iterator[list[Record]]:
         duplicates = DuplicateIdCheck()
-        for path in self.paths:
-            yield from self._file_groups(path, duplicates)
-            duplicates.flush(path)
+        for source in self._sources:
+            yield from self._file_groups(source, duplicates)
+            duplicates.flush(source.path)
 
-    def _file_groups(self, path: str, duplicates: DuplicateIdCheck) -> Iterator[list[Record]]:
+    def _file_groups(self, source: InputSource, duplicates: DuplicateIdCheck) -> Iterator[list[Record]]:
         """Records of one input in lists; every format or decompression problem -> InputFormatError.
 
         Records are checked and built a group at a time (C-level maps instead of Python steps
@@ -117,24 +120,30 @@ class RecordReader:
         so an error and the records before it are those of a record-by-record reader (duplicate
         IDs excepted: `DuplicateIdCheck` reports them in bulk, a little later).
         """
-        name = "<stdin>" if path == "-" else path
+        name, path = source.name, source.path
         last_id = None
-        raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 (closed below)
-        self._current = raw if raw.seekable() else None  # tell() fails on stdin and pipes
-        size = os.fstat(raw.fileno()).st_size if raw is not sys.stdin.buffer else 0  # closing `stream` may close `raw`
-        stream = None
+        raw = source.open(probe=self._probe)
+        self._current = None if source.stream else raw  # tell() fails on streams
+        size = 0 if source.stream else os.fstat(raw.fileno()).st_size  # closing `stream` may close `raw`
+        stream = raw
         try:
-            stream = xopen(raw, "rb", threads=0)
-            file_format = _sniff_format(stream, name)
-            if file_format is None:
+            head = raw.peek(8)
+            if not head:  # 0 bytes, whatever the name says: an empty input
                 return
+            compression = compression_of(head)
+            stream, members = decompressed(raw, compression)
+            skip_bom(stream)
+            if not stream.peek(1):  # compressed empty data
+                return
+            file_format = sniff_format(stream, name, compression)
             spooled = None
             if file_format == "fasta":  # long records' bases go to a spool file, not to memory
                 stream = spooled = wrap_fasta(stream, name, self.spool_dir)
             with dnaio.open(stream, fileformat=file_format) as reader:
                 parsed = iter(reader)
+                group, error = _next_group(parsed)
+                refuse_protein(name, [record.sequence for record in group])
                 while True:
-                    group, error = _next_group(parsed)
                     records = self._checked_group(group, path, duplicates)
                     if records is not None:
                         last_id = records[-1].id if records else last_id
@@ -147,54 +156,60 @@ class RecordReader:
                         raise error
                     if len(group) < _GROUP:
                         break
+                    group, error = _next_group(parsed)
+            if members is not None and members.trailing is not None:
+                raise InputFormatError(f"{name}: trailing data after the last complete gzip member"
+                                       f" ({members.trailing}; {_after(last_id)})")
         except dnaio.exceptions.FileFormatError as error:
             raise InputFormatError(_format_error(name, error, last_id)) from None
         except UnicodeDecodeError as error:
             raise InputFormatError(f"{name}: binary data, not FASTA/FASTQ text ({_after(last_id)})") from error
-        except _DECOMPRESSION_ERRORS as error:
+        except DECOMPRESSION_ERRORS as error:
             raise InputFormatError(f"{name}: corrupt or truncated file ({_one_line(error)}; {_after(last_id)})") from None
         finally:
-            if stream is not None and stream is not raw:
+            if stream is not raw:
                 stream.close()
-            if raw is not sys.stdin.buffer:
-                self._bytes_finished += size
-                raw.close()
+            self._bytes_finished += size
+            raw.close()
             self._current = None
 
     def _checked_group(self, group: list, path: str, duplicates: DuplicateIdCheck) -> list[Record] | None:
         """The group's records when every check passes at once (the common case), else None."""
         sequences = [parsed.sequence for parsed in group]
         ids = [parsed.id for parsed in group]
-        if not (all(sequences) and all(ids) and _all_letters("".join(sequences))):
+        if not (all(ids) and _all_letters("".join(sequences)) and "\x00" not in "".join(map(_name, group))):
             return None
         duplicates.add_all(ids, path)
         stats = self.stats
         first = stats.records
         stats.records += len(group)
+        stats.empty += sequences.count("")
         stats.bases += sum(map(len, sequences))
         return list(map(Record, ids, sequences, repeat(path, len(group)), range(first, stats.records)))
 
     def _checked_one_by_one(self, group: list, name: str, path: str, duplicates: DuplicateIdCheck) -> Iterator[Record]:
-        """The slow path: empty records skipped, the first bad record raises its own error."""
+        """The slow path: the first bad record raises its own error."""
         stats = self.stats
         for parsed in group:
             sequence = parsed.sequence
-            if not sequence:
-                stats.empty_skipped += 1
-                continue
             record_id = parsed.id
             if not record_id:
                 raise InputFormatError(f"{name}: record {stats.records + 1} has an empty ID")
+            if "\x00" in parsed.name:
+                raise InputFormatError(f"{name}: the header of record {stats.records + 1} ({parsed.name!r})"
+                                       " contains a NUL byte: binary data, not FASTA/FASTQ text")
             if not sequence.encode().isalpha():  # 3x faster than str.isalpha
                 _check_symbols(name, record_id, sequence)
             duplicates.add(record_id, path)
             yield Record(record_id, sequence, path, stats.records)
             stats.records += 1
+            stats.empty += not sequence
             stats.bases += len(sequence)
 
 
 _GROUP = 512
-_PARSE_ERRORS = (dnaio.exceptions.FileFormatError, UnicodeDecodeError, *_DECOMPRESSION_ERRORS)
+_name = attrgetter("name")
+_PARSE_ERRORS = (dnaio.exceptions.FileFormatError, UnicodeDecodeError, *DECOMPRESSION_ERRORS)
 
 
 def _next_group(parsed: Iterator) -> tuple[list, BaseException | None]:
@@ -210,18 +225,6 @@ def _next_group(parsed: Iterator) -> tuple[list, BaseException | None]:
 def read_records(paths: Sequence[str | Path], spool_dir: str | Path | None = None) -> RecordReader:
     """Stream the records of `paths` (`-` = stdin) in order; see `RecordReader`."""
     return RecordReader(paths, spool_dir)
-
-
-def _sniff_format(stream: BinaryIO, name: str) -> str | None:
-    """'fasta' or 'fastq' from the first byte (names can lie); None for an empty input."""
-    if not stream.peek(1):
-        return None
-    first = stream.peek(1 << 16).lstrip()[:1]  # dnaio's FASTA parser skips leading blank lines
-    if first in (b"", b">", b"#"):  # b"": only blank lines in the buffer; dnaio reads past them
-        return "fasta"
-    if first == b"@":
-        return "fastq"
-    raise InputFormatError(f"{name}: not FASTA or FASTQ (starts with {first!r}, expected '>' or '@')")
 
 
 def _all_letters(text: str) -> bool:

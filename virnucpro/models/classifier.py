@@ -8,8 +8,7 @@ in it is executed) and our `.safetensors` with metadata (dims, chunk size, prove
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import reprlib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -20,11 +19,14 @@ from torch import nn
 from virnucpro import __version__
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.checkpoint_keys import check_tensors
+from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.models.safe_pickle import (
     PickledModule,
     load_pickle_checkpoint,
     module_state_dict,
+    tensor_state_dict,
 )
+from virnucpro.models.weight_checks import check_batchnorm_variance, check_finite
 
 NUM_CLASSES = 2  # class 0 = others (score1), class 1 = virus (score2)
 BN_EPS = 1e-5
@@ -33,6 +35,8 @@ SAFETENSORS_FORMAT = "virnucpro-classifier"
 # Classes a genuine classifier pickle names: the original script's class, or ours if re-saved.
 PICKLED_CLASSIFIER_CLASSES = ("__main__.MLPClassifier", "virnucpro.models.classifier.MLPClassifier")
 _OPTIONAL_KEYS = {"bn1.num_batches_tracked"}
+_MAX_METADATA_CHARS = 4096  # provenance strings and small numbers; anything longer is not ours
+_MAX_METADATA_DIGITS = 9
 
 
 class MLPClassifier(nn.Module):
@@ -106,10 +110,22 @@ class ClassifierInfo:
         for f in fields(cls):
             if f.name in metadata:
                 raw = metadata[f.name]
-                if f.name in ints and not raw.isdigit():
-                    raise ModelLoadError(f"{path}: metadata {f.name}={raw!r} is not a whole number")
+                if len(raw) > _MAX_METADATA_CHARS:
+                    raise ModelLoadError(f"{path}: metadata {f.name} is {len(raw):,} characters long; not a virnucpro classifier")
+                if f.name in ints and not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_METADATA_DIGITS):
+                    raise ModelLoadError(f"{path}: metadata {f.name}={raw[:40]!r} is not a whole number of at most {_MAX_METADATA_DIGITS} digits")
                 values[f.name] = int(raw) if f.name in ints else raw
         return cls(**values)
+
+
+def chunk_size_mismatch(info: ClassifierInfo, path: str | Path, model_type: int) -> str | None:
+    """A warning when the classifier records (at conversion) a chunk size other than the run's
+    model type: its scores would be for chunks of another length. None when they agree or the
+    file records nothing (a published .pth does not)."""
+    if info.chunk_size is None or info.chunk_size == model_type:
+        return None
+    return (f"classifier {path} was made for {info.chunk_size}-bp chunks but --model-type is {model_type};"
+            f" its scores are not calibrated for these chunks (use --model-type {info.chunk_size} or its classifier)")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -140,10 +156,8 @@ def _load_pickled(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
     if isinstance(obj, PickledModule):
         _check_batchnorm_eps(obj, path)
         state = module_state_dict(obj)
-    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        state = dict(obj)
     else:
-        raise ModelLoadError(f"{path}: holds a {type(obj).__name__}, not a classifier")
+        state = tensor_state_dict(obj, path)
     model = model_from_state_dict(state, path)
     published_dims = model.input_dim == PUBLISHED_DNABERT_DIM + PUBLISHED_ESM_DIM
     info = ClassifierInfo(
@@ -161,8 +175,8 @@ def _load_pickled(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
 def _check_batchnorm_eps(module: PickledModule, path: Path) -> None:
     bn1 = (module.state.get("_modules") or {}).get("bn1")
     eps = getattr(bn1, "state", {}).get("eps") if isinstance(bn1, PickledModule) else None
-    if eps is not None and eps != BN_EPS:
-        raise ModelLoadError(f"{path}: bn1.eps is {eps}, the VirNucPro classifier uses {BN_EPS}")
+    if eps is not None and (not isinstance(eps, float) or eps != BN_EPS):
+        raise ModelLoadError(f"{path}: bn1.eps is {reprlib.repr(eps)}, the VirNucPro classifier uses {BN_EPS}")
 
 
 def _load_safetensors(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
@@ -189,22 +203,16 @@ def model_from_state_dict(state: dict[str, torch.Tensor], source: str | Path) ->
     model = MLPClassifier(input_dim=weight.shape[1], hidden=weight.shape[0])
     expected = model.state_dict()
     check_tensors(f"{source}: not a VirNucPro classifier", expected, state, optional=_OPTIONAL_KEYS)
+    check_finite(f"classifier {source}", state)
+    check_batchnorm_variance(f"classifier {source}", state)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
     return model
 
 
 def save_classifier_safetensors(model: MLPClassifier, path: str | Path, info: ClassifierInfo) -> None:
     """Write our format beside `path` then rename, so a reader never sees a half-written file."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path = Path(path)
     info = replace(info, input_dim=model.input_dim, hidden=model.hidden, created_by=f"virnucpro {__version__}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp_name, metadata=info.to_metadata())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, save(tensors, metadata=info.to_metadata()))

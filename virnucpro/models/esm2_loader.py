@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,9 +17,12 @@ from pathlib import Path
 import torch
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.models import config_check
 from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.esm2 import ESM2, ESM2Config, rotary_inv_freq
-from virnucpro.models.safe_pickle import load_pickle_checkpoint
+from virnucpro.models.model_files import weight_files
+from virnucpro.models.safe_pickle import load_pickle_checkpoint, tensor_state_dict
+from virnucpro.models.weight_checks import check_norms_finite
 
 # Keys present in published checkpoints that the encoder does not use.
 _IGNORED = re.compile(r"^(lm_head|contact_head|pooler)\.|^embeddings\.position_ids$|inv_freq$")
@@ -81,6 +83,7 @@ def build_esm2(
     unused = {k: t for k, t in state.items() if k not in used and not _IGNORED.search(k)}
     check_tensors("ESM-2 checkpoint does not match the architecture", dict(model.named_parameters()),
                   {**ours, **unused})
+    check_norms_finite("ESM-2 checkpoint", ours)
     stored = [t for k, t in state.items() if k.endswith("inv_freq")]
     ours["inv_freq"] = stored[0].float() if stored else rotary_inv_freq(cfg.head_dim, cfg.rope_theta)
     model.load_state_dict(ours, assign=True, strict=True)
@@ -120,44 +123,45 @@ def _convert(cfg: ESM2Config, state: Mapping[str, torch.Tensor], layout: int):
 
 def _read_hf_dir(path: Path, device: torch.device):
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise ModelLoadError(f"{path} has no config.json (expected a Hugging Face ESM-2 directory)")
-    raw = json.loads(config_file.read_text())
+    raw = config_check.read_config(config_file, "ESM-2")
     if raw.get("position_embedding_type", "rotary") != "rotary" or raw.get("emb_layer_norm_before"):
         raise ModelLoadError(f"{config_file}: not an ESM-2 config (needs rotary, no emb_layer_norm_before)")
-    cfg = ESM2Config(
-        num_layers=raw["num_hidden_layers"],
-        hidden_size=raw["hidden_size"],
-        num_heads=raw["num_attention_heads"],
-        ffn_size=raw["intermediate_size"],
-        vocab_size=raw.get("vocab_size", 33),
-        layer_norm_eps=raw.get("layer_norm_eps", 1e-5),
-        rope_theta=raw.get("rope_theta", 10000.0),
-    )
     if not raw.get("token_dropout", True):
         raise ModelLoadError(f"{config_file}: token_dropout is off; ESM-2 checkpoints have it on")
+    cfg = ESM2Config(
+        num_layers=config_check.config_int(raw, "num_hidden_layers", config_file),
+        hidden_size=config_check.config_int(raw, "hidden_size", config_file),
+        num_heads=config_check.config_int(raw, "num_attention_heads", config_file),
+        ffn_size=config_check.config_int(raw, "intermediate_size", config_file),
+        vocab_size=config_check.config_int(raw, "vocab_size", config_file, 33),
+        layer_norm_eps=config_check.config_float(raw, "layer_norm_eps", config_file, 1e-5),
+        rope_theta=config_check.config_float(raw, "rope_theta", config_file, 10000.0),
+    )
+    config_check.check_heads(cfg.hidden_size, cfg.num_heads, config_file)
     state = {_strip(k, "esm."): t for k, t in _read_hf_weights(path, device).items()}
+    config_check.check_layer_count(cfg.num_layers, state, "encoder.layer.", config_file)
     return cfg, state, 0
 
 
 def _read_hf_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
     """safetensors go straight to `device` one tensor at a time (the 11 GB fp32 3B checkpoint never
     sits whole in host memory); pickled files are read on the host."""
-    from safetensors.torch import load_file as load_safetensors
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
-    def load_file(file: Path) -> dict[str, torch.Tensor]:
-        return load_safetensors(file, device=str(device))
-
-    for index_name, reader in (("model.safetensors.index.json", load_file),
-                               ("pytorch_model.bin.index.json", _load_pickled_weights)):  # fmt: skip
-        if (path / index_name).is_file():
-            shards = sorted(set(json.loads((path / index_name).read_text())["weight_map"].values()))
-            return {k: t for shard in shards for k, t in reader(path / shard).items()}
-    if (path / "model.safetensors").is_file():
-        return load_file(path / "model.safetensors")
-    if (path / "pytorch_model.bin").is_file():
-        return _load_pickled_weights(path / "pytorch_model.bin")
-    raise ModelLoadError(f"{path} has no model.safetensors or pytorch_model.bin")
+    files = weight_files(path)
+    if not files:
+        raise ModelLoadError(f"{path} has no model.safetensors or pytorch_model.bin")
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        if file.name.endswith(".safetensors"):
+            try:
+                state |= load_file(file, device=str(device))
+            except SafetensorError as err:
+                raise ModelLoadError(f"unreadable ESM-2 weights {file}: {err}") from None
+        else:
+            state |= tensor_state_dict(_load_pickled_weights(file), file)
+    return state
 
 
 def _strip(key: str, prefix: str) -> str:
@@ -182,19 +186,21 @@ def _field(holder, name: str):
 
 def _read_fair_esm(file: Path):
     data = _load_pickled_weights(file)
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+    if not isinstance(data.get("model"), dict):
         raise ModelLoadError(f"{file}: not a fair-esm checkpoint (no 'model' state dict)")
     prefix = re.compile(r"^(encoder\.sentence_encoder\.|encoder\.)")
-    state = {prefix.sub("", k): t for k, t in data["model"].items()}
-    if "embed_tokens.weight" not in state:
-        raise ModelLoadError(f"{file}: not a fair-esm ESM-2 checkpoint (no embed_tokens.weight)")
+    state = {prefix.sub("", k): t for k, t in tensor_state_dict(data["model"], file).items()}
+    if "embed_tokens.weight" not in state or state["embed_tokens.weight"].dim() != 2:
+        raise ModelLoadError(f"{file}: not a fair-esm ESM-2 checkpoint (no 2-D embed_tokens.weight)")
     vocab, dim = state["embed_tokens.weight"].shape
-    num_layers = len({k.split(".")[1] for k in state if k.startswith("layers.")})
+    num_layers = config_check.layer_count(state, "layers.", file)
+    if "layers.0.fc1.weight" not in state or state["layers.0.fc1.weight"].dim() != 2:
+        raise ModelLoadError(f"{file}: not a fair-esm ESM-2 checkpoint (no layers.0.fc1.weight)")
     cfg = ESM2Config(
         num_layers=num_layers,
         hidden_size=dim,
         num_heads=_fair_esm_heads(data, num_layers, dim, file),
-        ffn_size=state["layers.0.fc1.weight"].shape[0] if num_layers else 4 * dim,
+        ffn_size=state["layers.0.fc1.weight"].shape[0],
         vocab_size=vocab,
     )
     return cfg, state, 1
@@ -203,7 +209,9 @@ def _read_fair_esm(file: Path):
 def _fair_esm_heads(data: dict, num_layers: int, dim: int, file: Path) -> int:
     """Attention heads from cfg['model'] (ESM-2) or args (ESM-1 style), else the published table."""
     for holder in (_field(_field(data, "cfg"), "model"), _field(data, "args")):
-        if isinstance(heads := _field(holder, "encoder_attention_heads"), int):
+        if (heads := _field(holder, "encoder_attention_heads")) is not None:
+            heads = config_check.config_int({"num_attention_heads": heads}, "num_attention_heads", file)
+            config_check.check_heads(dim, heads, file)
             return heads
     if (num_layers, dim) in _PUBLISHED_HEADS:
         return _PUBLISHED_HEADS[(num_layers, dim)]

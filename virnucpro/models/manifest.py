@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.models.model_files import inside
+from virnucpro.pipeline.untrusted import Invalid, load_json_object
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "virnucpro-models/1"
@@ -62,13 +64,17 @@ class Manifest:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text())
-            files = {name: FileRecord(int(r["size"]), str(r["sha256"])) for name, r in data["files"].items()}
-        except (ValueError, KeyError, TypeError) as error:
-            raise ModelIntegrityError(f"unreadable model manifest {path}: {error}") from None
-        if data.get("format") != MANIFEST_FORMAT:
-            raise ModelIntegrityError(f"{path} has format {data.get('format')!r}, expected {MANIFEST_FORMAT!r}")
-        return cls(root, files, dict(data.get("sources", {})))
+            data = load_json_object(path)
+            files = {name: _file_record(r) for name, r in data["files"].items()}
+            sources = dict(data.get("sources", {}))
+            version = data.get("format")
+        except (Invalid, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ModelIntegrityError(f"unreadable model manifest {path}: {str(error)[:200]}") from None
+        if version != MANIFEST_FORMAT:
+            raise ModelIntegrityError(f"{path} has format {str(version)[:40]!r}, expected {MANIFEST_FORMAT!r}")
+        for name in files:  # a name is only ever joined to root after this check
+            inside(Path(root), name, f"model manifest {path}")
+        return cls(root, files, sources)
 
     @classmethod
     def load_or_empty(cls, root: Path) -> Manifest:
@@ -100,11 +106,11 @@ class Manifest:
         for name, record in self.under(prefix).items():
             path = self.root / name
             if not path.is_file():
-                raise ModelIntegrityError(f"{path} is missing; {_redownload_hint(self.root)}")
+                raise ModelIntegrityError(f"{path} is missing; {redownload_hint(self.root)}")
             size = path.stat().st_size
             if size != record.size:
                 raise ModelIntegrityError(
-                    f"{path} has {size} bytes, the manifest says {record.size}; {_redownload_hint(self.root)}"
+                    f"{path} has {size} bytes, the manifest says {record.size}; {redownload_hint(self.root)}"
                 )
 
     def verify(self, prefix: str, stamps: HashStamps) -> None:
@@ -114,11 +120,18 @@ class Manifest:
             path = self.root / name
             if stamps.sha256(path) != record.sha256:
                 raise ModelIntegrityError(
-                    f"{path} is corrupt (sha256 differs from the manifest); {_redownload_hint(self.root)}"
+                    f"{path} is corrupt (sha256 differs from the manifest); {redownload_hint(self.root)}"
                 )
 
 
-def _redownload_hint(root: Path) -> str:
+def _file_record(raw: dict) -> FileRecord:
+    size, sha256 = raw["size"], raw["sha256"]
+    if type(size) is not int or size < 0 or not isinstance(sha256, str) or len(sha256) != 64:
+        raise ValueError("a file entry needs a whole-number size and a sha256 hex digest")
+    return FileRecord(size, sha256)
+
+
+def redownload_hint(root: Path) -> str:
     return f"run `virnucpro download --dir {root}` to repair it"
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virnucpro.errors import ModelLoadError
-from virnucpro.models.manifest import HashStamps, Manifest
+from virnucpro.models.manifest import HashStamps, Manifest, ModelIntegrityError, redownload_hint
+from virnucpro.models.model_files import files_read
 
 MODELS_ENV = "VIRNUCPRO_MODELS"
 CLASSIFIER_SUBDIR = "classifiers"
@@ -173,11 +174,27 @@ def check_location(location: ModelLocation, *, verify: bool) -> bool:
     manifest = Manifest.load(location.root)
     if manifest is None or not manifest.under(location.relative):
         return False
+    _check_all_recorded(location, manifest)
     if verify:
         manifest.verify(location.relative, hash_stamps())
     else:
         manifest.check_sizes(location.relative)
     return True
+
+
+def _check_all_recorded(location: ModelLocation, manifest: Manifest) -> None:
+    """Every file the loader will read is one the manifest checks: an index or a stray file
+    must not smuggle in unchecked weights."""
+    if not location.path.is_dir():
+        return
+    root = location.root.resolve()
+    for path in files_read(location.path):
+        relative = path.resolve().relative_to(root).as_posix() if path.resolve().is_relative_to(root) else None
+        if relative not in manifest.files:
+            raise ModelIntegrityError(
+                f"{path} is read when loading {location.relative} but is not in {location.root / 'manifest.json'},"
+                f" so its checksum cannot be checked; {redownload_hint(location.root)}"
+            )
 
 
 def classifier_files(model_type: int) -> tuple[str, str]:

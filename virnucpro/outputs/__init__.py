@@ -18,6 +18,10 @@ line, written as NAME.partial and renamed when the run finishes:
   6 significant digits, `NA` when none was scored. The calling rule is in `results`.
 - `viral.fa` (with write_hits): the input sequences called `virus`, one unwrapped line each.
 - `run.json`: written by the pipeline with `write_json_atomic`.
+
+Every file is created new, never through a link or over a file the run did not create
+(`safe_files`), by a run holding OUTDIR's lock (`rundir_lock.RunDirLock`); `--force` removes exactly
+`OutputPaths.owned_files()` and `owned_dirs()`.
 """
 
 from virnucpro.outputs.jsonfile import write_json_atomic

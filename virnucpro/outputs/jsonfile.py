@@ -1,12 +1,16 @@
-"""Atomic, durable small files (run.json): a reader never sees a half-written file."""
+"""Atomic, durable small files (run.json, shard.json, a trained classifier): a reader never sees a
+half-written file. The temporary file is created exclusively (never through a link) with the
+umask's mode, so the final file has the same permissions as every other output."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
+
+from virnucpro.outputs.safe_files import open_exclusive
 
 
 def fsync_directory(directory: Path) -> None:
@@ -18,18 +22,23 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write `obj` as indented JSON to a temporary file beside `path`, fsync, then rename over it."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to a new temporary file beside `path`, fsync, then rename over `path`."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    handle = open_exclusive(temporary)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=2, allow_nan=False)
-            handle.write("\n")
+        with handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        os.replace(temporary, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write `obj` as indented JSON, atomically (see `write_bytes_atomic`)."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".partial"
+STATE_DIR = ".virnucpro"  # journal and run lock of the run writing OUTDIR
+SHARD_FILE = "shard.json"
+JOURNAL_FILE = "journal.json"  # in the state dir while a run is unfinished
 
 
 class OutputPaths:
@@ -40,6 +43,40 @@ class OutputPaths:
     @property
     def report_html(self) -> Path:
         return self.outdir / "report.html"
+
+    @property
+    def shard_json(self) -> Path:
+        """With --shard: where each block lies in the result files (read by merge)."""
+        return self.outdir / SHARD_FILE
+
+    @property
+    def embeddings(self) -> Path:
+        """With --save-embeddings: one row per kept frame."""
+        return self.outdir / "embeddings.parquet"
+
+    @property
+    def embedding_parts(self) -> Path:
+        """Per-block parquet parts, joined into `embeddings` at the end."""
+        return self.outdir / "embeddings.parquet.parts"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.outdir / STATE_DIR
+
+    @property
+    def journal(self) -> Path:
+        return self.state_dir / JOURNAL_FILE
+
+    def owned_files(self) -> list[Path]:
+        """Every file virnucpro writes directly in OUTDIR, final and partial (--force removes exactly
+        these, `owned_dirs` and nothing else)."""
+        finals = [*self.result_files(write_hits=True), self.embeddings, self.run_json, self.shard_json,
+                  self.report_html]
+        return finals + [self.partial(final) for final in finals]
+
+    def owned_dirs(self) -> list[Path]:
+        """The directories virnucpro creates in OUTDIR (state and embedding parts)."""
+        return [self.embedding_parts, self.state_dir]
 
     def result_files(self, write_hits: bool) -> list[Path]:
         """The files ResultWriter streams, in a fixed order."""

@@ -63,7 +63,7 @@ def _draw_track(ax: Axes, track: Track, threshold: float) -> None:
     ax.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     ax.set_title(
         f"{row.sequence_id}   {row.length:,} bp, {len(viral)}/{len(scored)} scored chunks viral,"
-        f" sequence call: {row.call}", loc="left", fontsize=10,
+        f" sequence call: {row.call}", loc="left", fontsize=10, parse_math=False,  # IDs may hold `$...$`
     )
     ax.spines[["top", "right"]].set_visible(False)
 

@@ -8,12 +8,14 @@ import base64
 import html
 import io
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from virnucpro import __version__
 from virnucpro.errors import VirnucproError
 from virnucpro.outputs.formats import stat_text
+from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.outputs.paths import PARTIAL_SUFFIX, OutputPaths
 from virnucpro.outputs.plots import histograms_figure, tracks_figure
 from virnucpro.outputs.results import DEFAULT_THRESHOLD
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
+REPORT_FORMATS = (".html", ".htm")
 PNG_DPI = 110
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
@@ -39,22 +42,40 @@ td.virus { color: #d62728; font-weight: 600; } pre { background: #f7f7f7; paddin
 def make_report(outdir: Path, output: Path | None, max_tracks: int, threshold: float | None) -> list[Path]:
     """Write the report (default OUTDIR/report.html) or figure files; returns the paths written."""
     paths = _checked(outdir)
+    output = _checked_output(output or paths.report_html)
     run = _run_info(paths)
     data = gather(paths, _run_threshold(run, paths) if threshold is None else threshold, max_tracks)
-    output = output or paths.report_html
     if output.suffix.lower() in FIGURE_FORMATS:
         return _write_figures(data, output)
-    output.write_text(report_html(paths, data, run), encoding="utf-8")
+    write_bytes_atomic(output, report_html(paths, data, run).encode())
     return [output]
 
 
+def _checked_output(output: Path) -> Path:
+    """Write what the extension says: an HTML report or figure files; refuse anything else
+    (a `fig.jpg` holding HTML would be a broken image)."""
+    if output.suffix.lower() not in REPORT_FORMATS + FIGURE_FORMATS:
+        supported = ", ".join(REPORT_FORMATS + FIGURE_FORMATS)
+        raise VirnucproError(f"-o {output}: cannot write {output.suffix or 'a file without an extension'};"
+                             f" use {supported} (.html: the report; the others: the figures)")
+    if not output.parent.is_dir():
+        raise VirnucproError(f"-o {output}: directory {output.parent} does not exist")
+    return output
+
+
 def _checked(outdir: Path) -> OutputPaths:
+    """Refuse a directory without a finished run: plots of half-written tables would mislead."""
     if not outdir.is_dir():
         raise VirnucproError(f"output directory {outdir} not found")
     paths = OutputPaths(outdir)
-    for table in (paths.sequences, paths.chunks):
-        if not table.exists() and OutputPaths.partial(table).exists():
-            raise VirnucproError(f"{outdir}: the run did not finish ({table.name}{PARTIAL_SUFFIX}); resume it first")
+    leftovers = [paths.journal] + [p for p in paths.owned_files() if p.name.endswith(PARTIAL_SUFFIX)]
+    unfinished = next((p for p in leftovers if os.path.lexists(p)), None)
+    if unfinished is not None:
+        raise VirnucproError(f"{outdir}: the run did not finish ({unfinished.relative_to(outdir)} is there);"
+                             " finish it with `virnucpro predict ... --resume` first")
+    if not paths.sequences.is_file():
+        raise VirnucproError(f"{outdir} holds no finished run ({paths.sequences.name} not found);"
+                             " run `virnucpro predict` first")
     return paths
 
 
@@ -66,6 +87,10 @@ def _run_info(paths: OutputPaths) -> dict:
         return {}
     except json.JSONDecodeError as error:
         raise VirnucproError(f"{paths.run_json}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise VirnucproError(f"{paths.run_json}: not UTF-8 text") from None
+    except RecursionError:
+        raise VirnucproError(f"{paths.run_json}: nested too deeply to be a virnucpro run.json") from None
     return run if isinstance(run, dict) else {}
 
 
@@ -81,10 +106,13 @@ def _run_threshold(run: dict, paths: OutputPaths) -> float:
 def _write_figures(data: ReportData, output: Path) -> list[Path]:
     """The histograms go to OUTPUT, the tracks (when any) to OUTPUT's stem + `_tracks`."""
     written = [output]
-    _save(histograms_figure(data), output)
     if data.tracks:
         written.append(output.with_name(f"{output.stem}_tracks{output.suffix}"))
-        _save(tracks_figure(data), written[-1])
+    file_format = output.suffix.lower().removeprefix(".")
+    for path, figure in zip(written, (histograms_figure, tracks_figure)):
+        buffer = io.BytesIO()
+        _save(figure(data), buffer, file_format)
+        write_bytes_atomic(path, buffer.getvalue())
     return written
 
 

@@ -57,7 +57,8 @@ def gather(paths: OutputPaths, threshold: float, max_tracks: int) -> ReportData:
         if row.viral_fraction is not None:
             data.viral_fractions.add(row.viral_fraction)
         if row.call == "virus":
-            _keep_largest(hits, (row.n_viral_chunks, row.mean_virus_score, row.length, -index), row, TOP_HITS)
+            mean = -1.0 if row.mean_virus_score is None else row.mean_virus_score  # None does not compare
+            _keep_largest(hits, (row.n_viral_chunks, mean, row.length, -index), row, TOP_HITS)
         if row.n_chunks_scored > 1:
             _keep_largest(tracked, (row.n_chunks, row.length, -index), row, max_tracks)
     data.top_hits = _descending(hits)

@@ -54,28 +54,55 @@ def _read(path: Path, columns: tuple[str, ...], parse: Callable[[list[str]], Row
     except FileNotFoundError:
         raise ResultsFileError(f"{path} not found (is this a virnucpro output directory?)") from None
     with handle:
-        header = handle.readline().rstrip("\n").split("\t")
-        if tuple(header) != columns:
-            raise ResultsFileError(f"{path}: not a virnucpro {path.name} (unexpected header)")
-        for line_number, line in enumerate(handle, start=2):
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != len(columns):
-                raise ResultsFileError(f"{path}:{line_number}: expected {len(columns)} columns, found {len(fields)}")
-            try:
-                yield parse(fields)
-            except ValueError as error:
-                raise ResultsFileError(f"{path}:{line_number}: {error}") from None
+        try:
+            yield from _parse_lines(path, handle, columns, parse)
+        except UnicodeDecodeError:
+            raise ResultsFileError(f"{path}: not UTF-8 text (is this a virnucpro {path.name}?)") from None
 
 
-def _optional_float(text: str) -> float | None:
-    return None if text == formats.NA else float(text)
+def _parse_lines(path: Path, handle, columns: tuple[str, ...], parse: Callable[[list[str]], Row]) -> Iterator[Row]:
+    header = handle.readline().rstrip("\n").split("\t")
+    if tuple(header) != columns:
+        raise ResultsFileError(f"{path}: not a virnucpro {path.name} (unexpected header)")
+    for line_number, line in enumerate(handle, start=2):
+        fields = line.rstrip("\n").split("\t")
+        if len(fields) != len(columns):
+            raise ResultsFileError(f"{path}:{line_number}: expected {len(columns)} columns, found {len(fields)}")
+        try:
+            row = parse(fields)
+        except ValueError as error:
+            raise ResultsFileError(f"{path}:{line_number}: {error}") from None
+        yield row
+
+
+def _count(text: str, name: str) -> int:
+    """A count or a position: a non-negative integer that fits the tables' int64 readers."""
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise ValueError(f"{name} {text!r} is out of range")
+    return value
+
+
+def _probability(text: str, name: str) -> float | None:
+    """A score or a fraction: NA, or a number in [0, 1] (NaN, infinities and other numbers refused)."""
+    if text == formats.NA:
+        return None
+    value = float(text)
+    if not 0 <= value <= 1:  # also false for NaN
+        raise ValueError(f"{name} {text!r} is not in [0, 1]")
+    return value
 
 
 def _chunk_row(fields: list[str]) -> ChunkRow:
     chunk_id, sequence_id, start, end, n_frames, top_others, top_virus, _ = fields
-    others, virus = _optional_float(top_others), _optional_float(top_virus)
+    others, virus = _probability(top_others, "max_score_others"), _probability(top_virus, "max_score_virus")
+    if (others is None) != (virus is None) or (others == 0 and virus == 0):
+        raise ValueError(f"max scores {top_others!r} and {top_virus!r} do not make a chunk score")
     score = None if others is None or virus is None else virus / (virus + others)
-    return ChunkRow(chunk_id, sequence_id, int(start), int(end), int(n_frames), score)
+    first, last = _count(start, "start"), _count(end, "end")
+    if last < first:
+        raise ValueError(f"end {last} is before start {first}")
+    return ChunkRow(chunk_id, sequence_id, first, last, _count(n_frames, "n_frames"), score)
 
 
 def _sequence_row(fields: list[str]) -> SequenceRow:
@@ -83,6 +110,7 @@ def _sequence_row(fields: list[str]) -> SequenceRow:
     if call not in ("virus", "others", "no_call"):
         raise ValueError(f"unknown call {call!r}")
     return SequenceRow(
-        sequence_id, int(length), int(n_chunks), int(scored), int(viral),
-        _optional_float(fraction), _optional_float(top), _optional_float(mean), call,
+        sequence_id, _count(length, "length"), _count(n_chunks, "n_chunks"), _count(scored, "n_chunks_scored"),
+        _count(viral, "n_viral_chunks"), _probability(fraction, "viral_fraction"),
+        _probability(top, "max_virus_score"), _probability(mean, "mean_virus_score"), call,
     )

@@ -19,6 +19,7 @@ from virnucpro.outputs.hashed import HashedAppender, sha256_of_prefix
 from virnucpro.outputs.jsonfile import fsync_directory
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import DEFAULT_THRESHOLD, SequenceCall, SequenceResult, SequenceTally
+from virnucpro.outputs.safe_files import open_exclusive
 
 _BUFFER_BYTES = 1 << 20
 _CALL_COLUMN = formats.SEQUENCES_COLUMNS.index("call")
@@ -150,7 +151,10 @@ class ResultWriter:
 
 
 def _open_partial(partial: Path, mode: str) -> BinaryIO:
-    """A handle that lives as long as the writer, hence no `with`."""
+    """A handle that lives as long as the writer, hence no `with`; "wb" creates the file, never
+    through a link or over a file this run did not create."""
+    if mode == "wb":
+        return open_exclusive(partial, _BUFFER_BYTES)
     return open(partial, mode, buffering=_BUFFER_BYTES)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from virnucpro.outputs.safe_files import open_exclusive
+
 SCHEMA = pa.schema([("id", pa.string()), ("dnabert", pa.list_(pa.float32())), ("esm", pa.list_(pa.float32()))])
 
 
@@ -43,7 +45,8 @@ class EmbeddingWriter:
     def finish(self) -> Path:
         """Concatenate the parts into the final file (streaming, one part at a time)."""
         partial = self.path.with_name(self.path.name + ".partial")
-        with pq.ParquetWriter(partial, SCHEMA) as writer:
+        partial.unlink(missing_ok=True)  # left by a run killed while joining; never a link's target
+        with open_exclusive(partial) as sink, pq.ParquetWriter(sink, SCHEMA) as writer:
             for part in sorted(self.parts.glob("part-*.parquet"), key=_part_order):
                 writer.write_table(pq.read_table(part, schema=SCHEMA))
         os.replace(partial, self.path)

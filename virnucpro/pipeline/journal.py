@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from virnucpro.errors import ResumeError
+from virnucpro.io.sources import is_stream
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.pipeline import untrusted
 from virnucpro.pipeline.run_changes import as_json, describe_changes, summary
@@ -76,11 +77,12 @@ class Journal:
 
 
 def input_identity(paths: list[str]) -> list[dict]:
-    """Name, size, mtime and a hash of the first MiB of every input (stdin cannot be resumed)."""
+    """Name, size, mtime and a hash of the first MiB of every input (a stream, e.g. stdin or a pipe,
+    is only named: reading it here would consume it, and it cannot be resumed)."""
     identity = []
     for path in paths:
-        if path == "-":
-            identity.append({"path": "-"})
+        if is_stream(path):
+            identity.append({"path": path})
             continue
         stat = os.stat(path)
         with open(path, "rb") as handle:

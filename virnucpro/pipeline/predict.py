@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,17 +19,19 @@ import torch
 from virnucpro import __version__
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.worker import STAGES, BlockOutput, DeviceWorker
-from virnucpro.errors import ResumeError, VirnucproError
+from virnucpro.errors import ResumeError
 from virnucpro.io import read_records
-from virnucpro.io.long_records import DISCARD
+from virnucpro.io.sources import display_name
 from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.jsonfile import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
+from virnucpro.pipeline.cpu_warning import warn_if_slow_on_cpu
 from virnucpro.pipeline.embeddings import EmbeddingWriter
 from virnucpro.pipeline.journal import Journal, input_identity
+from virnucpro.pipeline.output_state import OutputState
 from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.setup import (
     LoadedModels,
@@ -44,8 +45,6 @@ from virnucpro.pipeline.setup import (
 )
 from virnucpro.pipeline.shards import ShardLog, shared_parameters
 from virnucpro.pipeline.stream import StreamEngine
-
-STATE_DIR = ".virnucpro"
 
 
 @dataclass
@@ -104,66 +103,6 @@ class RunTotals:
             self.host_stage_seconds[stage] += seconds
 
 
-class OutputState:
-    """Where a run keeps its journal, and the fresh / resume / refuse decision."""
-
-    def __init__(self, options: RunOptions):
-        self.options = options
-        if options.embed_only:
-            self.state_dir = options.output.with_name(options.output.name + ".parts")
-            self.finished_marker = options.output
-        else:
-            self.state_dir = options.output / STATE_DIR
-            self.finished_marker = OutputPaths(options.output).sequences
-        self.journal_path = self.state_dir / "journal.json"
-
-    def previous_journal(self) -> Journal | None:
-        """The journal to resume from, or None for a fresh start; refuses to clobber silently."""
-        opts = self.options
-        has_journal = self.journal_path.is_file()
-        if opts.force:
-            self._clear()
-            return None
-        if opts.resume:
-            if has_journal:
-                return Journal.load(self.journal_path)
-            if self.finished_marker.exists():
-                raise ResumeError(f"{opts.output} holds a finished run; nothing to resume (use --force to redo it)")
-            return None
-        if has_journal:
-            raise ResumeError(f"{opts.output} holds an unfinished run: add --resume to continue it or --force to start over")
-        if self.finished_marker.exists():
-            raise VirnucproError(f"{self.finished_marker} already exists: use --force to overwrite it")
-        return None
-
-    def prepare(self) -> None:
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.state_dir / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as error:
-            raise VirnucproError(f"cannot write to {self.state_dir.parent}: {error.strerror}") from None
-
-    def done(self) -> None:
-        self.journal_path.unlink(missing_ok=True)
-        if not self.options.embed_only:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def discard(self) -> None:
-        """Remove the partial files and state of a run that checkpointed nothing."""
-        if not self.options.embed_only:
-            paths = OutputPaths(self.options.output)
-            for final in paths.result_files(write_hits=True) + [paths.outdir / "embeddings.parquet"]:
-                OutputPaths.partial(final).unlink(missing_ok=True)
-            shutil.rmtree(paths.outdir / "embeddings.parquet.parts", ignore_errors=True)
-        self._clear()
-
-    def _clear(self) -> None:
-        if self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
-
-
 def run(options: RunOptions, logger: logging.Logger) -> dict:
     """Run predict (or embed) to the end and return the run summary written to run.json."""
     wall_start = time.perf_counter()
@@ -184,13 +123,21 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
         devices = cluster.devices(options.device, options.gpus, options.workers)
     device = devices[0]
     dtype = resolve_precision(options.precision, device)
-    if "-" in options.inputs and options.resume:
-        raise ResumeError("input from stdin cannot be resumed; give file names")
-    _check_first_records(options.inputs)
+    reader = read_records(options.inputs)
+    if reader.streams and options.resume:
+        raise ResumeError(f"{display_name(reader.streams[0])} is a stream (stdin, a pipe or a FIFO), read only once:"
+                          " it cannot be resumed; give a regular file, or rerun with --force")
+    reader.check_first_records()  # a wrong file fails before the models load
     state = OutputState(options)
+    with state.lock:  # from before the first write to the end: one run per output
+        return _locked_run(options, state, reader, devices, dtype, logger, cluster, threads, wall_start)
+
+
+def _locked_run(options: RunOptions, state: OutputState, reader, devices: list[torch.device], dtype: torch.dtype,
+                logger: logging.Logger, cluster, threads: int, wall_start: float) -> dict:
+    device = devices[0]
     previous = state.previous_journal()
-    state.prepare()
-    reader = read_records(options.inputs, spool_dir=state.state_dir)  # long FASTA records spool there
+    reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
     options, settings, models, workers, device_names = load_workers(options, devices, dtype, logger, cluster)
     parameters = _parameters(options, settings, models, dtype, device)
     journal = _journal(previous, input_identity(options.inputs), parameters, options)
@@ -216,18 +163,13 @@ def load_workers(options: RunOptions, devices: list[torch.device], dtype: torch.
         return options, block_settings(options, devices[0]), models, models.workers, models.device_names
     settings = block_settings(options, devices[0])
     models = load_models(options.models, devices, dtype, logger)
+    warn_if_slow_on_cpu(options.device, devices[0], models.workers[0].esm, options.inputs, torch.get_num_threads(),
+                        logger)
     warm_start = time.perf_counter()
     prepare_workers(models.workers, settings.esm_batch_tokens)
     models.load_seconds += time.perf_counter() - warm_start
     names = [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}" for d in devices]
     return options, settings, models, [DeviceWorker(encoders) for encoders in models.workers], names
-
-
-def _check_first_records(inputs: list[str]) -> None:
-    """Read the first record of every input file, so a wrong file fails before the models load."""
-    for path in inputs:
-        if path != "-":
-            next(iter(read_records([path], spool_dir=DISCARD)), None)  # a long first record: not stored
 
 
 def block_settings(options: RunOptions, device: torch.device) -> BlockSettings:
@@ -328,7 +270,7 @@ def _writers(options: RunOptions, state: OutputState, journal: Journal, models: 
             results = ResultWriter(options.output, options.threshold, options.write_hits)
     embeddings = None
     if options.embed_only or options.save_embeddings:
-        path = options.output if options.embed_only else options.output / "embeddings.parquet"
+        path = options.output if options.embed_only else OutputPaths(options.output).embeddings
         embeddings = EmbeddingWriter(path, models.dnabert_dim, journal.blocks_done)
     return results, embeddings
 
@@ -397,7 +339,7 @@ def _summary(options: RunOptions, parameters: dict, models: LoadedModels, totals
         "threads": threads,
         "models": parameters["models"],
         "parameters": {k: v for k, v in parameters.items() if k != "models"},
-        "counts": {"records": reader.stats.records, "empty_records_skipped": reader.stats.empty_skipped,
+        "counts": {"records": reader.stats.records, "empty_records": reader.stats.empty,
                    "bases": reader.stats.bases, "records_this_session": totals.records,
                    "chunks_this_session": totals.chunks, "frames_this_session": totals.frames,
                    "unique_frames_this_session": totals.unique_frames, "esm_tokens_this_session": totals.esm_tokens,

@@ -13,7 +13,7 @@ import torch
 from virnucpro.engine.batching import auto_token_budget
 from virnucpro.engine.worker import Encoders, warm_up
 from virnucpro.errors import VirnucproError
-from virnucpro.models.classifier import ClassifierInfo, load_classifier
+from virnucpro.models.classifier import ClassifierInfo, chunk_size_mismatch, load_classifier
 from virnucpro.models.dnabert_loader import load_dnabert
 from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.models.registry import resolve_model
@@ -55,19 +55,23 @@ class LoadedModels:
 
 def resolve_devices(name: str, gpus: str | None = None, workers: int = 1) -> list[torch.device]:
     """One device per worker. `auto` uses the GPUs chosen by `gpus` (default all) or else the CPU;
-    `cuda:N` is that one GPU; `cpu` runs `workers` CPU workers."""
+    `cuda:N` is that one GPU; `cpu` runs `workers` CPU workers. An explicit GPU request that this
+    machine cannot honour is refused: running it on the CPU instead could take days."""
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() or gpus is not None else "cpu"
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise SetupError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cpu":
-        return [device] * workers
+        if gpus is not None:
+            raise SetupError(f"--gpus {gpus} asks for GPUs but --device is {name}; drop one of them")
+        return [device] * _cpu_workers(workers)
     if device.type != "cuda":
         raise SetupError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
     if not torch.cuda.is_available():
-        raise SetupError(f"--device {name}: no CUDA GPU is visible (use --device cpu)")
+        asked = f"--gpus {gpus}" if gpus is not None else f"--device {name}"
+        raise SetupError(f"{asked}: no CUDA GPU is visible (use --device cpu)")
     count = torch.cuda.device_count()
     indices = [device.index] if device.index is not None else _gpu_indices(gpus or "all", count)
     for index in indices:
@@ -85,7 +89,10 @@ def _gpu_indices(gpus: str, count: int) -> list[int]:
         if "," in text:
             indices = [int(part) for part in text.split(",")]
         else:
-            indices = list(range(int(text)))
+            wanted = int(text)
+            if wanted > count:
+                raise SetupError(f"--gpus {gpus}: {wanted} GPUs requested but only {count} visible")
+            indices = list(range(wanted))
     except ValueError:
         raise SetupError(f"--gpus {gpus!r}: use all, a number, or a list such as 0,2") from None
     if not indices or len(set(indices)) != len(indices) or min(indices) < 0:
@@ -115,8 +122,20 @@ def resolve_batch_tokens(requested: int | None, device: torch.device) -> int:
     return min(GPU_BATCH_TOKENS_MAX, auto_token_budget(total, ESM_BYTES_PER_TOKEN))
 
 
+def _cpu_workers(workers: int) -> int:
+    """More CPU workers than CPUs only thrash (and 100000 threads exhaust the process)."""
+    cpus = os.cpu_count() or 1
+    if not 1 <= workers <= cpus:
+        raise SetupError(f"--workers {workers}: this machine has {cpus} CPU(s); use 1 to {cpus}")
+    return workers
+
+
 def set_threads(threads: int | None) -> int:
-    """CPU threads for torch and the tokenizer; default: every CPU this process may use."""
+    """CPU threads for torch and the tokenizer; default: every CPU this process may use. More
+    threads than the machine has are refused: torch's thread pool crashes on huge counts."""
+    cpus = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cpus:
+        raise SetupError(f"--threads {threads}: this machine has {cpus} CPU(s); use 1 to {cpus}")
     threads = threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
@@ -134,6 +153,8 @@ def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.d
     info = None
     for device in dict.fromkeys(devices):
         loaded[device], info = load_encoders(paths, device, dtype)
+    if mismatch := chunk_size_mismatch(info, paths["classifier"], choice.model_type):
+        logger.warning(mismatch)
     seconds = time.perf_counter() - started
     first = loaded[devices[0]]
     logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,

@@ -24,11 +24,11 @@ from typing import BinaryIO
 
 from virnucpro.errors import VirnucproError
 from virnucpro.outputs.jsonfile import fsync_directory, write_json_atomic
-from virnucpro.outputs.paths import OutputPaths
+from virnucpro.outputs.paths import SHARD_FILE, OutputPaths
+from virnucpro.outputs.safe_files import open_exclusive
 from virnucpro.pipeline import untrusted
 from virnucpro.pipeline.run_changes import describe_changes, summary
 
-SHARD_FILE = "shard.json"
 SHARD_VERSION = 2
 _MAX_SHARDS = 1 << 20
 _COPY_BYTES = 1 << 20
@@ -88,7 +88,7 @@ class ShardLog:
         return self.blocks[-1]["first_record"] + self.blocks[-1]["records"] if self.blocks else 0
 
     def save(self, outdir: Path) -> None:
-        write_json_atomic(Path(outdir) / SHARD_FILE, self.to_json())
+        write_json_atomic(OutputPaths(outdir).shard_json, self.to_json())
 
 
 def shared_parameters(parameters: dict) -> dict:
@@ -156,7 +156,7 @@ def _write_merged(shard_dirs: list[Path], logs: list[ShardLog], outdir: Path) ->
         for position, partial in enumerate(partials):
             sources = [(log.result_files(shard_dir)[position], log) for shard_dir, log in zip(shard_dirs, logs)]
             partial.unlink(missing_ok=True)  # never write through a link left at this name
-            with open(partial, "xb") as out:
+            with open_exclusive(partial) as out:
                 _merge_file(sources, blocks, out)
     except BaseException:
         for partial in partials:
