@@ -281,8 +281,11 @@ def test_a_full_spool_disk_is_a_one_line_error(tmp_path, monkeypatch):
         list(read_records([str(path)], spool_dir=tmp_path))
 
 
-_PEAK_RSS = ("import resource,sys; from virnucpro.cli.main import main; rc=main(sys.argv[1:]); "
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(rc)")
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child forked from a big pytest process would
+# report the parent's peak instead of its own
+_PEAK_RSS = ("import sys; from virnucpro.cli.main import main; rc=main(sys.argv[1:]); "
+             "print([int(l.split()[1]) // 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); "
+             "sys.exit(rc)")
 
 
 @pytest.mark.slow
