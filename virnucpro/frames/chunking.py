@@ -13,41 +13,40 @@ def chunk_bounds(length: int, chunk_size: int, mode: str = "even") -> list[tuple
     first at 0 and the last ending at L, with the overlap spread evenly (overlaps differ by at
     most one base). `legacy` reproduces the original's rule byte for byte, defect included.
     """
+    return chunk_bounds_range(length, chunk_size, mode, 0, max(length, 0))  # never more chunks than bases
+
+
+def chunk_count(length: int, chunk_size: int) -> int:
+    """How many chunks a record of `length` bases has (in both modes)."""
+    return -(-max(length, 0) // chunk_size)
+
+
+def chunk_bounds_range(length: int, chunk_size: int, mode: str, first: int, stop: int) -> list[tuple[int, int]]:
+    """`chunk_bounds(length, chunk_size, mode)[first:stop]`, computed without the other chunks,
+    so a long record's boundaries can be taken a window at a time in bounded memory."""
     if chunk_size < 1:
         raise ValueError(f"chunk size must be >= 1, got {chunk_size}")
     if mode not in CHUNKING_MODES:
         raise ValueError(f"chunking mode must be one of {CHUNKING_MODES}, got {mode!r}")
-    if length <= 0:
-        return []
-    if length <= chunk_size:
-        return [(0, length)]
+    n = chunk_count(length, chunk_size)
+    numbers = range(max(first, 0), min(stop, n))
+    if n == 1:
+        return [(0, length)] if numbers else []
     if mode == "legacy":
-        return _legacy_bounds(length, chunk_size)
-    return _even_bounds(length, chunk_size)
+        return [_legacy_bound(i, n, length, chunk_size) for i in numbers]
+    slack = length - chunk_size  # even: starts floor(i * (L - size) / (n - 1)), first 0, last L - size
+    return [(i * slack // (n - 1), i * slack // (n - 1) + chunk_size) for i in numbers]
 
 
-def _even_bounds(length: int, chunk_size: int) -> list[tuple[int, int]]:
-    """Starts floor(i * (L - size) / (n - 1)): exact integer spacing, first 0, last L - size."""
-    n = -(-length // chunk_size)
-    slack = length - chunk_size
-    return [(i * slack // (n - 1), i * slack // (n - 1) + chunk_size) for i in range(n)]
-
-
-def _legacy_bounds(length: int, chunk_size: int) -> list[tuple[int, int]]:
+def _legacy_bound(i: int, n: int, length: int, chunk_size: int) -> tuple[int, int]:
     """The original rule (reference section 1): the overlap R is divided by n instead of n - 1.
 
-    So for some lengths the shifts do not add up to R and the last chunk is short
+    Chunk i starts at i * size minus the shifts before it, shifts being [low + 1] * need + [low] *
+    (n - 1 - need); so for some lengths the shifts do not add up to R and the last chunk is short
     (L=1001, size 500 -> [0,500) [333,833) [666,1001)). Kept for byte-identical reproduction.
     """
-    n = -(-length // chunk_size)
     overlap = n * chunk_size - length
     low = overlap // n
     need = overlap - (n - 1) * low
-    shifts = [low + 1] * need + [low] * max(0, n - 1 - need) + [0]
-    bounds = []
-    shifted = 0
-    for i in range(n):
-        start = i * chunk_size - shifted
-        bounds.append((start, min(start + chunk_size, length)))
-        shifted += shifts[i]
-    return bounds
+    start = i * chunk_size - i * low - min(i, need)
+    return start, min(start + chunk_size, length)

@@ -110,9 +110,15 @@ def chunk_table(records: Sequence[Record], chunk_size: int, mode: str = "even") 
         table, record_index = _cut(records, chunk_size, mode)
     if not table.chunk_ids:
         return table
-    strands = _Strands("".join(sequences))
     record_offsets = np.cumsum([0, *lengths[:-1]])
-    starts = record_offsets[record_index] + table.starts
+    return fill_frames(table, "".join(sequences), record_offsets[record_index] + table.starts)
+
+
+def fill_frames(table: ChunkTable, text: str, text_starts: np.ndarray) -> ChunkTable:
+    """Fill `table`'s frame columns: chunk i is text[text_starts[i]: + its length]. A chunk's
+    frames depend only on its own bases, so any text holding the chunks gives the same frames."""
+    strands = _Strands(text)
+    starts = text_starts
     groups = [_group_frames(strands, starts[members], length, members)
               for length, members in _groups_by_length(table.ends - table.starts)]
     if len(groups) == 1:

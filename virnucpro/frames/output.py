@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virnucpro.errors import VirnucproError
-from virnucpro.frames.chunks import ChunkTable, chunk_table
-from virnucpro.io import batch_records, read_records
+from virnucpro.frames.chunks import ChunkTable
+from virnucpro.frames.windows import record_groups, unit_table
+from virnucpro.io import read_records
 
 log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = ("chunks.fa", "nucleotide.fa", "protein.faa")
+_GROUP_BASES = 1 << 18  # batch_records' defaults: the frames stage's numpy temporaries stay in cache
+_GROUP_RECORDS = 8192
 
 
 @dataclass
@@ -95,8 +98,8 @@ def write_frames(paths: Sequence[str | Path], outdir: Path, chunk_size: int, mod
     began = time.perf_counter()
     reader = read_records(paths)
     with frames_writer(outdir) as writer:
-        for number, batch in enumerate(batch_records(reader), start=1):
-            writer.write(chunk_table(batch, chunk_size, mode))
+        for number, unit in enumerate(record_groups(reader, chunk_size, mode, _GROUP_BASES, _GROUP_RECORDS), start=1):
+            writer.write(unit_table(unit, chunk_size, mode))  # long records: a window at a time
             if number % 64 == 0 and reader.bytes_total:
                 log.debug("%.0f%% of the input read", 100 * reader.bytes_done / reader.bytes_total)
     stats = reader.stats

@@ -22,6 +22,7 @@ from virnucpro.errors import InputFormatError
 from virnucpro.io.content import refuse_protein, skip_bom, sniff_format
 from virnucpro.io.decompress import DECOMPRESSION_ERRORS, compression_of, decompressed
 from virnucpro.io.duplicates import DuplicateIdCheck
+from virnucpro.io.long_records import DISCARD, attach, wrap_fasta
 from virnucpro.io.sources import InputSource, ProbeLimitReached, display_name
 
 _SEQUENCE_SYMBOLS = re.compile(r"[^A-Za-z*.\-]")
@@ -62,9 +63,10 @@ class RecordReader:
     an ETA; `bytes_total` is None when an input is a stream (stdin, a pipe, a FIFO).
     """
 
-    def __init__(self, paths: Sequence[str | Path | InputSource]):
+    def __init__(self, paths: Sequence[str | Path | InputSource], spool_dir: str | Path | None = None):
         self._sources = [p if isinstance(p, InputSource) else InputSource(str(p)) for p in paths]
         self.paths = [source.path for source in self._sources]
+        self.spool_dir = spool_dir  # where long FASTA records are spooled (io/long_records.py)
         for path in self.paths:
             if path != "-" and (not os.path.exists(path) or os.path.isdir(path)):
                 what = "is a directory" if os.path.isdir(path) else "not found"
@@ -102,7 +104,7 @@ class RecordReader:
         """Parse the first records of every input now, so a wrong input fails before the models
         load; a stream replays afterwards what this read (see sources.py), so nothing is lost."""
         for source in self._sources:
-            probe = RecordReader([source])
+            probe = RecordReader([source], spool_dir=DISCARD)  # a long first record: checked, not stored
             probe._probe = True
             try:
                 next(probe, None)
@@ -141,6 +143,9 @@ class RecordReader:
             if not stream.peek(1):  # compressed empty data
                 return
             file_format = sniff_format(stream, name, compression)
+            spooled = None
+            if file_format == "fasta":  # long records' bases go to a spool file, not to memory
+                stream = spooled = wrap_fasta(stream, name, self.spool_dir)
             with dnaio.open(stream, fileformat=file_format) as reader:
                 parsed = iter(reader)
                 group, error = _next_group(parsed)
@@ -149,11 +154,11 @@ class RecordReader:
                     records = self._checked_group(group, path, duplicates)
                     if records is not None:
                         last_id = records[-1].id if records else last_id
-                        yield records
+                        yield attach(records, spooled.pending, self.stats) if spooled else records
                     else:
                         for record in self._checked_one_by_one(group, name, path, duplicates):
                             last_id = record.id
-                            yield [record]
+                            yield attach([record], spooled.pending, self.stats) if spooled else [record]
                     if error is not None:
                         raise error
                     if len(group) < _GROUP:
@@ -225,9 +230,9 @@ def _next_group(parsed: Iterator) -> tuple[list, BaseException | None]:
     return group, None
 
 
-def read_records(paths: Sequence[str | Path]) -> RecordReader:
+def read_records(paths: Sequence[str | Path], spool_dir: str | Path | None = None) -> RecordReader:
     """Stream the records of `paths` (`-` = stdin) in order; see `RecordReader`."""
-    return RecordReader(paths)
+    return RecordReader(paths, spool_dir)
 
 
 def _all_letters(text: str) -> bool:

@@ -14,6 +14,8 @@ majority vote with ties viral), `others` otherwise.
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -100,14 +102,64 @@ class SequenceResult:
 
     def summarize(self, threshold: float = DEFAULT_THRESHOLD, viral_fraction: float = VIRAL_FRACTION_TO_CALL,
                   min_length: int = 0) -> SequenceCall:
-        if self.length < min_length:
-            return SequenceCall(len(self.chunks), 0, 0, None, None, None, "too_short")
-        scores = [score for score in (chunk.virus_score() for chunk in self.chunks) if score is not None]
-        n_viral = sum(score >= threshold for score in scores)
-        if not scores:
-            return SequenceCall(len(self.chunks), 0, 0, None, None, None, "no_call")
-        fraction = n_viral / len(scores)
-        call = "virus" if fraction >= viral_fraction else "others"
-        return SequenceCall(
-            len(self.chunks), len(scores), n_viral, fraction, max(scores), sum(scores) / len(scores), call
-        )
+        tally = SequenceTally(threshold, viral_fraction)
+        tally.add(self.chunks)
+        return tally.call(too_short=self.length < min_length)
+
+
+class SequenceTally:
+    """A sequence's call built up chunk by chunk, so a long record whose chunks arrive in several
+    blocks gets the same row as one summarized at once (one code path for both).
+
+    The mean is the running sum of the chunk scores in chunk order, added exactly as the builtin
+    `sum()` adds floats (plain on Python < 3.12, Neumaier-compensated from 3.12), so the printed
+    statistics are those of `sum(scores) / len(scores)`, without keeping the scores.
+    """
+
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, viral_fraction: float = VIRAL_FRACTION_TO_CALL):
+        self.threshold = threshold
+        self.viral_fraction = viral_fraction
+        self.n_chunks = 0
+        self.n_scored = 0
+        self.n_viral = 0
+        self.max_score: float | None = None
+        self._total = 0.0
+        self._compensation = 0.0
+
+    def add(self, chunks: list[ChunkResult]) -> None:
+        self.n_chunks += len(chunks)
+        for chunk in chunks:
+            score = chunk.virus_score()
+            if score is None:
+                continue
+            self.n_scored += 1
+            self.n_viral += score >= self.threshold
+            self.max_score = score if self.max_score is None else max(self.max_score, score)
+            self._add_to_sum(score)
+
+    def _add_to_sum(self, value: float) -> None:
+        total = self._total + value
+        if _COMPENSATED_SUM:
+            if abs(self._total) >= abs(value):
+                self._compensation += (self._total - total) + value
+            else:
+                self._compensation += (value - total) + self._total
+        self._total = total
+
+    def _sum(self) -> float:
+        compensation = self._compensation
+        return self._total + compensation if compensation and math.isfinite(compensation) else self._total
+
+    def call(self, too_short: bool = False) -> SequenceCall:
+        """The sequence's row; a too-short sequence keeps its chunk count but is not scored."""
+        if too_short:
+            return SequenceCall(self.n_chunks, 0, 0, None, None, None, "too_short")
+        if not self.n_scored:
+            return SequenceCall(self.n_chunks, 0, 0, None, None, None, "no_call")
+        fraction = self.n_viral / self.n_scored
+        verdict = "virus" if fraction >= self.viral_fraction else "others"
+        return SequenceCall(self.n_chunks, self.n_scored, self.n_viral, fraction, self.max_score,
+                            self._sum() / self.n_scored, verdict)
+
+
+_COMPENSATED_SUM = sys.version_info >= (3, 12)  # CPython 3.12 made sum() of floats compensated

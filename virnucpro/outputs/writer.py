@@ -8,8 +8,11 @@ checkpoint) and appends from there, so a resumed run ends with byte-identical fi
 
 from __future__ import annotations
 
+import math
 import os
+from array import array
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,7 +23,14 @@ from virnucpro.outputs.jsonfile import fsync_directory
 from virnucpro.outputs.hits import write_virus_summary
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.regions import RegionSettings, find_regions
-from virnucpro.outputs.results import DEFAULT_THRESHOLD, VIRAL_FRACTION_TO_CALL, SequenceResult
+from virnucpro.outputs.results import (
+    DEFAULT_THRESHOLD,
+    VIRAL_FRACTION_TO_CALL,
+    ChunkResult,
+    SequenceCall,
+    SequenceResult,
+    SequenceTally,
+)
 from virnucpro.outputs.safe_files import open_exclusive
 
 _BUFFER_BYTES = 1 << 20
@@ -41,6 +51,8 @@ class ResultWriter:
         self.region_settings = regions
         self.calls: Counter[str] = Counter()
         self.regions_found = 0
+        self._tally: SequenceTally | None = None  # the long sequence being written piece by piece
+        self._track: ChunkTrack | None = None  # ... and its chunk scores, for the region scan
         fresh = _handles is None
         if fresh:
             paths.outdir.mkdir(parents=True, exist_ok=True)
@@ -90,22 +102,60 @@ class ResultWriter:
     def add(self, result: SequenceResult) -> None:
         """Append one input sequence's rows to every file (a too-short one gets its sequences.tsv row only)."""
         call = result.summarize(self.threshold, self.viral_fraction, self.min_length)
-        chunks = result.chunks if call.call != "too_short" else []
+        if call.call != "too_short":
+            self._write_chunks(result)
+        self._end_sequence(result, call, lambda: _track_of(result.chunks))
+
+    def add_piece(self, result: SequenceResult, first: bool, last: bool) -> None:
+        """Append some consecutive chunks of a long sequence (`first`/`last`: whether they begin /
+        end it): chunk rows now, its sequences.tsv row (and FASTA / region records) with the last piece."""
+        if first:
+            self._tally = SequenceTally(self.threshold, self.viral_fraction)
+            self._track = ChunkTrack()
+        too_short = result.length < self.min_length
+        self._tally.add(result.chunks)
+        self._track.add(result.chunks)
+        if not too_short:
+            self._write_chunks(result)
+        if last:
+            self._end_sequence(result, self._tally.call(too_short), self._track.lists)
+            self._tally = self._track = None
+        self._flush()  # no checkpoint inside a long record: its rows must not pile up in memory
+
+    def _flush(self) -> None:
+        """Hand the rows collected so far to the files (no fsync, no checkpoint)."""
+        for handle in self._handles.values():
+            handle.flush()
+
+    def _write_chunks(self, result: SequenceResult) -> None:
+        chunks = result.chunks
         self._prediction("".join(map(formats.prediction_lines, chunks)).encode())
         self._highestscore("".join(map(formats.highestscore_line, chunks)).encode())
         self._chunks("".join(formats.chunk_line(c, result.record_id, self.threshold) for c in chunks).encode())
+
+    def _end_sequence(self, result: SequenceResult, call: SequenceCall, track: Callable[[], tuple[list, list]]
+                      ) -> None:
+        """The sequence's row and FASTA record; `track()` gives its chunk bounds and scores for the
+        region scan (built only for sequences with enough scored chunks)."""
         self._sequences(formats.sequence_line(result, call).encode())
         if self._viral is not None and call.call == "virus":
             if result.sequence is None:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
-            self._viral(formats.fasta_record(result.record_id, result.sequence, result.description).encode())
+            if isinstance(result.sequence, str):
+                self._viral(formats.fasta_record(result.record_id, result.sequence, result.description).encode())
+            else:  # spooled on disk (io/long_records.py): copied a MiB at a time, never held whole
+                viral = self._handles[self.paths.viral_fasta]
+                header = f"{result.record_id} {result.description}" if result.description else result.record_id
+                self._viral(f">{header}\n".encode())
+                for piece in result.sequence.pieces():
+                    self._viral(piece.encode())
+                    viral.flush()
+                self._viral(b"\n")
         self.calls[call.call] += 1
         if call.n_chunks_scored >= self.region_settings.min_scored:
-            self._add_regions(result)
+            self._add_regions(result, *track())
 
-    def _add_regions(self, result: SequenceResult) -> None:
-        bounds = [(chunk.start, chunk.end) for chunk in result.chunks]
-        scores = [chunk.virus_score() for chunk in result.chunks]
+    def _add_regions(self, result: SequenceResult, bounds: list[tuple[int, int]], scores: list[float | None]) -> None:
         regions = find_regions(bounds, scores, self.threshold, self.region_settings)
         if regions:
             self._regions(formats.region_lines(result, regions).encode())
@@ -146,6 +196,28 @@ class ResultWriter:
 
     def _finals(self) -> list[Path]:
         return self.paths.result_files(self.write_hits)
+
+
+def _track_of(chunks: list[ChunkResult]) -> tuple[list[tuple[int, int]], list[float | None]]:
+    return [(chunk.start, chunk.end) for chunk in chunks], [chunk.virus_score() for chunk in chunks]
+
+
+class ChunkTrack:
+    """A long sequence's chunk bounds and virus scores, kept compact (16 + 8 bytes a chunk, NaN for an
+    unscored chunk) while its pieces arrive, for the region scan at its end."""
+
+    def __init__(self) -> None:
+        self.starts, self.ends, self.scores = array("q"), array("q"), array("d")
+
+    def add(self, chunks: list[ChunkResult]) -> None:
+        for chunk in chunks:
+            score = chunk.virus_score()
+            self.starts.append(chunk.start)
+            self.ends.append(chunk.end)
+            self.scores.append(math.nan if score is None else score)
+
+    def lists(self) -> tuple[list[tuple[int, int]], list[float | None]]:
+        return list(zip(self.starts, self.ends)), [None if math.isnan(s) else s for s in self.scores]
 
 
 def _open_partial(partial: Path, mode: str) -> BinaryIO:

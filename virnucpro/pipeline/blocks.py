@@ -8,6 +8,16 @@ how many workers there were, or whether the run was resumed.
 
 Identical frames inside a block (duplicate reads are common) are embedded once: DNABERT-S sees
 each distinct nucleotide string once, ESM-2 each distinct protein once.
+
+A record longer than `long_record_bases` is one block index of its own, built and run as several
+work blocks, one window of about `block_bases` bases of chunks each (frames/windows.py), whether
+it arrives in memory or spooled to disk (io/long_records.py spools long FASTA records while
+reading): block composition decides the batches and so the last bits of the scores, so it
+depends only on record lengths and settings, never on how a record was read. Its work blocks
+share the index and carry a `piece` (which chunks, and whether they end the record); the writer
+aggregates the record's row over them, and the journal checkpoints (and a shard logs the index)
+only after the last one, so for resume, shards and merge a long record is one ordinary block.
+Shorter records around it are grouped as before; a group ends before a long record.
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ import numpy as np
 
 from virnucpro.engine.batching import token_budget_batches
 from virnucpro.frames.chunks import ChunkTable, chunk_table
-from virnucpro.io import Record, batch_records
+from virnucpro.frames.windows import LONG_RECORD_BASES, RecordWindow, Window, record_groups
+from virnucpro.io import Record
+from virnucpro.io.long_records import SpooledSequence
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 from virnucpro.tokenize.esm_alphabet import encode_protein_arrays
 from virnucpro.tokenize.packing import PackedTokens, pack
@@ -35,6 +47,7 @@ class BlockSettings:
     dnabert_batch_tokens: int
     block_records: int = 16_384
     block_bases: int = 4 << 20
+    long_record_bases: int = LONG_RECORD_BASES  # a longer record gets blocks of its own (one window of chunks each)
     keep_sequences: bool = False  # keep record sequences for viral.fa
 
 
@@ -57,7 +70,7 @@ class RecordInfo:
 
     id: str
     length: int
-    sequence: str | None
+    sequence: str | SpooledSequence | None
     description: str | None = None
 
 
@@ -77,6 +90,13 @@ class WorkBlock:
     num_proteins: int
     dnabert_batches: list[TokenBatch] = field(default_factory=list)
     esm_batches: list[TokenBatch] = field(default_factory=list)
+    piece: Window | None = None  # set when the block holds part of one long record (index shared)
+
+    @property
+    def records_completed(self) -> int:
+        """Records whose every chunk is written once this block is: a piece completes its record
+        only when it is the last one."""
+        return len(self.records) if self.piece is None or self.piece.last else 0
 
     @property
     def num_frames(self) -> int:
@@ -102,12 +122,36 @@ def iter_blocks(
     """Cut the record stream into blocks; `first_index` numbers them when resuming mid-stream.
 
     With `shard=(k, n)` only blocks whose index is k-1 modulo n are built (the others are read and
-    cut, which is cheap, so every shard sees the same block boundaries as an unsharded run).
+    cut, which is cheap, so every shard sees the same block boundaries as an unsharded run). The
+    work blocks of a long record all carry the record's one index.
     """
-    groups = batch_records(records, settings.block_bases, settings.block_records)
-    for index, group in enumerate(groups, first_index):
-        if shard is None or index % shard[1] == shard[0] - 1:
-            yield build_block(index, group[0].index, group, settings, tokenizer)
+    index, owned = first_index - 1, False
+    units = record_groups(records, settings.chunk_size, settings.chunking, settings.block_bases,
+                          settings.block_records, settings.long_record_bases)
+    for unit in units:
+        if isinstance(unit, RecordWindow):  # all windows of a long record share its block index
+            if unit.window.first == 0:
+                index += 1
+                owned = _in_shard(index, shard)
+            if owned:
+                yield build_piece_block(index, unit, settings, tokenizer)
+            continue
+        index += 1
+        if _in_shard(index, shard):
+            yield build_block(index, unit[0].index, unit, settings, tokenizer)
+
+
+def _in_shard(index: int, shard: tuple[int, int] | None) -> bool:
+    return shard is None or index % shard[1] == shard[0] - 1
+
+
+def build_piece_block(index: int, unit: RecordWindow, settings: BlockSettings, tokenizer: DnabertTokenizer
+                      ) -> WorkBlock:
+    """One window of chunks of a long record as a block of its own."""
+    record = unit.record
+    block = _block_from_table(index, record.index, [_record_info(record, settings)], unit.table(), settings, tokenizer)
+    block.piece = unit.window
+    return block
 
 
 def build_block(
@@ -116,6 +160,20 @@ def build_block(
 ) -> WorkBlock:
     """Chunk, translate, select, deduplicate, tokenise and batch one group of records."""
     table = chunk_table(records, settings.chunk_size, settings.chunking)
+    infos = [_record_info(record, settings) for record in records]
+    return _block_from_table(index, first_record, infos, table, settings, tokenizer)
+
+
+def _record_info(record: Record, settings: BlockSettings) -> RecordInfo:
+    """What the writer needs of a record: its sequence and header description only for the FASTA outputs."""
+    if settings.keep_sequences:
+        return RecordInfo(record.id, len(record.sequence), record.sequence, record.description)
+    return RecordInfo(record.id, len(record.sequence), None)
+
+
+def _block_from_table(index: int, first_record: int, infos: list[RecordInfo], table: ChunkTable,
+                      settings: BlockSettings, tokenizer: DnabertTokenizer) -> WorkBlock:
+    """Deduplicate, tokenise and batch the kept frames of `table`."""
     nucleotides = _first_seen(table.nucleotides)
     proteins = _first_seen(table.proteins)
     pairs: dict[tuple[int, int], int] = {}
@@ -125,10 +183,6 @@ def build_block(
         dtype=np.int64, count=len(table.proteins),
     )
     unique = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
-    if settings.keep_sequences:
-        infos = [RecordInfo(r.id, len(r.sequence), r.sequence, r.description) for r in records]
-    else:
-        infos = [RecordInfo(r.id, len(r.sequence), None) for r in records]
     block = WorkBlock(
         index, first_record, infos, table, table.frame_labels(table.chunk_ids), frame_to_unique,
         unique[:, 0].copy(), unique[:, 1].copy(), len(nucleotides), len(proteins),

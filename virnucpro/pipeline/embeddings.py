@@ -27,15 +27,17 @@ class EmbeddingWriter:
         self.parts = self.path.with_name(self.path.name + ".parts")
         self.parts.mkdir(parents=True, exist_ok=True)
         for part in self.parts.glob("part-*.parquet"):  # parts past the journal's checkpoint
-            if _block_of(part) >= blocks_done:
+            if _part_order(part)[0] >= blocks_done:
                 part.unlink()
 
-    def add(self, block_index: int, frame_ids: list[str], features: np.ndarray) -> None:
-        """Write one block's frames ([n_frames, D_dnabert + D_esm] float32, in frame order)."""
+    def add(self, block_index: int, frame_ids: list[str], features: np.ndarray, piece: int | None = None) -> None:
+        """Write one block's frames ([n_frames, D_dnabert + D_esm] float32, in frame order); a
+        long record's work blocks share its index and are told apart by `piece`."""
         table = pa.table([pa.array(frame_ids, pa.string()),
                           _lists(features[:, : self.dnabert_dim]), _lists(features[:, self.dnabert_dim :])],
                          schema=SCHEMA)
-        final = self.parts / f"part-{block_index:08d}.parquet"
+        final = self.parts / (f"part-{block_index:08d}.parquet" if piece is None else
+                              f"part-{block_index:08d}-{piece:010d}.parquet")
         temporary = final.with_suffix(".tmp")
         pq.write_table(table, temporary)
         os.replace(temporary, final)
@@ -45,7 +47,7 @@ class EmbeddingWriter:
         partial = self.path.with_name(self.path.name + ".partial")
         partial.unlink(missing_ok=True)  # left by a run killed while joining; never a link's target
         with open_exclusive(partial) as sink, pq.ParquetWriter(sink, SCHEMA) as writer:
-            for part in sorted(self.parts.glob("part-*.parquet"), key=_block_of):
+            for part in sorted(self.parts.glob("part-*.parquet"), key=_part_order):
                 writer.write_table(pq.read_table(part, schema=SCHEMA))
         os.replace(partial, self.path)
         shutil.rmtree(self.parts)
@@ -58,5 +60,6 @@ def _lists(matrix: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel()))
 
 
-def _block_of(part: Path) -> int:
-    return int(part.stem.split("-")[1])
+def _part_order(part: Path) -> tuple[int, ...]:
+    """(block index,) or (block index, first chunk) for a piece of a long record."""
+    return tuple(map(int, part.stem.split("-")[1:]))

@@ -98,7 +98,7 @@ class RunTotals:
 
     def add(self, output: BlockOutput) -> None:
         block = output.block
-        self.records += len(block.records)
+        self.records += block.records_completed
         self.chunks += len(block.table.chunk_ids)
         self.frames += block.num_frames
         self.unique_frames += block.num_unique
@@ -145,6 +145,7 @@ def _locked_run(options: RunOptions, state: OutputState, reader, devices: list[t
                 logger: logging.Logger, cluster, threads: int, wall_start: float) -> dict:
     device = devices[0]
     previous = state.previous_journal()
+    reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
     options, settings, models, workers, device_names = load_workers(options, devices, dtype, logger, cluster)
     parameters = _parameters(options, settings, models, dtype, device)
     journal = _journal(previous, input_identity(options.inputs), parameters, options)
@@ -197,6 +198,7 @@ def _parameters(options: RunOptions, settings: BlockSettings, models: LoadedMode
         "version": __version__, "chunk_size": settings.chunk_size, "chunking": settings.chunking,
         "esm_batch_tokens": settings.esm_batch_tokens, "dnabert_batch_tokens": settings.dnabert_batch_tokens,
         "block_records": settings.block_records, "block_bases": settings.block_bases,
+        "long_record_bases": settings.long_record_bases,
         "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
         "threshold": options.threshold, "write_hits": options.write_hits, "regions": asdict(options.regions),
         "viral_fraction": options.viral_fraction, "min_length": options.min_length,
@@ -244,8 +246,9 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
                 output.wait()
                 _write_block(output, results, embeddings)
                 totals.add(output)
-                _checkpoint(journal, output.block, results, embeddings, state)
-                progress.advance(len(output.block.records), output.block.num_frames, output.block.esm_tokens)
+                if output.block.records_completed:  # not inside a long record: see blocks.py
+                    _checkpoint(journal, output.block, results, embeddings, state)
+                progress.advance(output.block.records_completed, output.block.num_frames, output.block.esm_tokens)
         totals.gpu_utilization = monitor.busy_fractions()
         totals.stream_peak_rss_mib = monitor.rss_peak_bytes / 2**20
         totals.stream_rss_timeline = monitor.rss_timeline
@@ -299,11 +302,15 @@ def _check_rows(results: ResultWriter, journal: Journal) -> None:
 def _write_block(output: BlockOutput, results: ResultWriter | None, embeddings: EmbeddingWriter | None) -> None:
     block = output.block
     if results is not None:
+        piece = block.piece
         for sequence_result in sequence_results(block, output.probabilities.numpy()):
-            results.add(sequence_result)
+            if piece is None:
+                results.add(sequence_result)
+            else:  # part of a long record: its row is written with its last piece
+                results.add_piece(sequence_result, piece.first == 0, piece.last)
     if embeddings is not None:
         features = output.features.numpy()[block.frame_to_unique]
-        embeddings.add(block.index, block.frame_ids, features)
+        embeddings.add(block.index, block.frame_ids, features, None if block.piece is None else block.piece.first)
 
 
 def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list[SequenceResult]:
@@ -322,7 +329,7 @@ def sequence_results(block: WorkBlock, unique_probabilities: np.ndarray) -> list
 def _checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None,
                 embeddings: EmbeddingWriter | None, state: OutputState) -> None:
     journal.blocks_done = block.index + 1
-    journal.records_done = block.first_record + len(block.records)
+    journal.records_done = block.first_record + block.records_completed
     journal.offsets = results.checkpoint() if results is not None else {}
     journal.digests = results.digests() if results is not None else {}
     if journal.shard_log is not None:
