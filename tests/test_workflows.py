@@ -103,3 +103,69 @@ def test_snakemake_three_samples_in_shards_match_direct_runs(tmp_path, model_arg
     table = (tmp_path / "wf" / "study" / "samples.tsv").read_text().splitlines()
     assert table[0].split("\t")[:3] == ["sample", "sequences", "virus"]
     assert [row.split("\t")[:2] for row in table[1:]] == [["A", "12"], ["B", "12"], ["C", "1"]]
+
+
+# --- CWL, WDL, Galaxy, containers ------------------------------------------------------------------
+
+CWL_TOOL = REPO / "workflows" / "cwl" / "virnucpro-predict.cwl"
+WDL_TASK = REPO / "workflows" / "wdl" / "virnucpro_predict.wdl"
+GALAXY_TOOL = REPO / "workflows" / "galaxy" / "virnucpro_predict.xml"
+DOCKERFILE = REPO / "containers" / "Dockerfile"
+
+
+@pytest.mark.packaging
+def test_cwl_tool_runs_without_container_and_matches_a_direct_run(tmp_path, tiny_models, model_args):
+    cwltool = require_tool("cwltool")
+    reads = _reads(tmp_path / "a.fq", 0, 12)
+    (tmp_path / "job.yml").write_text(
+        f"reads: [{{class: File, path: {reads}}}]\n"
+        f"esm: {{class: Directory, path: {tiny_models / 'esm2'}}}\n"
+        f"dnabert: {{class: Directory, path: {tiny_models / 'dnabert-s'}}}\n"
+        f"classifier: {{class: File, path: {tiny_models / 'classifier.pth'}}}\n"
+        "device: cpu\nwrite_hits: true\n")
+    bin_dir = Path(sys.executable).parent  # where `virnucpro` is installed beside the test interpreter
+    env = {**virnucpro_env(), "PATH": f"{bin_dir}:{virnucpro_env()['PATH']}"}
+    done = subprocess.run([cwltool, "--no-container", "--preserve-environment", "PYTHONPATH",
+                           "--outdir", str(tmp_path / "cwl"), str(CWL_TOOL), str(tmp_path / "job.yml")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    direct = _run([sys.executable, "-m", "virnucpro", "predict", str(reads), "-o", "direct", "--write-hits",
+                   *model_args], tmp_path)
+    assert direct.returncode == 0, direct.stderr
+    assert same_results(tmp_path / "cwl" / "results", tmp_path / "direct", RESULT_FILES[:-1] + ["viral.fa"]) == []
+
+
+@pytest.mark.packaging
+def test_wdl_task_passes_miniwdl_check_strict():
+    miniwdl = require_tool("miniwdl")
+    done = subprocess.run([miniwdl, "check", "--strict", "--suppress", "CommandShellCheck", str(WDL_TASK)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "gpu: true" in WDL_TASK.read_text()
+
+
+@pytest.mark.packaging
+def test_galaxy_tool_passes_planemo_lint(tmp_path):
+    planemo = require_tool("planemo")
+    done = subprocess.run([planemo, "lint", "--fail_level", "warn", str(GALAXY_TOOL)], cwd=tmp_path,
+                          env={**virnucpro_env(), "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.packaging
+def test_dockerfile_passes_hadolint():
+    hadolint = require_tool("hadolint")
+    done = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_description_names_the_package_version():
+    """The version lives in virnucpro/__init__.py; the descriptions that pin an image or a package
+    must say the same, so a release cannot ship them pointing at the previous one."""
+    from virnucpro import __version__
+
+    pinned = {CWL_TOOL: f"virnucpro:{__version__}", WDL_TASK: f'"virnucpro:{__version__}"',
+              GALAXY_TOOL: f'version="{__version__}+galaxy', REPO / "containers" / "virnucpro.def": f"version {__version__}",
+              DOCKERFILE: f"virnucpro:{__version__}"}
+    stale = [path.name for path, text in pinned.items() if text not in path.read_text()]
+    assert stale == []
