@@ -7,6 +7,7 @@ install step cannot pass as a skip.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -23,7 +24,17 @@ def require_tool(name: str) -> str:
     found = str(beside) if beside.is_file() else shutil.which(name)
     if found:
         return found
-    message = f"{name} is not installed (pip install -e '.[workflows]')"
+    _missing(name)
+
+
+def require_module(name: str) -> None:
+    """Skip (fail in CI) unless Python module NAME is importable by the test interpreter."""
+    if importlib.util.find_spec(name) is None:
+        _missing(f"python module {name}")
+
+
+def _missing(what: str) -> None:
+    message = f"{what} is not installed (pip install -e '.[workflows]')"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
