@@ -81,6 +81,18 @@ def test_snakemake_refuses_a_paired_sample_in_one_line(tmp_path, model_args):
     assert len(errors) == 1 and "paired-end reads are not supported yet" in errors[0], done.stderr
 
 
+@pytest.mark.packaging
+def test_slurm_profile_plans_the_workflow_as_array_jobs(tmp_path, model_args):
+    """The documented Slurm profile parses with the Slurm executor plugin (a dry run: no cluster here)."""
+    snakemake = require_tool("snakemake")
+    _reads(tmp_path / "a.fq", 0, 2)
+    (tmp_path / "s.tsv").write_text("sample\tr1\nA\ta.fq\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--profile", str(SNAKEFILE.parent / "profiles" / "slurm"), "-n",
+                 *_snakemake_config(tmp_path / "s.tsv", model_args, shards=2)], tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "predict_shard" in done.stdout and "This was a dry-run" in done.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.packaging
 def test_snakemake_three_samples_in_shards_match_direct_runs(tmp_path, model_args):
