@@ -179,5 +179,6 @@ def test_every_description_names_the_package_version():
     pinned = {CWL_TOOL: f"virnucpro:{__version__}", WDL_TASK: f'"virnucpro:{__version__}"',
               GALAXY_TOOL: f'version="{__version__}+galaxy', REPO / "containers" / "virnucpro.def": f"version {__version__}",
               DOCKERFILE: f"virnucpro:{__version__}"}
+    pinned[REPO / "CHANGELOG.md"] = f"## [{__version__}]"
     stale = [path.name for path, text in pinned.items() if text not in path.read_text()]
     assert stale == []
