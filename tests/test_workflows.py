@@ -3,6 +3,7 @@ WDL and Galaxy are linted, the Dockerfile passes hadolint."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,18 @@ def test_snakemake_refuses_a_paired_sample_in_one_line(tmp_path, model_args):
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "paired-end reads are not supported yet" in errors[0], done.stderr
+
+
+def test_snakemake_plans_one_predict_per_sample_without_shards(tmp_path, model_args):
+    snakemake = require_tool("snakemake")
+    for name in ("a.fq", "b.fq"):
+        _reads(tmp_path / name, 0, 2)
+    (tmp_path / "s.tsv").write_text("sample\tfastq_1\nS.1\ta.fq\nS-2\tb.fq\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "1", "-n", "--quiet", "rules",
+                 *_snakemake_config(tmp_path / "s.tsv", model_args)], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout + done.stderr, re.MULTILINE))
+    assert counts == {"predict": "2", "report": "2", "study": "1", "all": "1", "total": "6"}, done.stdout
 
 
 @pytest.mark.packaging
