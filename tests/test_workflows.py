@@ -161,11 +161,12 @@ def test_cwl_tool_runs_without_container_and_matches_a_direct_run(tmp_path, tiny
 
 
 @pytest.mark.packaging
-def test_wdl_task_passes_miniwdl_check_strict():
-    miniwdl = require_tool("miniwdl")
-    done = subprocess.run([miniwdl, "check", "--strict", "--suppress", "CommandShellCheck", str(WDL_TASK)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+def test_wdl_task_passes_miniwdl_check_strict_with_shellcheck():
+    miniwdl, shellcheck = require_tool("miniwdl"), require_tool("shellcheck")
+    env = {**virnucpro_env(), "PATH": f"{Path(shellcheck).parent}:{virnucpro_env()['PATH']}"}
+    done = subprocess.run([miniwdl, "check", "--strict", str(WDL_TASK)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "CommandShellCheck" not in done.stdout, done.stdout + done.stderr
     assert "gpu: true" in WDL_TASK.read_text()
 
 

@@ -1,13 +1,15 @@
 version 1.0
 
-# `virnucpro predict` as a WDL task (checked with `miniwdl check`). The models come in as a directory
-# made by `virnucpro download --dir` (a tarball of it, unpacked in the task, so that any WDL engine
-# can localise it as one File).
+# `virnucpro predict` as a WDL task (checked with `miniwdl check`). The models are a directory made by
+# `virnucpro download --dir`: either `models_dir`, a path every worker sees (a shared file system, or
+# baked into the image), or `models_tar`, a tar of that directory that any engine localises as one
+# File and the task unpacks.
 
 task virnucpro_predict {
   input {
     Array[File] reads
-    File models_tar
+    String? models_dir
+    File? models_tar
     String model_type = "300"
     Float threshold = 0.5
     Boolean write_hits = true
@@ -21,10 +23,18 @@ task virnucpro_predict {
 
   command <<<
     set -euo pipefail
-    mkdir models
-    tar -xf ~{models_tar} -C models --strip-components 1
+    models="~{if defined(models_dir) then models_dir else ""}"
+    if [ -z "$models" ]; then
+      if [ -z "~{if defined(models_tar) then models_tar else ""}" ]; then
+        echo "virnucpro_predict: error: give models_dir or models_tar" >&2
+        exit 2
+      fi
+      models=models
+      mkdir models
+      tar -xf "~{models_tar}" -C models --strip-components 1
+    fi
     virnucpro predict ~{sep=" " reads} -o results \
-      --models-dir models --model-type ~{model_type} --threshold ~{threshold} \
+      --models-dir "$models" --model-type ~{model_type} --threshold ~{threshold} \
       ~{if write_hits then "--write-hits" else ""} --threads ~{cpu} -q
   >>>
 
@@ -49,6 +59,7 @@ task virnucpro_predict {
 
   parameter_meta {
     reads: "FASTA/FASTQ files (plain or gz/bz2/xz/zst); record IDs unique across them"
+    models_dir: "a `virnucpro download --dir` directory visible to the task (shared file system or image)"
     models_tar: "tar of a `virnucpro download --dir DIR` directory (tar -cf models.tar DIR)"
     model_type: "300 for reads, 500 for contigs"
     threshold: "chunk virus score needed to call a chunk viral (0.5 = the original rule)"
