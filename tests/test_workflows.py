@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REAL
-from workflow_tools import REPO, require_tool, same_results, virnucpro_env
+from workflow_tools import REPO, require_module, require_tool, same_results, virnucpro_env
 
 sys.path.insert(0, str(REPO / "workflows" / "snakemake"))
 from samplesheet import SampleSheetError, read_sample_sheet  # noqa: E402
@@ -136,6 +136,7 @@ CWL_TOOL = REPO / "workflows" / "cwl" / "virnucpro-predict.cwl"
 WDL_TASK = REPO / "workflows" / "wdl" / "virnucpro_predict.wdl"
 GALAXY_TOOL = REPO / "workflows" / "galaxy" / "virnucpro_predict.xml"
 DOCKERFILE = REPO / "containers" / "Dockerfile"
+APPTAINER_DEF = REPO / "containers" / "virnucpro.def"
 
 
 @pytest.mark.packaging
@@ -183,6 +184,28 @@ def test_dockerfile_passes_hadolint():
     hadolint = require_tool("hadolint")
     done = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.packaging
+def test_apptainer_definition_parses_matches_the_dockerfile_and_its_post_passes_shellcheck(tmp_path):
+    """No apptainer here: spython parses the definition (a misspelled section would drop its
+    commands), the image recipe must match the linted Dockerfile's pins, and %post is shellchecked."""
+    require_module("spython")
+    shellcheck = require_tool("shellcheck")
+    from spython.main.parse.parsers import SingularityParser
+
+    recipe = next(iter(SingularityParser(str(APPTAINER_DEF)).recipe.values()))
+    dockerfile = DOCKERFILE.read_text()
+    assert f"FROM {recipe.fromHeader}\n" in dockerfile
+    post = "\n".join(recipe.install)
+    apt_pins = re.search(r"apt-get install -y --no-install-recommends (.+?) \\?\n", dockerfile).group(1)
+    torch_pin = re.search(r"ARG TORCH_VERSION=(\S+)", dockerfile).group(1)
+    for pin in [apt_pins, f'"torch=={torch_pin}"', "--constraint /src/containers/constraints.txt /src"]:
+        assert pin in post, pin
+    assert "VIRNUCPRO_MODELS=/models" in recipe.environ and "virnucpro --version" in post
+    (tmp_path / "post.sh").write_text("#!/bin/sh\nset -eu\n" + post + "\n")
+    done = subprocess.run([shellcheck, str(tmp_path / "post.sh")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
 
 
 def test_every_description_names_the_package_version():
