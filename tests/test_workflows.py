@@ -1,0 +1,221 @@
+"""The workflow descriptions in workflows/: Snakemake and CWL run end to end on tiny random models,
+WDL and Galaxy are linted, the Dockerfile passes hadolint."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REAL
+from workflow_tools import REPO, require_module, require_tool, same_results, virnucpro_env
+
+sys.path.insert(0, str(REPO / "workflows" / "snakemake"))
+from samplesheet import SampleSheetError, read_sample_sheet  # noqa: E402
+from study import RESULT_FILES  # noqa: E402
+
+SNAKEFILE = REPO / "workflows" / "snakemake" / "Snakefile"
+READS = REAL / "ERR266411_1.first1000.fastq"
+
+
+def _reads(path: Path, first: int, count: int) -> Path:
+    lines = READS.read_text().splitlines()[4 * first: 4 * (first + count)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=virnucpro_env(), capture_output=True, text=True, timeout=600)
+
+
+# --- the sample sheet ------------------------------------------------------------------------------
+
+def test_sheet_nf_core_names_and_paths_relative_to_the_sheet(tmp_path):
+    (tmp_path / "data").mkdir()
+    _reads(tmp_path / "data" / "a.fq", 0, 2)
+    sheet = tmp_path / "data" / "sheet.csv"
+    sheet.write_text("sample,fastq_1,fastq_2\nA,a.fq,\n")
+    samples = read_sample_sheet(sheet)
+    assert list(samples) == ["A"] and samples["A"].r1 == (tmp_path / "data" / "a.fq").resolve()
+
+
+def test_sheet_tab_separated_with_r1(tmp_path):
+    _reads(tmp_path / "a.fq", 0, 2)
+    (tmp_path / "s.tsv").write_text("sample\tr1\nA\ta.fq\n\n")
+    assert list(read_sample_sheet(tmp_path / "s.tsv")) == ["A"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("sample\tr1\tr2\nA\ta.fq\ta.fq\n", "paired-end reads are not supported yet"),
+    ("sample\tr1\nA\ta.fq\nA\ta.fq\n", "appears twice"),
+    ("sample\tr1\n../x\ta.fq\n", "not usable as a directory name"),
+    ("sample\tr1\nA\tmissing.fq\n", "does not exist"),
+    ("name\treads\nA\ta.fq\n", "needs the columns `sample` and `r1`"),
+    ("sample\tr1\n", "lists no samples"),
+])
+def test_sheet_refusals_say_what_to_change(tmp_path, body, message):
+    _reads(tmp_path / "a.fq", 0, 2)
+    (tmp_path / "s.tsv").write_text(body)
+    with pytest.raises(SampleSheetError, match=message):
+        read_sample_sheet(tmp_path / "s.tsv")
+
+
+# --- Snakemake -------------------------------------------------------------------------------------
+
+def _snakemake_config(sheet: Path, model_args: list[str], **extra) -> list[str]:
+    settings = {"samples": str(sheet), "threads": 1, "virnucpro": f"{sys.executable} -m virnucpro",
+                "predict_args": " ".join(model_args), **extra}
+    return ["--config", *(f"{key}={value}" for key, value in settings.items())]
+
+
+def test_snakemake_refuses_a_paired_sample_in_one_line(tmp_path, model_args):
+    snakemake = require_tool("snakemake")
+    _reads(tmp_path / "a.fq", 0, 2)
+    (tmp_path / "s.tsv").write_text("sample\tr1\tr2\nA\ta.fq\ta.fq\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "1", "-n",
+                 *_snakemake_config(tmp_path / "s.tsv", model_args)], tmp_path)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "paired-end reads are not supported yet" in errors[0], done.stderr
+
+
+def test_snakemake_plans_one_predict_per_sample_without_shards(tmp_path, model_args):
+    snakemake = require_tool("snakemake")
+    for name in ("a.fq", "b.fq"):
+        _reads(tmp_path / name, 0, 2)
+    (tmp_path / "s.tsv").write_text("sample\tfastq_1\nS.1\ta.fq\nS-2\tb.fq\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "1", "-n", "--quiet", "rules",
+                 *_snakemake_config(tmp_path / "s.tsv", model_args)], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout + done.stderr, re.MULTILINE))
+    assert counts == {"predict": "2", "report": "2", "study": "1", "all": "1", "total": "6"}, done.stdout
+
+
+@pytest.mark.packaging
+def test_slurm_profile_plans_the_workflow_as_array_jobs(tmp_path, model_args):
+    """The documented Slurm profile parses with the Slurm executor plugin (a dry run: no cluster here)."""
+    snakemake = require_tool("snakemake")
+    _reads(tmp_path / "a.fq", 0, 2)
+    (tmp_path / "s.tsv").write_text("sample\tr1\nA\ta.fq\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--profile", str(SNAKEFILE.parent / "profiles" / "slurm"), "-n",
+                 *_snakemake_config(tmp_path / "s.tsv", model_args, shards=2)], tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "predict_shard" in done.stdout and "This was a dry-run" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.packaging
+def test_snakemake_three_samples_in_shards_match_direct_runs(tmp_path, model_args):
+    """3 samples x 2 shards + merge + reports + study table; each sample's files byte-identical to a
+    direct `virnucpro predict` of its r1."""
+    snakemake = require_tool("snakemake")
+    _reads(tmp_path / "a.fq", 0, 12)
+    _reads(tmp_path / "b.fq", 12, 12)
+    (tmp_path / "c.fa").write_bytes((REAL / "phiX174_NC_001422.fa").read_bytes())
+    (tmp_path / "sheet.csv").write_text("sample,fastq_1,fastq_2\nA,a.fq,\nB,b.fq,\nC,c.fa,\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "2",
+                 *_snakemake_config(tmp_path / "sheet.csv", model_args, shards=2, outdir="wf")], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for sample, reads in [("A", "a.fq"), ("B", "b.fq"), ("C", "c.fa")]:
+        direct = _run([sys.executable, "-m", "virnucpro", "predict", reads, "-o", f"direct-{sample}", *model_args],
+                      tmp_path)
+        assert direct.returncode == 0, direct.stderr
+        assert same_results(tmp_path / "wf" / sample, tmp_path / f"direct-{sample}", RESULT_FILES[:-1]) == []
+        assert (tmp_path / "wf" / sample / "report.html").stat().st_size > 0
+    table = (tmp_path / "wf" / "study" / "samples.tsv").read_text().splitlines()
+    assert table[0].split("\t")[:3] == ["sample", "sequences", "virus"]
+    assert [row.split("\t")[:2] for row in table[1:]] == [["A", "12"], ["B", "12"], ["C", "1"]]
+
+
+# --- CWL, WDL, Galaxy, containers ------------------------------------------------------------------
+
+CWL_TOOL = REPO / "workflows" / "cwl" / "virnucpro-predict.cwl"
+WDL_TASK = REPO / "workflows" / "wdl" / "virnucpro_predict.wdl"
+GALAXY_TOOL = REPO / "workflows" / "galaxy" / "virnucpro_predict.xml"
+DOCKERFILE = REPO / "containers" / "Dockerfile"
+APPTAINER_DEF = REPO / "containers" / "virnucpro.def"
+
+
+@pytest.mark.packaging
+def test_cwl_tool_runs_without_container_and_matches_a_direct_run(tmp_path, tiny_models, model_args):
+    cwltool = require_tool("cwltool")
+    reads = _reads(tmp_path / "a.fq", 0, 12)
+    (tmp_path / "job.yml").write_text(
+        f"reads: [{{class: File, path: {reads}}}]\n"
+        f"esm: {{class: Directory, path: {tiny_models / 'esm2'}}}\n"
+        f"dnabert: {{class: Directory, path: {tiny_models / 'dnabert-s'}}}\n"
+        f"classifier: {{class: File, path: {tiny_models / 'classifier.pth'}}}\n"
+        "device: cpu\nwrite_hits: true\n")
+    bin_dir = Path(sys.executable).parent  # where `virnucpro` is installed beside the test interpreter
+    env = {**virnucpro_env(), "PATH": f"{bin_dir}:{virnucpro_env()['PATH']}"}
+    done = subprocess.run([cwltool, "--no-container", "--preserve-environment", "PYTHONPATH",
+                           "--outdir", str(tmp_path / "cwl"), str(CWL_TOOL), str(tmp_path / "job.yml")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    direct = _run([sys.executable, "-m", "virnucpro", "predict", str(reads), "-o", "direct", "--write-hits",
+                   *model_args], tmp_path)
+    assert direct.returncode == 0, direct.stderr
+    assert same_results(tmp_path / "cwl" / "results", tmp_path / "direct", RESULT_FILES[:-1] + ["viral.fa"]) == []
+
+
+@pytest.mark.packaging
+def test_wdl_task_passes_miniwdl_check_strict_with_shellcheck():
+    miniwdl, shellcheck = require_tool("miniwdl"), require_tool("shellcheck")
+    env = {**virnucpro_env(), "PATH": f"{Path(shellcheck).parent}:{virnucpro_env()['PATH']}"}
+    done = subprocess.run([miniwdl, "check", "--strict", str(WDL_TASK)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "CommandShellCheck" not in done.stdout, done.stdout + done.stderr
+    assert "gpu: true" in WDL_TASK.read_text()
+
+
+@pytest.mark.packaging
+def test_galaxy_tool_passes_planemo_lint(tmp_path):
+    planemo = require_tool("planemo")
+    done = subprocess.run([planemo, "lint", "--fail_level", "warn", str(GALAXY_TOOL)], cwd=tmp_path,
+                          env={**virnucpro_env(), "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.packaging
+def test_dockerfile_passes_hadolint():
+    hadolint = require_tool("hadolint")
+    done = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.packaging
+def test_apptainer_definition_parses_matches_the_dockerfile_and_its_post_passes_shellcheck(tmp_path):
+    """No apptainer here: spython parses the definition (a misspelled section would drop its
+    commands), the image recipe must match the linted Dockerfile's pins, and %post is shellchecked."""
+    require_module("spython")
+    shellcheck = require_tool("shellcheck")
+    from spython.main.parse.parsers import SingularityParser
+
+    recipe = next(iter(SingularityParser(str(APPTAINER_DEF)).recipe.values()))
+    dockerfile = DOCKERFILE.read_text()
+    assert f"FROM {recipe.fromHeader}\n" in dockerfile
+    post = "\n".join(recipe.install)
+    apt_pins = re.search(r"apt-get install -y --no-install-recommends (.+?) \\?\n", dockerfile).group(1)
+    torch_pin = re.search(r"ARG TORCH_VERSION=(\S+)", dockerfile).group(1)
+    for pin in [apt_pins, f'"torch=={torch_pin}"', "--constraint /src/containers/constraints.txt /src"]:
+        assert pin in post, pin
+    assert "VIRNUCPRO_MODELS=/models" in recipe.environ and "virnucpro --version" in post
+    (tmp_path / "post.sh").write_text("#!/bin/sh\nset -eu\n" + post + "\n")
+    done = subprocess.run([shellcheck, str(tmp_path / "post.sh")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
+def test_every_description_names_the_package_version():
+    """The version lives in virnucpro/__init__.py; the descriptions that pin an image or a package
+    must say the same, so a release cannot ship them pointing at the previous one."""
+    from virnucpro import __version__
+
+    pinned = {CWL_TOOL: f"virnucpro:{__version__}", WDL_TASK: f'"virnucpro:{__version__}"',
+              GALAXY_TOOL: f'version="{__version__}+galaxy', REPO / "containers" / "virnucpro.def": f"version {__version__}",
+              DOCKERFILE: f"virnucpro:{__version__}"}
+    pinned[REPO / "CHANGELOG.md"] = f"## [{__version__}]"
+    stale = [path.name for path, text in pinned.items() if text not in path.read_text()]
+    assert stale == []
