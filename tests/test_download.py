@@ -12,7 +12,7 @@ from virnucpro.cli.main import main
 from virnucpro.models.manifest import Manifest, ModelIntegrityError
 from virnucpro.models.registry import resolve_model
 from virnucpro.pipeline import download
-from virnucpro.pipeline.download import DownloadError, download_models, fetch_url
+from virnucpro.pipeline.download import DownloadError, NoNetworkError, download_models, fetch_url
 
 _real_convert = download.convert_classifier
 
@@ -85,11 +85,35 @@ def test_classifier_resumes_partial_file_from_an_earlier_run(hub, tmp_path):
     assert (tmp_path / "500_model.pth").read_bytes() == data
 
 
-def test_unreachable_hub_is_one_line_error(hub, tmp_path, monkeypatch):
+def test_unreachable_hub_is_one_line_error_naming_the_offline_route(hub, tmp_path, monkeypatch):
     use_endpoint(monkeypatch, "http://127.0.0.1:9")
-    with pytest.raises(DownloadError, match=r"could not fetch zhihan1996/DNABERT-S: .*HF_ENDPOINT") as caught:
-        download_models(tmp_path / "models", (300,))
-    assert "\n" not in str(caught.value)
+    with pytest.raises(NoNetworkError, match=r"cannot reach the network to fetch zhihan1996/DNABERT-S .*HF_ENDPOINT") as caught:
+        download_models(tmp_path / "models" / "nested", (300,))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "virnucpro download --dir DIR" in message and "VIRNUCPRO_MODELS=DIR" in message
+    assert not (tmp_path / "models").exists()  # nothing left behind, not even an empty directory
+
+
+def test_unreachable_classifier_server_leaves_nothing_behind(hub, tmp_path, monkeypatch):
+    from virnucpro.cli.main import main
+
+    monkeypatch.setenv("VIRNUCPRO_CLASSIFIER_URL", "http://127.0.0.1:9/raw")
+    monkeypatch.setattr(download, "_HTTP_ATTEMPTS", 1)
+    assert main(["download", "--dir", str(tmp_path / "models"), "--model-type", "300"]) == 1
+    assert not (tmp_path / "models").exists()
+
+
+def test_download_says_what_how_big_and_where_before_fetching(hub, tmp_path, capsys):
+    target = tmp_path / "models"
+    assert main(["download", "--dir", str(target), "--model-type", "300"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    size = 40_000 + 50_000 + 30_000 + sum(len(hub.repos[DNABERT][n]) for n in (
+        "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")) + sum(
+        len(hub.repos[ESM2][n]) for n in ("config.json", "vocab.txt"))
+    assert first == (f"fetching DNABERT-S, ESM-2 3B and the 300-bp classifier ({size / 1000:.1f} kB) into {target}")
+    assert main(["download", "--dir", str(target), "--model-type", "300"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == f"all models present and verified in {target}"
 
 
 def test_missing_remote_file_is_one_line_error(hub, tmp_path):

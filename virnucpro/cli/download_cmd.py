@@ -26,19 +26,20 @@ _MODEL_TYPES = {"300": (300,), "500": (500,), "all": (300, 500)}
 )
 def download(directory: Path | None, model_type: str) -> None:
     """Download the models once; copy the directory to offline machines and set VIRNUCPRO_MODELS."""
-    from virnucpro.pipeline.download import download_models, download_target
+    from virnucpro.pipeline.download import download_models, download_target, plan_download
 
     target = download_target(directory)
-    click.echo(f"models directory: {target}", err=True)
-    with _rich_progress() as progress:
-        fetched = download_models(target, _MODEL_TYPES[model_type], progress=progress)
+    plan = plan_download(target, _MODEL_TYPES[model_type])
+    click.echo(plan.describe(), err=True)
+    with rich_progress() as progress:
+        fetched = download_models(target, _MODEL_TYPES[model_type], progress=progress, plan=plan)
     for item in fetched:
         click.echo(f"{item.action:>10}  {item.size:>14,d}  {item.relative}")
     click.echo(f"ready: use it offline with --models-dir {target} or VIRNUCPRO_MODELS={target}", err=True)
 
 
 @contextmanager
-def _rich_progress():
+def rich_progress():
     """A progress factory drawing one rich bar per file; a retried file reuses its bar."""
     from rich.console import Console
     from rich.progress import (

@@ -32,6 +32,8 @@ _OPTIONS = [
     click.option("--dnabert", metavar="NAME_OR_PATH", help="DNABERT-S model directory or hub name."),
     click.option("--models-dir", metavar="DIR", envvar="VIRNUCPRO_MODELS",
                  help="Directory made by `virnucpro download` (env VIRNUCPRO_MODELS)."),
+    click.option("--offline", is_flag=True,
+                 help="Never touch the network: use only models found locally (as HF_HUB_OFFLINE=1 does)."),
     click.option("--chunk-size", type=chunk_size_type(3), help="Chunk length [default: the model type]."),
     click.option("--chunking", type=click.Choice(CHUNKING_MODES), default="even", show_default=True,
                  help="even: equal chunks, overlaps spread evenly; legacy: the original's rule, defect included."),
@@ -89,6 +91,17 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
         engine=params["engine"], ray_address=params["ray_address"],
         live_progress=stderr_is_terminal() and not params["quiet"], **extra,
     )
+
+
+def fetch_missing_models(options, params: dict, logger) -> None:
+    """Download the published models the run lacks (first use), before it writes anything."""
+    from contextlib import nullcontext
+
+    from virnucpro.cli.download_cmd import rich_progress
+    from virnucpro.pipeline.fetch import ensure_models
+
+    with rich_progress() if options.live_progress else nullcontext() as progress:
+        ensure_models(options.models, offline=params["offline"], announce=logger.info, progress=progress)
 
 
 def start_logging(params: dict):

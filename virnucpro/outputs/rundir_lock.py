@@ -37,6 +37,7 @@ class RunDirLock:
         self.state_dir = Path(state_dir) if state_dir is not None else OutputPaths(outdir).state_dir
         self.path = self.state_dir / LOCK_NAME
         self._fd: int | None = None
+        self._made: list[Path] = []  # directories above the state dir that acquire() created
         self.inherited = False  # the lock file was there already: left by a run that was killed
 
     def __enter__(self) -> RunDirLock:
@@ -50,6 +51,10 @@ class RunDirLock:
         if self.state_dir.is_symlink():
             raise VirnucproError(f"{self.state_dir} is a symbolic link; remove it")
         try:
+            parent = self.state_dir.parent
+            while not parent.exists() and parent != parent.parent:
+                self._made.append(parent)
+                parent = parent.parent
             self.state_dir.mkdir(parents=True, exist_ok=True)
             while self._fd is None:
                 self._fd = self._try_lock()
@@ -64,15 +69,17 @@ class RunDirLock:
             raise VirnucproError(f"cannot write to {self.outdir}: {error.strerror}") from None
 
     def release(self) -> None:
-        """Remove the lock file (and the state dir if that leaves it empty), then unlock."""
+        """Remove the lock file (and the state dir and the directories acquire() made, as far as
+        that leaves them empty: a run that stopped before its first write leaves nothing), then unlock."""
         if self._fd is None:
             return
         if _same_file(self._fd, self.path):
             self.path.unlink(missing_ok=True)
-            try:
-                self.state_dir.rmdir()
-            except OSError:
-                pass  # not empty: a journal for --resume, or parts
+            for directory in [self.state_dir, *self._made]:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break  # not empty: a journal for --resume, parts, or results
         os.close(self._fd)
         self._fd = None
 
