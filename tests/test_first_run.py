@@ -170,6 +170,13 @@ def test_no_network_is_one_line_naming_the_offline_route(hub, models_dir, tmp_pa
     assert not (tmp_path / "results").exists() and not models_dir.exists()
 
 
+@pytest.mark.parametrize("wrong", [["--threads", "100000"], ["--precision", "bf16"]])
+def test_wrong_options_are_refused_before_anything_is_downloaded(hub, models_dir, tmp_path, capsys, wrong):
+    assert _predict(tmp_path, tmp_path / "results", *wrong) == 1
+    assert capsys.readouterr().err.startswith(f"virnucpro: error: {wrong[0]}")
+    assert hub.requests == [] and not models_dir.exists() and not (tmp_path / "results").exists()
+
+
 def test_embed_fetches_too(hub, models_dir, tmp_path):
     out = tmp_path / "emb" / "frames.parquet"
     assert main(["embed", *reads_and_phix(tmp_path, reads=5), "-o", str(out), "--device", "cpu", "-q"]) == 0

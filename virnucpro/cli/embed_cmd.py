@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from virnucpro.cli.run_options import build_run_options, fetch_missing_models, run_options, start_logging
+from virnucpro.cli.run_options import build_run_options, run_options, start_logging
 
 
 @click.command("embed")
@@ -20,7 +20,6 @@ def embed(inputs: tuple[str, ...], output: Path, **params) -> None:
 
     logger = start_logging(params)
     options = build_run_options(inputs, output, params, embed_only=True)
-    fetch_missing_models(options, params, logger)
     summary = run(options, logger)
     counts = summary["counts"]
     logger.info("%d sequences -> %d frames embedded in %.1f s; wrote %s", counts["records"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from virnucpro.cli.checks import FiniteFloatRange
-from virnucpro.cli.run_options import build_run_options, fetch_missing_models, run_options, start_logging
+from virnucpro.cli.run_options import build_run_options, run_options, start_logging
 
 
 @click.command("predict")
@@ -27,7 +27,6 @@ def predict(inputs: tuple[str, ...], outdir: Path, threshold: float, write_hits:
     logger = start_logging(params)
     options = build_run_options(inputs, outdir, params, threshold=threshold, write_hits=write_hits,
                                 save_embeddings=save_embeddings)
-    fetch_missing_models(options, params, logger)
     summary = run(options, logger)
     _report(summary, outdir, logger)
 

@@ -88,20 +88,9 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
         precision=params["precision"], threads=params["threads"], resume=params["resume"],
         force=params["force"], block_records=params["block_records"], gpus=params["gpus"],
         workers=params["workers"], shard=parse_shard(params["shard"]) if params["shard"] else None,
-        engine=params["engine"], ray_address=params["ray_address"],
+        engine=params["engine"], ray_address=params["ray_address"], offline=params["offline"],
         live_progress=stderr_is_terminal() and not params["quiet"], **extra,
     )
-
-
-def fetch_missing_models(options, params: dict, logger) -> None:
-    """Download the published models the run lacks (first use), before it writes anything."""
-    from contextlib import nullcontext
-
-    from virnucpro.cli.download_cmd import rich_progress
-    from virnucpro.pipeline.fetch import ensure_models
-
-    with rich_progress() if options.live_progress else nullcontext() as progress:
-        ensure_models(options.models, offline=params["offline"], announce=logger.info, progress=progress)
 
 
 def start_logging(params: dict):

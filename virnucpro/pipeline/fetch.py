@@ -9,7 +9,10 @@ the user's models directory or the default one, before the run writes anything. 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING
 
 from virnucpro.models.registry import (
     ENCODERS,
@@ -19,7 +22,15 @@ from virnucpro.models.registry import (
     user_models_dir,
 )
 from virnucpro.pipeline.download import OFFLINE_ROUTE, ProgressFactory, download_models, plan_download
-from virnucpro.pipeline.setup import ModelChoice
+
+if TYPE_CHECKING:
+    from virnucpro.pipeline.setup import ModelChoice
+
+
+def fetch_missing_models(choice: ModelChoice, offline: bool, live_progress: bool, logger: logging.Logger) -> None:
+    """What a run calls after its input and options are checked and before it writes anything."""
+    with rich_progress() if live_progress else nullcontext() as progress:
+        ensure_models(choice, offline=offline, announce=logger.info, progress=progress)
 
 
 def missing_published(choice: ModelChoice) -> list[str]:
@@ -70,3 +81,22 @@ def _hub_offline() -> bool:
     from huggingface_hub import constants
 
     return constants.is_offline_mode()
+
+
+@contextmanager
+def rich_progress():
+    """A progress factory drawing one rich bar per file on stderr; a retried file reuses its bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    tasks: dict[str, int] = {}
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bars:
+
+        def start(name: str, total: int | None):
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.reset(tasks[name], total=total)
+            return lambda n_bytes: bars.advance(tasks[name], n_bytes)
+
+        yield start
