@@ -216,3 +216,41 @@ def test_real_classifier_conversion(tmp_path):
     assert info.chunk_size == 300 and info.source_name == "classifier.pth"
     for key, tensor in reference.state_dict().items():
         assert converted.state_dict()[key].equal(tensor)
+
+
+def test_a_second_download_into_the_same_dir_waits_then_finds_the_models_present(hub, tmp_path):
+    import threading
+    import time
+
+    from virnucpro.outputs.rundir_lock import RunDirLock
+
+    ready = tmp_path / "ready"
+    download_models(ready, (300,))  # what the first download will have brought
+    target, said, result = tmp_path / "models", [], {}
+    first = RunDirLock(target, "download", state_dir=target / download.DOWNLOAD_STATE_DIR)
+    first.acquire()
+    hub.requests.clear()
+    second = threading.Thread(
+        target=lambda: result.update(fetched=download_models(target, (300,), announce=said.append))
+    )
+    second.start()
+    deadline = time.monotonic() + 20
+    while not said and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert said and said[0].startswith(f"waiting for another download into {target} (download, PID {os.getpid()}")
+    assert second.is_alive()
+    shutil.copytree(ready, target, dirs_exist_ok=True)  # the first download finishes ...
+    first.release()
+    second.join(timeout=20)
+    assert {item.action for item in result["fetched"]} == {"present"}  # ... and the second fetches nothing
+    transfers = [path for method, path, _ in hub.requests if method == "GET" and not path.startswith("/api/")]
+    assert transfers == []
+    assert not (target / download.DOWNLOAD_STATE_DIR).exists()
+
+
+def test_a_download_failing_before_its_first_file_leaves_no_directory(hub, tmp_path, monkeypatch):
+    plan = download.plan_download(tmp_path / "a" / "models", (300,))
+    hub.repos.pop(DNABERT)  # gone between the listing and the transfer
+    with pytest.raises(DownloadError, match="zhihan1996/DNABERT-S"):
+        download_models(tmp_path / "a" / "models", (300,), plan=plan)
+    assert not (tmp_path / "a").exists()

@@ -32,7 +32,8 @@ def download(directory: Path | None, model_type: str) -> None:
     plan = plan_download(target, _MODEL_TYPES[model_type])
     click.echo(plan.describe(), err=True)
     with rich_progress() as progress:
-        fetched = download_models(target, _MODEL_TYPES[model_type], progress=progress, plan=plan)
+        fetched = download_models(target, _MODEL_TYPES[model_type], progress=progress, plan=plan,
+                                  announce=lambda line: click.echo(line, err=True))
     for item in fetched:
         click.echo(f"{item.action:>10}  {item.size:>14,d}  {item.relative}")
     click.echo(f"ready: use it offline with --models-dir {target} or VIRNUCPRO_MODELS={target}", err=True)

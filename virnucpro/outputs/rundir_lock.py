@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from virnucpro.errors import VirnucproError
@@ -31,8 +32,10 @@ class RunDirLock:
     """`with RunDirLock(outdir, "merge"): ...` holds OUTDIR for one command; `state_dir` overrides
     where the lock lives (embed keeps its state in OUT.parquet.parts)."""
 
-    def __init__(self, outdir: str | Path, command: str, state_dir: str | Path | None = None) -> None:
+    def __init__(self, outdir: str | Path, command: str, state_dir: str | Path | None = None,
+                 on_busy: Callable[[str], None] | None = None) -> None:
         self.outdir = Path(outdir)
+        self.on_busy = on_busy  # None: refuse while another run holds it; else told the holder, then wait
         self.command = command
         self.state_dir = Path(state_dir) if state_dir is not None else OutputPaths(outdir).state_dir
         self.path = self.state_dir / LOCK_NAME
@@ -55,8 +58,8 @@ class RunDirLock:
             while not parent.exists() and parent != parent.parent:
                 self._made.append(parent)
                 parent = parent.parent
-            self.state_dir.mkdir(parents=True, exist_ok=True)
             while self._fd is None:
+                self.state_dir.mkdir(parents=True, exist_ok=True)  # again after a holder we waited for removed it
                 self._fd = self._try_lock()
             holder = json.dumps({"command": self.command, "pid": os.getpid(), "host": socket.gethostname(),
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())})
@@ -91,9 +94,16 @@ class RunDirLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)
+            if self.on_busy is not None:
+                self.on_busy(holder)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # until the holder ends; it removes the file, so check below
+                return self._locked(fd, existed)
             os.close(fd)
             raise OutputInUseError(f"{self.outdir} is in use by another virnucpro run ({holder}); wait for it"
                                    " to end or choose another output directory") from None
+        return self._locked(fd, existed)
+
+    def _locked(self, fd: int, existed: bool) -> int | None:
         if _same_file(fd, self.path):
             self.inherited = existed
             return fd

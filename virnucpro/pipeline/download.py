@@ -32,6 +32,7 @@ from virnucpro.models.registry import (
     default_models_dir,
     hash_stamps,
 )
+from virnucpro.outputs.rundir_lock import RunDirLock
 
 CLASSIFIER_URL_ENV = "VIRNUCPRO_CLASSIFIER_URL"
 DEFAULT_CLASSIFIER_URL = "https://raw.githubusercontent.com/Li-Jing-1997/VirNucPro/main"
@@ -39,6 +40,7 @@ _HTTP_ATTEMPTS = 5
 _HTTP_TIMEOUT_S = 60
 _COPY_BLOCK_BYTES = 1 << 20
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
+DOWNLOAD_STATE_DIR = ".download"  # holds the lock of the download running into a models directory
 
 
 OFFLINE_ROUTE = (
@@ -138,20 +140,19 @@ def download_models(
     *,
     progress: ProgressFactory | None = None,
     plan: DownloadPlan | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> list[Fetched]:
     """Make `target` hold the encoders (all, or the plan's) and the given classifiers, each verified
-    and in the manifest. Directories it made are removed again when it fails before filling them."""
+    and in the manifest. One download per directory at a time (a second one is told who holds it and
+    waits, then finds the models present); directories it made are removed when it fails before
+    filling them, while partial files keep theirs for the next run to resume."""
     plan = plan or plan_download(target, model_types)
-    made = _missing_dirs(target)
-    try:
+    if not plan.encoders and not plan.classifiers:
         return _download(target, model_types, plan, progress)
-    except BaseException:
-        for directory in made:  # deepest first; a partial file inside keeps its directory for resume
-            try:
-                directory.rmdir()
-            except OSError:
-                break
-        raise
+    on_busy = None if announce is None else lambda holder: announce(f"waiting for another download into {target}"
+                                                                    f" ({holder})")
+    with RunDirLock(target, "download", state_dir=target / DOWNLOAD_STATE_DIR, on_busy=on_busy):
+        return _download(target, model_types, plan, progress)
 
 
 def _download(target: Path, model_types: tuple[int, ...], plan: DownloadPlan, progress) -> list[Fetched]:
@@ -160,24 +161,15 @@ def _download(target: Path, model_types: tuple[int, ...], plan: DownloadPlan, pr
     stamps = hash_stamps()
     fetched: list[Fetched] = []
     for kind, spec in ENCODERS.items():
-        if kind in plan.encoders:
+        if spec.is_complete(target / spec.subdir) and _verified(manifest, spec.subdir, stamps):
+            fetched += _present(manifest, spec.subdir)  # also when a download we waited for brought it
+        elif kind in plan.encoders:
             fetched += _ensure_encoder(spec, manifest, stamps, plan.encoders[kind])
-        elif spec.is_complete(target / spec.subdir) and manifest.under(spec.subdir):
-            fetched += _present(manifest, spec.subdir)
         manifest.save()  # after each model, so an interrupted run keeps what it finished
     for model_type in model_types:
         fetched += _ensure_classifier(model_type, manifest, stamps, progress)
         manifest.save()
     return fetched
-
-
-def _missing_dirs(path: Path) -> list[Path]:
-    """`path` and its ancestors that do not exist yet, deepest first."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
 
 
 def _refuse_offline(what: str) -> None:
@@ -296,7 +288,7 @@ def _fetch_encoder(
         snapshot_download(spec.repo_id, revision=commit, local_dir=local, allow_patterns=list(remote))
         corrupt = [name for name, entry in remote.items() if not _matches_hub(local / name, entry, stamps)]
         for name in corrupt:
-            (local / name).unlink()
+            (local / name).unlink(missing_ok=True)
         if not corrupt:
             return commit, remote
     raise DownloadError(f"{spec.label}: {', '.join(corrupt)} differ from the hub's checksums twice; try again")
@@ -314,8 +306,8 @@ def _wanted_files(spec: EncoderSpec, remote: dict) -> list[str]:
 
 def _matches_hub(path: Path, entry, stamps: HashStamps) -> bool:
     """LFS files carry a sha256 on the hub; small files are checked by their git blob sha1."""
-    if path.stat().st_size != entry.size:
-        return False
+    if not path.is_file() or path.stat().st_size != entry.size:
+        return False  # also a file the snapshot did not bring
     if entry.lfs is not None:
         return stamps.sha256(path) == entry.lfs.sha256
     blob = hashlib.sha1(b"blob %d\0" % entry.size)

@@ -66,7 +66,7 @@ def ensure_models(
     model_types = (choice.model_type,) if "classifier" in missing else ()
     plan = plan_download(target, model_types, encoders)
     announce(f"first run: {plan.describe()}; later runs use them without network")
-    download_models(target, model_types, progress=progress, plan=plan)
+    download_models(target, model_types, progress=progress, plan=plan, announce=announce)
 
 
 def _offline_message(choice: ModelChoice, missing: list[str]) -> str:
