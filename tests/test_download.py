@@ -87,7 +87,8 @@ def test_classifier_resumes_partial_file_from_an_earlier_run(hub, tmp_path):
 
 def test_unreachable_hub_is_one_line_error_naming_the_offline_route(hub, tmp_path, monkeypatch):
     use_endpoint(monkeypatch, "http://127.0.0.1:9")
-    with pytest.raises(NoNetworkError, match=r"cannot reach the network to fetch zhihan1996/DNABERT-S .*HF_ENDPOINT") as caught:
+    expected = r"cannot reach the network to fetch zhihan1996/DNABERT-S .*HF_ENDPOINT"
+    with pytest.raises(NoNetworkError, match=expected) as caught:
         download_models(tmp_path / "models" / "nested", (300,))
     message = str(caught.value)
     assert "\n" not in message

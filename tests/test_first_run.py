@@ -69,7 +69,7 @@ def test_predict_on_a_fresh_cache_downloads_verifies_and_runs(hub, models_dir, t
     err = capsys.readouterr().err
     announced = [line for line in err.splitlines() if "first run: fetching" in line]
     assert len(announced) == 1, err
-    assert f"DNABERT-S, ESM-2 3B and the 300-bp classifier (" in announced[0]
+    assert "DNABERT-S, ESM-2 3B and the 300-bp classifier (" in announced[0]
     assert f"MB) into {models_dir}; later runs use them without network" in announced[0]
     assert (tmp_path / "results" / "sequences.tsv").is_file()
     manifest = Manifest.load(models_dir)
@@ -192,7 +192,24 @@ def test_user_models_are_never_downloaded(hub, tiny_models, models_dir, tmp_path
 
 def test_a_predict_stopped_before_its_first_write_leaves_nothing(tmp_path, tiny_models, capsys):
     missing = tmp_path / "does-not-exist.pth"
-    args = ["--esm", str(tiny_models / "esm2"), "--dnabert", str(tiny_models / "dnabert-s"), "--classifier", str(missing)]
+    args = ["--esm", str(tiny_models / "esm2"), "--dnabert", str(tiny_models / "dnabert-s"),
+            "--classifier", str(missing)]
     assert _predict(tmp_path, tmp_path / "a" / "results", *args) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()  # neither results/ nor results/.virnucpro/ nor a/
+
+
+def test_version_names_torch_cuda_and_where_models_are_looked_for(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from virnucpro import __version__
+    from virnucpro.models.registry import default_models_dir, hf_cache_dir
+
+    monkeypatch.setenv("VIRNUCPRO_MODELS", str(tmp_path))
+    assert main(["--version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"virnucpro {__version__}"
+    cuda = "CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda} build"
+    assert lines[1].startswith("python ") and f"torch {torch.__version__} ({cuda}" in lines[1]
+    assert lines[2] == (f"models looked for in: {tmp_path} (VIRNUCPRO_MODELS), then {default_models_dir()},"
+                        f" then {hf_cache_dir()} (Hugging Face cache)")
