@@ -142,7 +142,7 @@ def test_offline_never_opens_a_connection_and_says_how_to_bring_models(
     assert _predict(tmp_path, tmp_path / "results", "--offline") == 1
     error = capsys.readouterr().err.strip()
     assert "\n" not in error
-    assert error.startswith("virnucpro: error: DNABERT-S, ESM-2 3B, the 300-bp classifier not found in")
+    assert error.startswith("virnucpro: error: DNABERT-S, ESM-2 3B and the 300-bp classifier not found in")
     assert "virnucpro download --dir DIR" in error and "VIRNUCPRO_MODELS=DIR" in error
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # HF_HUB_OFFLINE=1 is the same promise
     assert _predict(tmp_path, tmp_path / "results") == 1

@@ -102,8 +102,12 @@ class DownloadPlan:
         names += [f"the {model_type}-bp classifier" for model_type in self.classifiers]
         if not names:
             return f"all models present and verified in {self.target}"
-        what = ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
-        return f"fetching {what} ({format_bytes(self.total_bytes)}) into {self.target}"
+        return f"fetching {and_list(names)} ({format_bytes(self.total_bytes)}) into {self.target}"
+
+
+def and_list(names: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
 
 
 def format_bytes(size: int) -> str:

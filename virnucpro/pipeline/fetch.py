@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from virnucpro.models.registry import (
@@ -21,7 +21,7 @@ from virnucpro.models.registry import (
     find_model,
     user_models_dir,
 )
-from virnucpro.pipeline.download import OFFLINE_ROUTE, ProgressFactory, download_models, plan_download
+from virnucpro.pipeline.download import OFFLINE_ROUTE, ProgressFactory, and_list, download_models, plan_download
 
 if TYPE_CHECKING:
     from virnucpro.pipeline.setup import ModelChoice
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def fetch_missing_models(choice: ModelChoice, offline: bool, live_progress: bool, logger: logging.Logger) -> None:
     """What a run calls after its input and options are checked and before it writes anything."""
-    with rich_progress() if live_progress else nullcontext() as progress:
+    with rich_progress() if live_progress else _hub_bars_off() as progress:
         ensure_models(choice, offline=offline, announce=logger.info, progress=progress)
 
 
@@ -73,7 +73,7 @@ def _offline_message(choice: ModelChoice, missing: list[str]) -> str:
     labels = [ENCODERS[kind].label if kind in ENCODERS else f"the {choice.model_type}-bp classifier"
               for kind in missing]
     where = user_models_dir(choice.models_dir) or default_models_dir()
-    return (f"{', '.join(labels)} not found in {where} or the Hugging Face cache, and offline mode"
+    return (f"{and_list(labels)} not found in {where} or the Hugging Face cache, and offline mode"
             f" (--offline or HF_HUB_OFFLINE) downloads nothing; {OFFLINE_ROUTE}")
 
 
@@ -81,6 +81,20 @@ def _hub_offline() -> bool:
     from huggingface_hub import constants
 
     return constants.is_offline_mode()
+
+
+@contextmanager
+def _hub_bars_off():
+    """No bars at all without a live terminal (logs, -q): huggingface_hub draws its own otherwise."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield None
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
 
 
 @contextmanager
