@@ -6,6 +6,9 @@ self-contained directory to copy to an air-gapped cluster. Every file is checked
 hub's own hashes (LFS sha256, git blob sha1) before it enters DIR/manifest.json. The published
 classifiers come over plain HTTP from the original project's repository, resumable from a
 `.partial` file, and are converted once to safetensors so that later loads unpickle nothing.
+`plan_download` asks the servers first (what is missing, how big) so the user is told before any
+byte is written, and a machine without network fails before DIR exists; `predict`/`embed` use the
+same two steps on first use (pipeline/fetch.py).
 """
 
 from __future__ import annotations
@@ -200,9 +203,9 @@ def _remote_size(url: str) -> int | None:
 
 
 def _reason(error: BaseException) -> str:
+    """The first line of what went wrong (urllib wraps the socket error in `reason`)."""
     reason = getattr(error, "reason", None) or error
-    text = str(reason).splitlines()[0] if str(reason) else type(error).__name__
-    return text
+    return str(reason).splitlines()[0] if str(reason) else type(error).__name__
 
 
 def _is_offline() -> bool:
