@@ -85,27 +85,33 @@ def test_predict_on_a_fresh_cache_downloads_verifies_and_runs(hub, models_dir, t
     assert "first run" not in capsys.readouterr().err
 
 
-def test_interrupted_download_resumes(hub, models_dir, tmp_path, monkeypatch, capsys):
-    from huggingface_hub import constants
+def test_interrupted_download_resumes_in_the_next_command(hub, models_dir, tmp_path, monkeypatch, capsys):
+    weights = _esm_weights_path(hub)
+    hub.drop_once.update({weights, "/raw/300_model.pth"})  # each transfer drops once, half way
+    monkeypatch.setattr(download, "_HTTP_ATTEMPTS", 1)  # and the command gives up at once
+    esm_partial = models_dir / "esm2_t36_3B_UR50D" / "model.safetensors.partial"
+    pth_partial = models_dir / "classifiers" / "300_model.pth.partial"
 
-    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)  # hub resume works at chunk granularity
-    hub.drop_once.add(_esm_weights_path(hub))  # the hub transfer drops: resumed inside the same command
-    hub.drop_once.add("/raw/300_model.pth")  # the classifier drops and the command gives up ...
-    monkeypatch.setattr(download, "_HTTP_ATTEMPTS", 1)
     assert _predict(tmp_path, tmp_path / "results") == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("virnucpro: error: cannot reach the network to fetch") and "the next run resumes" in error
+    assert error.startswith("virnucpro: error: cannot reach the network to fetch http") and weights in error
+    assert "bytes fetched are kept and the next run resumes" in error
     assert not (tmp_path / "results").exists()  # a predict that stopped before its first write leaves nothing
-    partial = models_dir / "classifiers" / "300_model.pth.partial"
-    half = partial.stat().st_size
-    assert 0 < half < len(hub.raw["300_model.pth"])
+    esm_half = esm_partial.stat().st_size
+    assert 0 < esm_half < len(hub.repos[ESM2]["model.safetensors"])
 
-    assert _predict(tmp_path, tmp_path / "results") == 0  # ... and the next command resumes it
-    esm_first, esm_retry = hub.gets(_esm_weights_path(hub))
-    assert esm_first is None and esm_retry.startswith("bytes=") and esm_retry != "bytes=0-"
-    assert hub.gets("/raw/300_model.pth") == [None, f"bytes={half}-"]
-    assert not partial.exists()
-    assert (models_dir / "esm2_t36_3B_UR50D" / "model.safetensors").read_bytes() == hub.repos[ESM2]["model.safetensors"]
+    assert _predict(tmp_path, tmp_path / "results") == 1  # resumes ESM-2, then the classifier drops
+    assert hub.gets(weights) == [None, f"bytes={esm_half}-"]
+    assert not esm_partial.exists()
+    pth_half = pth_partial.stat().st_size
+    assert 0 < pth_half < len(hub.raw["300_model.pth"])
+
+    assert _predict(tmp_path, tmp_path / "results") == 0
+    assert hub.gets("/raw/300_model.pth") == [None, f"bytes={pth_half}-"]
+    assert hub.gets(weights) == [None, f"bytes={esm_half}-"]  # not fetched again
+    assert not pth_partial.exists()
+    esm_weights = models_dir / "esm2_t36_3B_UR50D" / "model.safetensors"
+    assert esm_weights.read_bytes() == hub.repos[ESM2]["model.safetensors"]
     assert (tmp_path / "results" / "sequences.tsv").is_file()
 
 

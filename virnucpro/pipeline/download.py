@@ -1,11 +1,13 @@
 """`virnucpro download`: fill a models directory that later runs use without any network access.
 
-Encoders come through huggingface_hub (HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE, tokens and its
-retry-with-Range all apply) into DIR/<subdir>/ rather than the shared HF cache, so DIR is one
-self-contained directory to copy to an air-gapped cluster. Every file is checked against the
-hub's own hashes (LFS sha256, git blob sha1) before it enters DIR/manifest.json. The published
-classifiers come over plain HTTP from the original project's repository, resumable from a
-`.partial` file, and are converted once to safetensors so that later loads unpickle nothing.
+Encoders are listed through huggingface_hub (HF_ENDPOINT, HF_HUB_OFFLINE and tokens apply) at one
+pinned commit, and their files fetched from the hub's resolve URLs into DIR/<subdir>/ rather than
+the shared HF cache, so DIR is one self-contained directory to copy to an air-gapped cluster.
+Every hub file is checked against the hub's own hashes (LFS sha256, git blob sha1) before it
+enters DIR/manifest.json. The published classifiers come over plain HTTP from the original
+project's repository and are converted once to safetensors so that later loads unpickle nothing.
+Every transfer goes through `fetch_url`: a `.partial` file resumed with Range requests, after a
+dropped connection and in the next command.
 `plan_download` asks the servers first (what is missing, how big) so the user is told before any
 byte is written, and a machine without network fails before DIR exists; `predict`/`embed` use the
 same two steps on first use (pipeline/fetch.py).
@@ -171,7 +173,7 @@ def _download(target: Path, model_types: tuple[int, ...], plan: DownloadPlan, pr
         if spec.is_complete(target / spec.subdir) and _verified(manifest, spec.subdir, stamps):
             fetched += _present(manifest, spec.subdir)  # also when a download we waited for brought it
         elif kind in plan.encoders:
-            fetched += _ensure_encoder(spec, manifest, stamps, plan.encoders[kind])
+            fetched += _ensure_encoder(spec, manifest, stamps, plan.encoders[kind], progress)
         manifest.save()  # after each model, so an interrupted run keeps what it finished
     for model_type in model_types:
         fetched += _ensure_classifier(model_type, manifest, stamps, progress)
@@ -268,11 +270,11 @@ def _hub_endpoint() -> str:
 
 
 def _ensure_encoder(
-    spec: EncoderSpec, manifest: Manifest, stamps: HashStamps, listing: tuple[str, dict]
+    spec: EncoderSpec, manifest: Manifest, stamps: HashStamps, listing: tuple[str, dict], progress
 ) -> list[Fetched]:
     local = manifest.root / spec.subdir
-    with _hub_errors(spec):
-        commit, remote = _fetch_encoder(spec, local, stamps, listing)
+    commit, remote = listing
+    _fetch_encoder(spec, local, stamps, listing, progress)
     manifest.forget(spec.subdir)
     for name in remote:
         manifest.record(f"{spec.subdir}/{name}", stamps.sha256(local / name))
@@ -280,24 +282,24 @@ def _ensure_encoder(
     return [Fetched(f"{spec.subdir}/{name}", entry.size, "downloaded") for name, entry in remote.items()]
 
 
-def _fetch_encoder(
-    spec: EncoderSpec, local: Path, stamps: HashStamps, listing: tuple[str, dict]
-) -> tuple[str, dict]:
-    """Download the wanted files at the plan's pinned commit; returns it and the files' hub entries."""
-    from huggingface_hub import snapshot_download
+def _fetch_encoder(spec: EncoderSpec, local: Path, stamps: HashStamps, listing: tuple[str, dict], progress) -> None:
+    """Download the wanted files at the plan's pinned commit with `fetch_url`, whose `.partial`
+    files resume across commands (huggingface_hub 2.x deletes its partial files on failure, so an
+    interrupted 11 GB ESM-2 download would start again from zero); a file that arrives with other
+    bytes than the hub lists is deleted and fetched once more, then refused."""
+    from huggingface_hub import hf_hub_url
 
     commit, remote = listing
     for _ in range(2):
-        # A local_dir download trusts files it fetched before, so drop any that changed since.
         for name, entry in remote.items():
-            if (local / name).is_file() and (local / name).stat().st_size != entry.size:
-                (local / name).unlink()
-        snapshot_download(spec.repo_id, revision=commit, local_dir=local, allow_patterns=list(remote))
+            if not _matches_hub(local / name, entry, stamps):
+                (local / name).unlink(missing_ok=True)
+                fetch_url(hf_hub_url(spec.repo_id, name, revision=commit), local / name, progress)
         corrupt = [name for name, entry in remote.items() if not _matches_hub(local / name, entry, stamps)]
         for name in corrupt:
             (local / name).unlink(missing_ok=True)
         if not corrupt:
-            return commit, remote
+            return
     raise DownloadError(f"{spec.label}: {', '.join(corrupt)} differ from the hub's checksums twice; try again")
 
 
@@ -314,7 +316,7 @@ def _wanted_files(spec: EncoderSpec, remote: dict) -> list[str]:
 def _matches_hub(path: Path, entry, stamps: HashStamps) -> bool:
     """LFS files carry a sha256 on the hub; small files are checked by their git blob sha1."""
     if not path.is_file() or path.stat().st_size != entry.size:
-        return False  # also a file the snapshot did not bring
+        return False  # also a file not (completely) fetched yet
     if entry.lfs is not None:
         return stamps.sha256(path) == entry.lfs.sha256
     blob = hashlib.sha1(b"blob %d\0" % entry.size)
@@ -354,7 +356,6 @@ def convert_classifier(pth: Path, safetensors: Path, chunk_size: int | None = No
 def fetch_url(url: str, dest: Path, progress: ProgressFactory | None = None) -> None:
     """Download `url` to `dest` via `dest.partial`, resuming with Range requests after drops."""
     partial = dest.with_name(dest.name + ".partial")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     last_error: Exception | None = None
     for attempt in range(_HTTP_ATTEMPTS):
         try:
@@ -394,6 +395,7 @@ def _fetch_once(url: str, partial: Path, progress: ProgressFactory | None) -> No
         advance = progress(partial.name.removesuffix(".partial"), total) if progress else None
         if advance is not None and offset:
             advance(offset)
+        partial.parent.mkdir(parents=True, exist_ok=True)  # only once there are bytes to keep
         with open(partial, "ab" if resumed else "wb") as out:
             while block := response.read(_COPY_BLOCK_BYTES):
                 out.write(block)
