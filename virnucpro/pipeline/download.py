@@ -392,7 +392,8 @@ def _fetch_once(url: str, partial: Path, progress: ProgressFactory | None) -> No
             offset = 0  # the server sent the whole file
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        advance = progress(partial.name.removesuffix(".partial"), total) if progress else None
+        label = f"{partial.parent.name}/{partial.name.removesuffix('.partial')}"  # two config.json: two bars
+        advance = progress(label, total) if progress else None
         if advance is not None and offset:
             advance(offset)
         partial.parent.mkdir(parents=True, exist_ok=True)  # only once there are bytes to keep

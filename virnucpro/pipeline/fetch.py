@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from virnucpro.models.registry import (
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def fetch_missing_models(choice: ModelChoice, offline: bool, live_progress: bool, logger: logging.Logger) -> None:
     """What a run calls after its input and options are checked and before it writes anything."""
-    with rich_progress() if live_progress else _hub_bars_off() as progress:
+    with rich_progress() if live_progress else nullcontext() as progress:
         ensure_models(choice, offline=offline, announce=logger.info, progress=progress)
 
 
@@ -81,20 +81,6 @@ def _hub_offline() -> bool:
     from huggingface_hub import constants
 
     return constants.is_offline_mode()
-
-
-@contextmanager
-def _hub_bars_off():
-    """No bars at all without a live terminal (logs, -q): huggingface_hub draws its own otherwise."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    was_disabled = are_progress_bars_disabled()
-    disable_progress_bars()
-    try:
-        yield None
-    finally:
-        if not was_disabled:
-            enable_progress_bars()
 
 
 @contextmanager
