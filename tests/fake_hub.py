@@ -6,8 +6,7 @@ It answers what huggingface_hub (2.x) asks for in `snapshot_download` and `HfApi
   HEAD /{repo}/resolve/{rev}/{file}          -> X-Repo-Commit, ETag, Content-Length
   GET  /{repo}/resolve/{rev}/{file}          -> the bytes, honouring `Range: bytes=N-`
   GET  /raw/{file}                           -> plain files (the published classifiers)
-Faults for tests: `drop_once` paths send half the body and close the connection the first time
-(`drop_always`: every time);
+Faults for tests: `drop_once` paths send half the body and close the connection the first time;
 `corrupt_once` paths send altered bytes the first time, `corrupt_always` every time.
 """
 
@@ -31,7 +30,6 @@ class FakeHub:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.raw: dict[str, bytes] = {}
         self.drop_once: set[str] = set()
-        self.drop_always: set[str] = set()
         self.corrupt_once: set[str] = set()
         self.corrupt_always: set[str] = set()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
@@ -139,7 +137,7 @@ def _handler_for(hub: FakeHub):
             if path in hub.corrupt_once or path in hub.corrupt_always:
                 hub.corrupt_once.discard(path)
                 body = bytes(b ^ 0xFF for b in body)
-            if path in hub.drop_once or path in hub.drop_always:
+            if path in hub.drop_once:
                 hub.drop_once.discard(path)
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
