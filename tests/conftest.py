@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Tests never touch the network: a run that lacks a published model fails offline instead of fetching
+# it (test_download.py / test_first_run.py point huggingface_hub at the loopback fake hub and switch
+# this off). Set before huggingface_hub is imported, and inherited by the CLI subprocesses.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "real"

@@ -7,7 +7,7 @@ It answers what huggingface_hub (2.x) asks for in `snapshot_download` and `HfApi
   GET  /{repo}/resolve/{rev}/{file}          -> the bytes, honouring `Range: bytes=N-`
   GET  /raw/{file}                           -> plain files (the published classifiers)
 Faults for tests: `drop_once` paths send half the body and close the connection the first time;
-`corrupt_once` paths send altered bytes the first time.
+`corrupt_once` paths send altered bytes the first time, `corrupt_always` every time.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class FakeHub:
         self.raw: dict[str, bytes] = {}
         self.drop_once: set[str] = set()
         self.corrupt_once: set[str] = set()
+        self.corrupt_always: set[str] = set()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -133,7 +134,7 @@ def _handler_for(hub: FakeHub):
             if not send_body:
                 return
             body = data[start:]
-            if path in hub.corrupt_once:
+            if path in hub.corrupt_once or path in hub.corrupt_always:
                 hub.corrupt_once.discard(path)
                 body = bytes(b ^ 0xFF for b in body)
             if path in hub.drop_once:

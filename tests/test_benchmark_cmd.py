@@ -21,6 +21,6 @@ def test_benchmark_tiny_on_cpu(tmp_path, capsys):
     assert result["stream_peak_rss_mib"] > 10 and result["stream_rss_mib_timeline"] is not None
     assert (tmp_path / "w" / "out-300" / "sequences.tsv").is_file()
     capsys.readouterr()
-    assert main(args[:-2] + ["--no-esm-only", "--precision", "fp32"]) == 0
+    assert main(args[:-2] + ["--no-time-esm-alone", "--precision", "fp32"]) == 0
     assert json.loads(capsys.readouterr().out)["esm2_only_seconds"] is None
     assert (tmp_path / "w" / "out-300-fp32" / "sequences.tsv").is_file()

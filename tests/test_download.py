@@ -12,7 +12,7 @@ from virnucpro.cli.main import main
 from virnucpro.models.manifest import Manifest, ModelIntegrityError
 from virnucpro.models.registry import resolve_model
 from virnucpro.pipeline import download
-from virnucpro.pipeline.download import DownloadError, download_models, fetch_url
+from virnucpro.pipeline.download import DownloadError, NoNetworkError, download_models, fetch_url
 
 _real_convert = download.convert_classifier
 
@@ -55,16 +55,11 @@ def test_download_fills_models_dir_with_manifest(hub, tmp_path):
     assert hub.requests == []  # a complete, verified directory needs no network at all
 
 
-def test_hub_transfer_resumes_after_dropped_connection(hub, tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # resume works at chunk granularity
+def test_hub_transfer_resumes_after_dropped_connection(hub, tmp_path):
     path = f"/{DNABERT}/resolve/{hub.commit(DNABERT)}/pytorch_model.bin"
     hub.drop_once.add(path)
     download_models(tmp_path / "models", (300,))
-    first, retry = hub.gets(path)
-    resumed_at = int(retry.removeprefix("bytes=").removesuffix("-"))
-    assert first is None and 0 < resumed_at <= 20_000
+    assert hub.gets(path) == [None, "bytes=20000-"]  # half of the 40,000 bytes, then the rest
     assert (tmp_path / "models/dnabert-s/pytorch_model.bin").read_bytes() == hub.repos[DNABERT]["pytorch_model.bin"]
 
 
@@ -85,11 +80,36 @@ def test_classifier_resumes_partial_file_from_an_earlier_run(hub, tmp_path):
     assert (tmp_path / "500_model.pth").read_bytes() == data
 
 
-def test_unreachable_hub_is_one_line_error(hub, tmp_path, monkeypatch):
+def test_unreachable_hub_is_one_line_error_naming_the_offline_route(hub, tmp_path, monkeypatch):
     use_endpoint(monkeypatch, "http://127.0.0.1:9")
-    with pytest.raises(DownloadError, match=r"could not fetch zhihan1996/DNABERT-S: .*HF_ENDPOINT") as caught:
-        download_models(tmp_path / "models", (300,))
-    assert "\n" not in str(caught.value)
+    expected = r"cannot reach the network to fetch zhihan1996/DNABERT-S .*HF_ENDPOINT"
+    with pytest.raises(NoNetworkError, match=expected) as caught:
+        download_models(tmp_path / "models" / "nested", (300,))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "virnucpro download --dir DIR" in message and "VIRNUCPRO_MODELS=DIR" in message
+    assert not (tmp_path / "models").exists()  # nothing left behind, not even an empty directory
+
+
+def test_unreachable_classifier_server_leaves_nothing_behind(hub, tmp_path, monkeypatch):
+    from virnucpro.cli.main import main
+
+    monkeypatch.setenv("VIRNUCPRO_CLASSIFIER_URL", "http://127.0.0.1:9/raw")
+    monkeypatch.setattr(download, "_HTTP_ATTEMPTS", 1)
+    assert main(["download", "--dir", str(tmp_path / "models"), "--model-type", "300"]) == 1
+    assert not (tmp_path / "models").exists()
+
+
+def test_download_says_what_how_big_and_where_before_fetching(hub, tmp_path, capsys):
+    target = tmp_path / "models"
+    assert main(["download", "--dir", str(target), "--model-type", "300"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    size = 40_000 + 50_000 + 30_000 + sum(len(hub.repos[DNABERT][n]) for n in (
+        "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")) + sum(
+        len(hub.repos[ESM2][n]) for n in ("config.json", "vocab.txt"))
+    assert first == (f"fetching DNABERT-S, ESM-2 3B and the 300-bp classifier ({size / 1000:.1f} kB) into {target}")
+    assert main(["download", "--dir", str(target), "--model-type", "300"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == f"all models present and verified in {target}"
 
 
 def test_missing_remote_file_is_one_line_error(hub, tmp_path):
@@ -192,3 +212,41 @@ def test_real_classifier_conversion(tmp_path):
     assert info.chunk_size == 300 and info.source_name == "classifier.pth"
     for key, tensor in reference.state_dict().items():
         assert converted.state_dict()[key].equal(tensor)
+
+
+def test_a_second_download_into_the_same_dir_waits_then_finds_the_models_present(hub, tmp_path):
+    import threading
+    import time
+
+    from virnucpro.outputs.rundir_lock import RunDirLock
+
+    ready = tmp_path / "ready"
+    download_models(ready, (300,))  # what the first download will have brought
+    target, said, result = tmp_path / "models", [], {}
+    first = RunDirLock(target, "download", state_dir=target / download.DOWNLOAD_STATE_DIR)
+    first.acquire()
+    hub.requests.clear()
+    second = threading.Thread(
+        target=lambda: result.update(fetched=download_models(target, (300,), announce=said.append))
+    )
+    second.start()
+    deadline = time.monotonic() + 20
+    while not said and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert said and said[0].startswith(f"waiting for another download into {target} (download, PID {os.getpid()}")
+    assert second.is_alive()
+    shutil.copytree(ready, target, dirs_exist_ok=True)  # the first download finishes ...
+    first.release()
+    second.join(timeout=20)
+    assert {item.action for item in result["fetched"]} == {"present"}  # ... and the second fetches nothing
+    transfers = [path for method, path, _ in hub.requests if method == "GET" and not path.startswith("/api/")]
+    assert transfers == []
+    assert not (target / download.DOWNLOAD_STATE_DIR).exists()
+
+
+def test_a_download_failing_before_its_first_file_leaves_no_directory(hub, tmp_path, monkeypatch):
+    plan = download.plan_download(tmp_path / "a" / "models", (300,))
+    hub.repos.pop(DNABERT)  # gone between the listing and the transfer
+    with pytest.raises(DownloadError, match="zhihan1996/DNABERT-S"):
+        download_models(tmp_path / "a" / "models", (300,), plan=plan)
+    assert not (tmp_path / "a").exists()

@@ -22,19 +22,19 @@ from virnucpro.cli.checks import MAX_BATCH_TOKENS
 @click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]), help="Encoder precision.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep generated models and reads here (reused by later runs) [default: a temp dir].")
-@click.option("--esm-only/--no-esm-only", default=True, show_default=True,
-              help="Also time ESM-2 alone on the same frames.")
+@click.option("--time-esm-alone/--no-time-esm-alone", default=True, show_default=True,
+              help="Also time ESM-2 alone on the same frames: the baseline of end_to_end_over_esm2_only.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON here.")
 def benchmark(reads: int, size: str, device: str, gpus: str | None, workers: int, batch_tokens: int | None,
-              precision: str | None, workdir: Path | None, esm_only: bool, output: Path | None) -> None:
+              precision: str | None, workdir: Path | None, time_esm_alone: bool, output: Path | None) -> None:
     """Throughput of the whole pipeline and of ESM-2 alone on a synthetic W1-style workload."""
     from virnucpro.console import setup_logging
     from virnucpro.outputs.jsonfile import write_json_atomic
     from virnucpro.pipeline.benchmark import run_benchmark
 
     logger = setup_logging(0)
-    result = run_benchmark(reads, size, workdir, logger, esm_only=esm_only, device=device, gpus=gpus, workers=workers,
-                           batch_tokens=batch_tokens, precision=precision)
+    result = run_benchmark(reads, size, workdir, logger, esm_only=time_esm_alone, device=device, gpus=gpus,
+                           workers=workers, batch_tokens=batch_tokens, precision=precision)
     if output is not None:
         write_json_atomic(output, result)
     click.echo(json.dumps({k: result[k] for k in ("devices", "wall_seconds", "stream_seconds", "esm2_only_seconds",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -26,37 +25,15 @@ _MODEL_TYPES = {"300": (300,), "500": (500,), "all": (300, 500)}
 )
 def download(directory: Path | None, model_type: str) -> None:
     """Download the models once; copy the directory to offline machines and set VIRNUCPRO_MODELS."""
-    from virnucpro.pipeline.download import download_models, download_target
+    from virnucpro.pipeline.download import download_models, download_target, plan_download
+    from virnucpro.pipeline.fetch import rich_progress
 
     target = download_target(directory)
-    click.echo(f"models directory: {target}", err=True)
-    with _rich_progress() as progress:
-        fetched = download_models(target, _MODEL_TYPES[model_type], progress=progress)
+    plan = plan_download(target, _MODEL_TYPES[model_type])
+    click.echo(plan.describe(), err=True)
+    with rich_progress() as progress:
+        fetched = download_models(target, _MODEL_TYPES[model_type], progress=progress, plan=plan,
+                                  announce=lambda line: click.echo(line, err=True))
     for item in fetched:
         click.echo(f"{item.action:>10}  {item.size:>14,d}  {item.relative}")
     click.echo(f"ready: use it offline with --models-dir {target} or VIRNUCPRO_MODELS={target}", err=True)
-
-
-@contextmanager
-def _rich_progress():
-    """A progress factory drawing one rich bar per file; a retried file reuses its bar."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    tasks: dict[str, int] = {}
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bars:
-
-        def start(name: str, total: int | None):
-            if name not in tasks:
-                tasks[name] = bars.add_task(name, total=total)
-            bars.reset(tasks[name], total=total)
-            return lambda n_bytes: bars.advance(tasks[name], n_bytes)
-
-        yield start

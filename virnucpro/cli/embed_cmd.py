@@ -19,8 +19,8 @@ def embed(inputs: tuple[str, ...], output: Path, **params) -> None:
     from virnucpro.pipeline.predict import run
 
     logger = start_logging(params)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    summary = run(build_run_options(inputs, output, params, embed_only=True), logger)
+    options = build_run_options(inputs, output, params, embed_only=True)
+    summary = run(options, logger)
     counts = summary["counts"]
     logger.info("%d sequences -> %d frames embedded in %.1f s; wrote %s", counts["records"],
                 counts["frames_this_session"], summary["timings_seconds"]["total"], output)

@@ -13,8 +13,8 @@ import sys
 
 import click
 
-from virnucpro import __version__
 from virnucpro.cli.interrupts import Interrupted, SignalGuard, end_process_early
+from virnucpro.cli.version_info import show_version
 from virnucpro.errors import VirnucproError
 
 # name -> "module:attribute"; every entry is a click.Command in its own module.
@@ -51,7 +51,8 @@ _RESUMABLE = ("predict", "embed")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="virnucpro")
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=show_version,
+              help="Show the version, torch/CUDA versions and where models are looked for, then exit.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:
     """Find viral sequences in reads and contigs (DNABERT-S + ESM-2 features, VirNucPro classifier)."""

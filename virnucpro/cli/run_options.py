@@ -32,6 +32,8 @@ _OPTIONS = [
     click.option("--dnabert", metavar="NAME_OR_PATH", help="DNABERT-S model directory or hub name."),
     click.option("--models-dir", metavar="DIR", envvar="VIRNUCPRO_MODELS",
                  help="Directory made by `virnucpro download` (env VIRNUCPRO_MODELS)."),
+    click.option("--offline", is_flag=True,
+                 help="Never touch the network: use only models found locally (as HF_HUB_OFFLINE=1 does)."),
     click.option("--chunk-size", type=chunk_size_type(3), help="Chunk length [default: the model type]."),
     click.option("--chunking", type=click.Choice(CHUNKING_MODES), default="even", show_default=True,
                  help="even: equal chunks, overlaps spread evenly; legacy: the original's rule, defect included."),
@@ -87,7 +89,7 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
         precision=params["precision"], threads=params["threads"], resume=params["resume"],
         force=params["force"], block_records=params["block_records"], gpus=params["gpus"],
         workers=params["workers"], shard=parse_shard(params["shard"]) if params["shard"] else None,
-        engine=params["engine"], ray_address=params["ray_address"],
+        engine=params["engine"], ray_address=params["ray_address"], offline=params["offline"],
         live_progress=stderr_is_terminal() and not params["quiet"], **extra,
     )
 

@@ -1,7 +1,7 @@
 """Where the models are: a user's path, a models directory, or the Hugging Face cache.
 
-Resolution never touches the network (`virnucpro download` is the one command that does), so
-the same code runs on air-gapped clusters. With no name given, a model is looked for in
+Resolution never touches the network (downloads are pipeline/download.py's: `virnucpro download`,
+and predict/embed on first use through pipeline/fetch.py), so it runs the same on air-gapped clusters. With no name given, a model is looked for in
   1. the models directory given by `--models-dir` or VIRNUCPRO_MODELS,
   2. the default models directory, $XDG_CACHE_HOME/virnucpro/models (~/.cache/virnucpro/models),
   3. the Hugging Face cache (encoders only; HF_HOME / HF_HUB_CACHE are honoured),

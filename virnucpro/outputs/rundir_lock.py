@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from virnucpro.errors import VirnucproError
@@ -31,12 +32,15 @@ class RunDirLock:
     """`with RunDirLock(outdir, "merge"): ...` holds OUTDIR for one command; `state_dir` overrides
     where the lock lives (embed keeps its state in OUT.parquet.parts)."""
 
-    def __init__(self, outdir: str | Path, command: str, state_dir: str | Path | None = None) -> None:
+    def __init__(self, outdir: str | Path, command: str, state_dir: str | Path | None = None,
+                 on_busy: Callable[[str], None] | None = None) -> None:
         self.outdir = Path(outdir)
+        self.on_busy = on_busy  # None: refuse while another run holds it; else told the holder, then wait
         self.command = command
         self.state_dir = Path(state_dir) if state_dir is not None else OutputPaths(outdir).state_dir
         self.path = self.state_dir / LOCK_NAME
         self._fd: int | None = None
+        self._made: list[Path] = []  # directories above the state dir that acquire() created
         self.inherited = False  # the lock file was there already: left by a run that was killed
 
     def __enter__(self) -> RunDirLock:
@@ -50,8 +54,12 @@ class RunDirLock:
         if self.state_dir.is_symlink():
             raise VirnucproError(f"{self.state_dir} is a symbolic link; remove it")
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            parent = self.state_dir.parent
+            while not parent.exists() and parent != parent.parent:
+                self._made.append(parent)
+                parent = parent.parent
             while self._fd is None:
+                self.state_dir.mkdir(parents=True, exist_ok=True)  # again after a holder we waited for removed it
                 self._fd = self._try_lock()
             holder = json.dumps({"command": self.command, "pid": os.getpid(), "host": socket.gethostname(),
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())})
@@ -64,15 +72,17 @@ class RunDirLock:
             raise VirnucproError(f"cannot write to {self.outdir}: {error.strerror}") from None
 
     def release(self) -> None:
-        """Remove the lock file (and the state dir if that leaves it empty), then unlock."""
+        """Remove the lock file (and the state dir and the directories acquire() made, as far as
+        that leaves them empty: a run that stopped before its first write leaves nothing), then unlock."""
         if self._fd is None:
             return
         if _same_file(self._fd, self.path):
             self.path.unlink(missing_ok=True)
-            try:
-                self.state_dir.rmdir()
-            except OSError:
-                pass  # not empty: a journal for --resume, or parts
+            for directory in [self.state_dir, *self._made]:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break  # not empty: a journal for --resume, parts, or results
         os.close(self._fd)
         self._fd = None
 
@@ -84,9 +94,16 @@ class RunDirLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)
+            if self.on_busy is not None:
+                self.on_busy(holder)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # until the holder ends; it removes the file, so check below
+                return self._locked(fd, existed)
             os.close(fd)
             raise OutputInUseError(f"{self.outdir} is in use by another virnucpro run ({holder}); wait for it"
                                    " to end or choose another output directory") from None
+        return self._locked(fd, existed)
+
+    def _locked(self, fd: int, existed: bool) -> int | None:
         if _same_file(fd, self.path):
             self.inherited = existed
             return fd

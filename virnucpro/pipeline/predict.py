@@ -33,6 +33,7 @@ from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings, WorkBlock, iter_blocks
 from virnucpro.pipeline.cpu_warning import warn_if_slow_on_cpu
 from virnucpro.pipeline.embeddings import EmbeddingWriter
+from virnucpro.pipeline.fetch import fetch_missing_models
 from virnucpro.pipeline.journal import Journal, input_identity
 from virnucpro.pipeline.output_state import OutputState
 from virnucpro.pipeline.progress import RunProgress
@@ -77,6 +78,7 @@ class RunOptions:
     regions: RegionSettings = field(default_factory=RegionSettings)  # viral-region scan (outputs/regions.py)
     viral_fraction: float = 0.5  # viral chunks / scored chunks that call a sequence virus
     min_length: int = 0  # shorter sequences are called too_short, not scored
+    offline: bool = False  # never download missing published models (see pipeline/fetch.py)
 
 
 @dataclass
@@ -136,6 +138,7 @@ def _run(options: RunOptions, logger: logging.Logger, wall_start: float, cluster
         raise ResumeError(f"{display_name(reader.streams[0])} is a stream (stdin, a pipe or a FIFO), read only once:"
                           " it cannot be resumed; give a regular file, or rerun with --force")
     reader.check_first_records()  # a wrong file fails before the models load
+    fetch_missing_models(options.models, options.offline, options.live_progress, logger)  # before any write
     state = OutputState(options)
     with state.lock:  # from before the first write to the end: one run per output
         return _locked_run(options, state, reader, devices, dtype, logger, cluster, threads, wall_start)
