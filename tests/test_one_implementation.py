@@ -33,6 +33,7 @@ def _sources_matching(pattern: str) -> list[str]:
     (r"^def (sha256_file|file_sha256)\b", ["fsutil/hashing.py"]),
     (r"load_classifier\(.*save_classifier_safetensors\(", ["models/classifier.py"]),  # a conversion
     (r"from flash_attn import|find_spec\(\"flash_attn\"\)", ["models/attention.py"]),
+    (r"weight_files\(path\)", ["models/hf_weights.py"]),  # reading an encoder's weight files
 ])
 def test_a_utility_is_defined_in_one_module(pattern, home):
     assert _sources_matching(pattern) == home
