@@ -78,3 +78,9 @@ def test_the_genomes_are_stored_once():
     assert sorted(p.name for p in GENOMES.iterdir()) == sorted(
         p.name for p in (PACKAGE / "data" / "genomes").iterdir())
     assert not [p.name for p in REAL.iterdir() if p.suffix in (".fa", ".fna")]
+
+
+def test_the_benchmarks_batch_with_the_engine():
+    benchmarks = PACKAGE.parent / "benchmarks"
+    own = [p.name for p in benchmarks.glob("*.py") if "def token_budget_batches" in p.read_text()]
+    assert own == []
