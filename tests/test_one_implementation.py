@@ -84,3 +84,12 @@ def test_the_benchmarks_batch_with_the_engine():
     benchmarks = PACKAGE.parent / "benchmarks"
     own = [p.name for p in benchmarks.glob("*.py") if "def token_budget_batches" in p.read_text()]
     assert own == []
+
+
+def test_fsutil_and_the_layers_below_the_pipeline_do_not_import_upwards():
+    """fsutil sits below everything; models and tokenize read JSON through it, not through the pipeline."""
+    upward = {"fsutil": r"from virnucpro\.(?!errors|fsutil)", "models": r"from virnucpro\.(pipeline|outputs|engine)",
+              "tokenize": r"from virnucpro\.(pipeline|outputs|engine)"}
+    for package, pattern in upward.items():
+        regex = re.compile(pattern)
+        assert [p.name for p in (PACKAGE / package).glob("*.py") if regex.search(p.read_text())] == [], package

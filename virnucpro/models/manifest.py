@@ -16,8 +16,8 @@ from pathlib import Path
 from virnucpro.errors import ModelLoadError
 from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.fsutil.hashing import sha256_file
+from virnucpro.fsutil.untrusted import Invalid, load_json_object
 from virnucpro.models.model_files import inside
-from virnucpro.pipeline.untrusted import Invalid, load_json_object
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "virnucpro-models/1"
