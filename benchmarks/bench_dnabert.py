@@ -42,29 +42,38 @@ def prepare(path: Path, n_reads: int) -> None:
     print(f"{n_reads} reads -> {len(frames)} frames in {path}")
 
 
-def token_budget_batches(token_arrays: list[np.ndarray], budget: int) -> list:
-    """Consecutive frames up to `budget` tokens per batch (input order, as the pipeline sends them)."""
+def budget_batches(token_arrays: list[np.ndarray], budget: int) -> list:
+    """The pipeline's batches (engine.batching, length-sorted over all frames, as pipeline/blocks.py
+    sends a block): (input index of each frame, pinned packed tokens) per batch."""
+    from virnucpro.engine.batching import token_budget_batches
     from virnucpro.tokenize.packing import pack
 
-    batches, start, used = [], 0, 0
-    for i, ids in enumerate(token_arrays):
-        if used + len(ids) > budget and i > start:
-            batches.append(pack(token_arrays[start:i]))
-            start, used = i, 0
-        used += len(ids)
-    batches.append(pack(token_arrays[start:]))
-    return [type(b)(b.ids.pin_memory(), b.cu_seqlens.pin_memory(), b.max_seqlen) for b in batches]
+    batches = []
+    for batch in token_budget_batches(range(len(token_arrays)), lambda i: token_arrays[i].size, budget,
+                                      window=max(len(token_arrays), 1)):
+        packed = pack([token_arrays[i] for i in batch.indices])
+        pinned = type(packed)(packed.ids.pin_memory(), packed.cu_seqlens.pin_memory(), packed.max_seqlen)
+        batches.append((torch.tensor(batch.indices), pinned))
+    return batches
+
+
+def in_input_order(batches, outputs: list[torch.Tensor]) -> torch.Tensor:
+    """Per-batch embeddings put back in input order: row i is the i-th frame of `batches`' frames."""
+    stacked = torch.cat(outputs)
+    ordered = torch.empty_like(stacked)
+    ordered[torch.cat([index for index, _ in batches]).to(stacked.device)] = stacked
+    return ordered
 
 
 def timed_pass(model, batches) -> tuple[float, torch.Tensor]:
-    """Seconds for embedding every batch (device time between events), and the embeddings."""
+    """Seconds for embedding every batch (device time between events), and the embeddings in input order."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     torch.cuda.synchronize()
     start.record()
-    out = [model.embed(b) for b in batches]
+    out = [model.embed(packed) for _, packed in batches]
     end.record()
     torch.cuda.synchronize()
-    return start.elapsed_time(end) / 1000, torch.cat(out)
+    return start.elapsed_time(end) / 1000, in_input_order(batches, out)
 
 
 def original_way(model, tokenizer, seqs) -> tuple[float, torch.Tensor]:
@@ -101,7 +110,7 @@ def run(frames_file: Path, out: Path, budget: int, repeats: int, baseline_frames
     token_arrays = tokenizer.encode_batch(seqs)
     tokenize_s = time.perf_counter() - t0
     lengths = np.array([len(t) for t in token_arrays])
-    batches = token_budget_batches(token_arrays, budget)
+    batches = budget_batches(token_arrays, budget)
     with tempfile.TemporaryDirectory() as tmp:
         write_random_dnabert(tmp, "full", seed=0)
         fast = load_dnabert(tmp, "cuda", torch.bfloat16)
@@ -118,7 +127,7 @@ def run(frames_file: Path, out: Path, budget: int, repeats: int, baseline_frames
         "tokenize_cpu": {"seconds": tokenize_s, "frames_per_s": len(seqs) / tokenize_s, "cpu_cores": os.cpu_count()},
     }
     t0 = time.perf_counter()
-    fast.embed(batches[0]), fast.embed(batches[-1]), fp32.embed(batches[0])  # warm-up: compile, kernels
+    fast.embed(batches[0][1]), fast.embed(batches[-1][1]), fp32.embed(batches[0][1])  # warm-up: compile, kernels
     result["first_batches_seconds_incl_compile"] = time.perf_counter() - t0
     timed_pass(fast, batches)  # warm-up pass: clocks, allocator
     subset = seqs[:baseline_frames]
@@ -132,7 +141,8 @@ def run(frames_file: Path, out: Path, budget: int, repeats: int, baseline_frames
     ours_per_frame = statistics.median(ours_s) / len(seqs)
     base_per_frame = statistics.median(base_s) / len(subset)
     esm2_s_per_frame = (protein_lengths + 2).mean() / ESM2_TARGET_TOKENS_PER_S
-    _, exact = timed_pass(fp32, batches[:4])
+    n_exact = int(np.searchsorted(np.cumsum(lengths), 4 * budget, side="right"))  # the first 4 budgets' frames
+    _, exact = timed_pass(fp32, budget_batches(token_arrays[:n_exact], budget))
     result["ours_bf16_packed"] = {
         "seconds_per_pass": ours_s, "frames_per_s": 1 / ours_per_frame,
         "tokens_per_s": lengths.sum() / statistics.median(ours_s),
@@ -150,7 +160,6 @@ def run(frames_file: Path, out: Path, budget: int, repeats: int, baseline_frames
         "dnabert_fraction_of_esm2_time": ours_per_frame / esm2_s_per_frame,
         "target_frames_per_s": 45_000,
     }
-    n_exact = exact.shape[0]
     result["accuracy"] = {
         "bf16_packed_vs_fp32_packed_cosine": cosine_stats(ours[:n_exact], exact) | {"frames": n_exact},
         "bf16_packed_vs_fp32_one_per_call_cosine": cosine_stats(ours[: len(subset)], baseline),
@@ -187,14 +196,14 @@ def _with_attention(model, batches, kind: str, repeats: int, exact: torch.Tensor
     finally:
         dnabert._attention_kind = chosen
     seconds = [s for s, _ in runs]
-    frames = sum(b.num_sequences for b in batches)
+    frames = sum(packed.num_sequences for _, packed in batches)
     return {"attention": kind, "seconds_per_pass": seconds, "frames_per_s": frames / statistics.median(seconds),
             "cosine_vs_fp32": cosine_stats(runs[0][1][: exact.shape[0]], exact)}  # fmt: skip
 
 
 def _frames_per_s(model, token_arrays, budget: int) -> float:
     """One warm-up pass, then the median of two timed passes."""
-    batches = token_budget_batches(token_arrays, budget)
+    batches = budget_batches(token_arrays, budget)
     timed_pass(model, batches)
     return len(token_arrays) / statistics.median([timed_pass(model, batches)[0] for _ in range(2)])
 

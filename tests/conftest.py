@@ -7,13 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from virnucpro.devtools.workloads import GENOME_DIR
+
 # Tests never touch the network: a run that lacks a published model fails offline instead of fetching
 # it (test_download.py / test_first_run.py point huggingface_hub at the loopback fake hub and switch
 # this off). Set before huggingface_hub is imported, and inherited by the CLI subprocesses.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 DATA = Path(__file__).parent / "data"
-REAL = DATA / "real"
+REAL = DATA / "real"  # real data the package does not ship: the Illumina reads
+GENOMES = GENOME_DIR  # the seven real genomes: the package's own copy (the wheel ships it for the workloads)
+READS = REAL / "ERR266411_1.first1000.fastq"
+REAL_INPUTS = sorted([*GENOMES.iterdir(), READS])  # every real genome and read file
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +51,13 @@ def first_real_block(models: Path, batch_tokens: int):
 
     settings = BlockSettings(chunk_size=300, chunking="even", esm_batch_tokens=batch_tokens,
                              dnabert_batch_tokens=batch_tokens)
-    records = read_records([str(REAL / "ERR266411_1.first1000.fastq")])
+    records = read_records([str(READS)])
     return next(iter_blocks(records, settings, tokenizer_for(models / "dnabert-s")))
 
 
 def reads_and_phix(tmp_path: Path, reads: int = 100) -> list[str]:
     """The first `reads` real Illumina reads plus the phiX174 genome: a small mixed input."""
-    lines = (REAL / "ERR266411_1.first1000.fastq").read_text().splitlines()[: 4 * reads]
+    lines = (READS).read_text().splitlines()[: 4 * reads]
     path = tmp_path / "reads.fastq"
     path.write_text("\n".join(lines) + "\n")
-    return [str(path), str(REAL / "phiX174_NC_001422.fa")]
+    return [str(path), str(GENOMES / "phiX174_NC_001422.fa")]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import DATA, REAL
+from conftest import DATA, GENOMES
 
 from virnucpro.cli.main import main
 
@@ -171,7 +171,7 @@ def test_iupac_n_runs_and_gap_symbols_are_processed(tmp_path, model_args):
 def _twenty_megabase_contig(path: Path, length: int = 20_000_000) -> int:
     """One single-line contig: random A/T (stops in every frame, so no model work) with a phiX174
     copy every megabase (frames the models must score). Returns the phiX length."""
-    phix = "".join((REAL / "phiX174_NC_001422.fa").read_text().splitlines()[1:])
+    phix = "".join((GENOMES / "phiX174_NC_001422.fa").read_text().splitlines()[1:])
     rng = random.Random(20)
     filler = 1_000_000 - len(phix)
     with open(path, "w") as handle:

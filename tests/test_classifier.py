@@ -15,10 +15,10 @@ from virnucpro.devtools.random_classifier import (
     write_random_classifier,
 )
 from virnucpro.errors import ModelLoadError
+from virnucpro.fsutil.hashing import sha256_file
 from virnucpro.models.classifier import (
     ClassifierInfo,
     MLPClassifier,
-    file_sha256,
     load_classifier,
     model_from_state_dict,
     save_classifier_safetensors,
@@ -117,7 +117,7 @@ def test_original_format_writer_pickles_main_mlpclassifier(tmp_path, model, lega
 
     assert not hasattr(__main__, "MLPClassifier")  # the temporary registration is undone
     loaded, info = load_classifier(path)
-    assert info.file_format == "pth" and info.source_sha256 == file_sha256(path)
+    assert info.file_format == "pth" and info.source_sha256 == sha256_file(path)
     x = _features()
     assert torch.equal(loaded.probabilities(x), model.probabilities(x))
 
@@ -149,7 +149,7 @@ def test_convert_classifier_command(tmp_path, model, capsys):
     assert main(["convert-classifier", str(source), "-o", str(target), "--chunk-size", "300"]) == 0
     converted, info = load_classifier(target)
     assert info.chunk_size == 300 and info.source_name == "300_model.pth"
-    assert info.source_sha256 == file_sha256(source)
+    assert info.source_sha256 == sha256_file(source)
     x = _features()
     assert torch.equal(converted.probabilities(x), model.probabilities(x))
     assert "wrote" in capsys.readouterr().err

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from conftest import GENOMES
+from conftest import REAL_INPUTS as REAL_FILES
 from test_frames_translate import reference_frames
 
 from virnucpro.cli.main import main
 from virnucpro.frames import chunk_bounds
 from virnucpro.io import read_records
 
-REAL = Path(__file__).parent / "data" / "real"
-REAL_INPUTS = sorted(str(p) for p in REAL.iterdir() if p.suffix in (".fa", ".fna", ".fastq"))
+REAL_INPUTS = [str(path) for path in REAL_FILES]  # every real genome and read file
 OUTPUTS = ("chunks.fa", "nucleotide.fa", "protein.faa")
 
 
@@ -52,7 +53,7 @@ def test_every_real_file_matches_the_reference(tmp_path, capsys, mode):
 
 
 def test_compressed_and_stdin_inputs_give_the_same_outputs(tmp_path, capsys, monkeypatch):
-    plain = REAL / "lambda_NC_001416.fa"
+    plain = GENOMES / "lambda_NC_001416.fa"
     assert run([plain, "-o", tmp_path / "plain"], capsys)[0] == 0
     packed = tmp_path / "lambda.fa.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
@@ -70,10 +71,10 @@ def test_stdin(tmp_path, capsys, monkeypatch):
     import io
     import sys
 
-    data = (REAL / "phiX174_NC_001422.fa").read_bytes()
+    data = (GENOMES / "phiX174_NC_001422.fa").read_bytes()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
     assert run(["-", "-o", tmp_path / "stdin"], capsys)[0] == 0
-    assert run([REAL / "phiX174_NC_001422.fa", "-o", tmp_path / "file"], capsys)[0] == 0
+    assert run([GENOMES / "phiX174_NC_001422.fa", "-o", tmp_path / "file"], capsys)[0] == 0
     for name in OUTPUTS:
         assert (tmp_path / "stdin" / name).read_bytes() == (tmp_path / "file" / name).read_bytes()
 
@@ -118,10 +119,10 @@ def test_quality_mismatch_is_one_line(tmp_path, capsys):
 def test_output_directory_that_cannot_be_written(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, err = run([REAL / "phiX174_NC_001422.fa", "-o", blocker / "out"], capsys)
+    code, err = run([GENOMES / "phiX174_NC_001422.fa", "-o", blocker / "out"], capsys)
     assert_one_line_error(code, err, "output directory")
 
 
 def test_bad_chunk_size_is_a_usage_error(tmp_path, capsys):
-    code, err = run([REAL / "phiX174_NC_001422.fa", "-o", tmp_path, "--chunk-size", "0"], capsys)
+    code, err = run([GENOMES / "phiX174_NC_001422.fa", "-o", tmp_path, "--chunk-size", "0"], capsys)
     assert code == 2 and "Traceback" not in err

@@ -24,7 +24,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tests.conftest import REAL
+from tests.conftest import GENOMES
 from virnucpro.devtools.random_classifier import random_classifier, save_original_pth
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.classifier import (
@@ -64,7 +64,7 @@ def predict_cli(tmp_path: Path, models: Path, *extra: str, **override: Path) -> 
     """`python -m virnucpro predict` on phiX with the tiny models, some replaced by `override`."""
     paths = {"esm": models / "esm2", "dnabert": models / "dnabert-s", "classifier": models / "classifier.pth"}
     paths |= override
-    args = [sys.executable, "-m", "virnucpro", "predict", str(REAL / "phiX174_NC_001422.fa"),
+    args = [sys.executable, "-m", "virnucpro", "predict", str(GENOMES / "phiX174_NC_001422.fa"),
             "-o", str(tmp_path / "out"), "--device", "cpu", "-q", *extra]
     for name, path in paths.items():
         args += [f"--{name}", str(path)]

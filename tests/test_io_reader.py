@@ -10,10 +10,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import zstandard
+from conftest import GENOMES, READS, REAL_INPUTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +23,6 @@ from virnucpro.io import sources
 from virnucpro.io.duplicates import DuplicateIdCheck
 from virnucpro.io.sources import is_stream
 
-REAL = Path(__file__).parent / "data" / "real"
 COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress,
                ".zst": lambda data: zstandard.ZstdCompressor().compress(data)}
 
@@ -51,7 +50,7 @@ def test_fastq_with_crlf(tmp_path):
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
 def test_compressed_inputs_read_like_plain(tmp_path, suffix):
-    plain = REAL / "phiX174_NC_001422.fa"
+    plain = GENOMES / "phiX174_NC_001422.fa"
     packed = write(tmp_path / f"phix.fa{suffix}", COMPRESSORS[suffix](plain.read_bytes()))
     assert [(r.id, r.sequence) for r in read_records([packed])] == [(r.id, r.sequence) for r in read_records([plain])]
 
@@ -96,8 +95,7 @@ def test_empty_file_gives_no_records(tmp_path):
 
 
 def test_all_real_files_parse():
-    paths = sorted(p for p in REAL.iterdir() if p.suffix in (".fa", ".fna", ".fastq"))
-    reader = read_records(paths)
+    reader = read_records(REAL_INPUTS)
     records = list(reader)
     assert len(records) == 1000 + 9
     assert all(set(r.sequence) <= set("ACGTN") for r in records)  # CRLF files: no '\r' left
@@ -130,7 +128,7 @@ def test_binary_junk(tmp_path):
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
 def test_truncated_compressed_file(tmp_path, suffix):
-    data = COMPRESSORS[suffix]((REAL / "lambda_NC_001416.fa").read_bytes())
+    data = COMPRESSORS[suffix]((GENOMES / "lambda_NC_001416.fa").read_bytes())
     message = error_of([write(tmp_path / f"cut.fa{suffix}", data[: len(data) // 2])])
     assert f"cut.fa{suffix}" in message and "truncated" in message
 
@@ -186,7 +184,7 @@ def test_batches_bound_bases_and_records(tmp_path):
 
 def test_real_fastq_copy_under_gzip(tmp_path):
     packed = tmp_path / "reads.fastq.gz"
-    with open(REAL / "ERR266411_1.first1000.fastq", "rb") as src, gzip.open(packed, "wb") as dst:
+    with open(READS, "rb") as src, gzip.open(packed, "wb") as dst:
         shutil.copyfileobj(src, dst)
     assert len(ids([packed])) == 1000
 

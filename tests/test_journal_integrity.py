@@ -193,7 +193,7 @@ def test_a_malformed_but_signed_journal_is_one_line(tmp_path, case):
     if case == "extra key":
         data["surprise"] = 1
     path = tmp_path / "journal.json"
-    from virnucpro.outputs.jsonfile import write_json_atomic
+    from virnucpro.fsutil.atomic import write_json_atomic
     from virnucpro.pipeline.journal import _checksum
 
     write_json_atomic(path, {**data, "checksum": _checksum(data)})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL
+from conftest import GENOMES
 
 from virnucpro.cli.main import main
 from virnucpro.errors import InputFormatError
@@ -139,7 +139,7 @@ def _mixed_input(tmp_path: Path) -> str:
     """Short records around three long ones (lengths near chunk multiples; part of lambda among
     them) and one that is spooled (> 4000 file bytes) but not long (<= 5000 bases), wrapped at 70
     columns and gzipped."""
-    lam = "".join(line.strip() for line in (REAL / "lambda_NC_001416.fa").read_text().splitlines()[1:])
+    lam = "".join(line.strip() for line in (GENOMES / "lambda_NC_001416.fa").read_text().splitlines()[1:])
     records = [("read1", _bases(150, 1)), ("lambda_part", lam[:24_001]), ("mid", _bases(4500, 6)), ("read2", _bases(290, 2)),
                ("chrA", _bases(18_000, 3)), ("chrB", _bases(15_001, 4)), ("read3", _bases(80, 5))]
     text = "".join(f">{name} test\n" + "\n".join(seq[i:i + 70] for i in range(0, len(seq), 70)) + "\n"

@@ -13,16 +13,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REAL, reads_and_phix
+from conftest import GENOMES, reads_and_phix
 
 from virnucpro.cli.main import main
 from virnucpro.errors import VirnucproError
-from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.fsutil.atomic import write_json_atomic
+from virnucpro.fsutil.safe_files import OutputClobberError, open_exclusive
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.rundir_lock import LOCK_NAME, RunDirLock
-from virnucpro.outputs.safe_files import OutputClobberError, open_exclusive
 
-PHIX = str(REAL / "phiX174_NC_001422.fa")
+PHIX = str(GENOMES / "phiX174_NC_001422.fa")
 
 
 def _predict(inputs, out: Path, model_args, *extra) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from virnucpro.errors import ResumeError
-from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.writer import ResultWriter

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL
+from conftest import GENOMES
 from workflow_tools import REPO, require_module, require_tool, same_results
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow]
@@ -108,7 +108,7 @@ def test_installed_wheel_doctor_reports_all_but_missing_models(fresh_env, tmp_pa
 
 
 def test_installed_wheel_predicts_like_the_checkout(fresh_env, tmp_path, model_args):
-    genome = str(REAL / "phiX174_NC_001422.fa")
+    genome = str(GENOMES / "phiX174_NC_001422.fa")
     installed = _fresh(fresh_env, "virnucpro", "predict", genome, "-o", "installed", *model_args, cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
     checkout = subprocess.run([sys.executable, "-m", "virnucpro", "predict", genome, "-o", "checkout", *model_args],

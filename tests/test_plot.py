@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from virnucpro.cli.main import main
-from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import ChunkResult, FrameScore, SequenceResult
 from virnucpro.outputs.summary import gather

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import REAL
+from conftest import GENOMES, READS
 
 from virnucpro.cli.main import main
 from virnucpro.frames import chunk_records
@@ -25,7 +25,7 @@ from virnucpro.tokenize.packing import pack
 
 def _reads(tmp_path: Path, n: int = 60) -> Path:
     """Real reads plus an exact duplicate of the first few (different IDs), and a phage genome."""
-    lines = (REAL / "ERR266411_1.first1000.fastq").read_text().splitlines()[: 4 * n]
+    lines = (READS).read_text().splitlines()[: 4 * n]
     records = ["\n".join(lines[i : i + 4]) for i in range(0, len(lines), 4)]
     duplicates = [r.replace("@", "@dup_", 1) for r in records[:5]]
     path = tmp_path / "reads.fastq"
@@ -41,13 +41,13 @@ def _table(path: Path) -> list[dict]:
 def test_predict_writes_every_file_in_input_order(tmp_path, model_args):
     reads = _reads(tmp_path)
     out = tmp_path / "out"
-    assert main(["predict", str(reads), str(REAL / "phiX174_NC_001422.fa"), "-o", str(out), "--write-hits",
+    assert main(["predict", str(reads), str(GENOMES / "phiX174_NC_001422.fa"), "-o", str(out), "--write-hits",
                  "--threshold", "0.4", *model_args]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
             "viral.fa", "run.json"} <= names
     assert not [n for n in names if n.endswith(".partial")] and ".virnucpro" not in names
-    records = list(read_records([str(reads), str(REAL / "phiX174_NC_001422.fa")]))
+    records = list(read_records([str(reads), str(GENOMES / "phiX174_NC_001422.fa")]))
     sequences = _table(out / "sequences.tsv")
     assert [row["sequence_id"] for row in sequences] == [r.id for r in records]
     expected_frames = [f.frame_id for per in chunk_records(records, 300) for c in per for f in c.frames]

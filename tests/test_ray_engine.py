@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REAL, first_real_block, tiny_model_paths
+from conftest import GENOMES, READS, first_real_block, tiny_model_paths
 
 from virnucpro.cli.main import main
 from virnucpro.pipeline.setup import SetupError
@@ -27,8 +27,8 @@ FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunk
 @pytest.fixture
 def inputs(tmp_path) -> list[str]:
     reads = tmp_path / "reads.fastq"
-    reads.write_text("".join((REAL / "ERR266411_1.first1000.fastq").read_text().splitlines(True)[:1200]))
-    return [str(reads), str(REAL / "phiX174_NC_001422.fa")]
+    reads.write_text("".join((READS).read_text().splitlines(True)[:1200]))
+    return [str(reads), str(GENOMES / "phiX174_NC_001422.fa")]
 
 
 def _run(inputs, out: Path, model_args, *extra) -> int:

@@ -11,7 +11,7 @@ chunks, and at least 90% of the insert covered by the one region found."""
 from __future__ import annotations
 
 import pytest
-from conftest import REAL
+from conftest import GENOMES
 
 from virnucpro.cli.main import main
 from virnucpro.io import read_records
@@ -23,7 +23,7 @@ INSERT_AT = 28_000
 
 
 def _one_sequence(name: str) -> str:
-    (record,) = list(read_records([str(REAL / name)]))
+    (record,) = list(read_records([str(GENOMES / name)]))
     return record.sequence
 
 
@@ -31,7 +31,7 @@ def _one_sequence(name: str) -> str:
 def test_the_region_found_brackets_a_lambda_insert(tmp_path, tiny_models):
     encoders = ["--esm", str(tiny_models / "esm2"), "--dnabert", str(tiny_models / "dnabert-s"),
                 "--device", "cpu", "-q"]
-    lambda_fa, bacterial_fa = str(REAL / "lambda_NC_001416.fa"), str(REAL / "Efaecium_plasmid_NC_017032.fna")
+    lambda_fa, bacterial_fa = str(GENOMES / "lambda_NC_001416.fa"), str(GENOMES / "Efaecium_plasmid_NC_017032.fna")
     for name, fasta in (("virus", lambda_fa), ("others", bacterial_fa)):
         assert main(["embed", fasta, "-o", str(tmp_path / f"{name}.parquet"), *encoders]) == 0  # no classifier
     model = tmp_path / "lambda_vs_plasmid.safetensors"

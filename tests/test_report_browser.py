@@ -13,7 +13,7 @@ import pytest
 from test_plot import PNG_MAGIC, contig
 
 from virnucpro.cli.main import main
-from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.writer import ResultWriter
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REAL
+from conftest import GENOMES, READS
 
 from virnucpro.cli.main import main
 
@@ -20,8 +20,8 @@ RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv",
 
 def _inputs(tmp_path: Path) -> list[str]:
     reads = tmp_path / "reads.fastq"
-    reads.write_text((REAL / "ERR266411_1.first1000.fastq").read_text())
-    return [str(reads), str(REAL / "lambda_NC_001416.fa")]
+    reads.write_text((READS).read_text())
+    return [str(reads), str(GENOMES / "lambda_NC_001416.fa")]
 
 
 def _predict_args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import DATA, REAL
+from conftest import DATA, GENOMES
 
 from virnucpro.cli.main import main
 
@@ -13,7 +13,7 @@ def test_run_json_counts_and_the_summary_line(tmp_path, model_args, capsys):
     outdir = tmp_path / "out"
     stops = tmp_path / "stops.fa"
     stops.write_text(">all_frames_stop\nATTAATTAGTTAA\n")  # every one of its six frames has a stop codon
-    inputs = [str(REAL / "phiX174_NC_001422.fa"), str(DATA / "bad" / "short_sequences.fa"), str(stops)]
+    inputs = [str(GENOMES / "phiX174_NC_001422.fa"), str(DATA / "bad" / "short_sequences.fa"), str(stops)]
     args = [a for a in model_args if a != "-q"]
     assert main(["predict", *inputs, "-o", str(outdir), "--min-length", "4", *args]) == 0
     run = json.loads((outdir / "run.json").read_text())
@@ -34,7 +34,7 @@ def test_run_json_counts_and_the_summary_line(tmp_path, model_args, capsys):
 def test_viral_fa_keeps_the_input_header_description(tmp_path, model_args):
     outdir = tmp_path / "out"
     # threshold 0.3: the tiny random classifier's chunk scores (about 0.43) all count as viral
-    assert main(["predict", str(REAL / "phiX174_NC_001422.fa"), "-o", str(outdir), "--write-hits",
+    assert main(["predict", str(GENOMES / "phiX174_NC_001422.fa"), "-o", str(outdir), "--write-hits",
                  "--threshold", "0.3", *model_args]) == 0
     header = (outdir / "viral.fa").read_text().splitlines()[0]
     assert header == ">1 phiX: http://www.genome.jp/dbget-bin/www_bget?refseq+NC_001422"

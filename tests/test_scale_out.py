@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REAL
+from conftest import GENOMES, READS
 
 from virnucpro.cli.main import main
 from virnucpro.pipeline.setup import SetupError, _gpu_indices
@@ -22,8 +22,8 @@ REGIONS_IN_EVERY_BLOCK = ("--threshold", "0.435", "--region-length", "1", "--min
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> list[str]:
     reads = tmp_path_factory.mktemp("in") / "reads.fastq"
-    reads.write_text("".join((REAL / "ERR266411_1.first1000.fastq").read_text().splitlines(True)[:1600]))
-    return [str(reads), str(REAL / "phiX174_NC_001422.fa")]
+    reads.write_text("".join((READS).read_text().splitlines(True)[:1600]))
+    return [str(reads), str(GENOMES / "phiX174_NC_001422.fa")]
 
 
 def _run(inputs, out: Path, model_args, *extra) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import REAL
+from conftest import GENOMES
 
 from virnucpro.cli.main import main
 from virnucpro.models.classifier import load_classifier
@@ -17,7 +17,7 @@ def test_embed_train_predict_on_real_genomes(tmp_path, tiny_models):
     encoders = ["--esm", str(tiny_models / "esm2"), "--dnabert", str(tiny_models / "dnabert-s"),
                 "--device", "cpu", "-q"]
     embeddings = tmp_path / "frames.parquet"
-    inputs = [str(REAL / name) for name in (*VIRUS, *OTHERS)]
+    inputs = [str(GENOMES / name) for name in (*VIRUS, *OTHERS)]
     assert main(["embed", *inputs, "-o", str(embeddings), "--classifier", str(tiny_models / "classifier.pth"),
                  *encoders]) == 0
     labels = tmp_path / "labels.tsv"  # sequence ids: every frame of a record takes its label
@@ -33,5 +33,5 @@ def test_embed_train_predict_on_real_genomes(tmp_path, tiny_models):
     assert info.input_dim == info.dnabert_dim + info.esm_dim and info.chunk_size == 300
 
     outdir = tmp_path / "predicted"
-    assert main(["predict", str(REAL / VIRUS[0]), "-o", str(outdir), "--classifier", str(model), *encoders]) == 0
+    assert main(["predict", str(GENOMES / VIRUS[0]), "-o", str(outdir), "--classifier", str(model), *encoders]) == 0
     assert (outdir / "prediction_results.txt").read_text().startswith("Sequence_ID\tPrediction\tscore1\tscore2\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL
+from conftest import GENOMES, READS
 from workflow_tools import REPO, require_module, require_tool, same_results, virnucpro_env
 
 sys.path.insert(0, str(REPO / "workflows" / "snakemake"))
@@ -18,7 +18,7 @@ from samplesheet import SampleSheetError, read_sample_sheet  # noqa: E402
 from study import RESULT_FILES  # noqa: E402
 
 SNAKEFILE = REPO / "workflows" / "snakemake" / "Snakefile"
-READS = REAL / "ERR266411_1.first1000.fastq"
+READS = READS
 
 
 def _reads(path: Path, first: int, count: int) -> Path:
@@ -114,7 +114,7 @@ def test_snakemake_three_samples_in_shards_match_direct_runs(tmp_path, model_arg
     snakemake = require_tool("snakemake")
     _reads(tmp_path / "a.fq", 0, 12)
     _reads(tmp_path / "b.fq", 12, 12)
-    (tmp_path / "c.fa").write_bytes((REAL / "phiX174_NC_001422.fa").read_bytes())
+    (tmp_path / "c.fa").write_bytes((GENOMES / "phiX174_NC_001422.fa").read_bytes())
     (tmp_path / "sheet.csv").write_text("sample,fastq_1,fastq_2\nA,a.fq,\nB,b.fq,\nC,c.fa,\n")
     done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "2",
                  *_snakemake_config(tmp_path / "sheet.csv", model_args, shards=2, outdir="wf")], tmp_path)

@@ -53,7 +53,7 @@ def _problem(severity: str, message: str, advice: str) -> dict:
 def _torch_report() -> tuple[dict, list[dict]]:
     import torch
 
-    from virnucpro.models.attention import describe_backend
+    from virnucpro.models.attention import describe_backend, flash_varlen
 
     problems = []
     gpus = []
@@ -66,7 +66,7 @@ def _torch_report() -> tuple[dict, list[dict]]:
         advice = "ESM-2 3B on CPU is very slow; run on a GPU node (check CUDA_VISIBLE_DEVICES)"
         problems.append(_problem("warning", "no CUDA GPU visible", advice))
     attention = {
-        "flash_attn": importlib.util.find_spec("flash_attn") is not None,
+        "flash_attn": flash_varlen() is not None,
         "torch_varlen": _has_module("torch.nn.attention.varlen"),
         "cpu_float32": describe_backend("cpu", torch.float32),
         "cuda_bfloat16": describe_backend("cuda", torch.bfloat16) if gpus else None,

@@ -29,7 +29,7 @@ def benchmark(reads: int, size: str, device: str, gpus: str | None, workers: int
               precision: str | None, workdir: Path | None, time_esm_alone: bool, output: Path | None) -> None:
     """Throughput of the whole pipeline and of ESM-2 alone on a synthetic W1-style workload."""
     from virnucpro.console import setup_logging
-    from virnucpro.outputs.jsonfile import write_json_atomic
+    from virnucpro.fsutil.atomic import write_json_atomic
     from virnucpro.pipeline.benchmark import run_benchmark
 
     logger = setup_logging(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -24,14 +23,11 @@ def convert_classifier(source: Path, output: Path, chunk_size: int | None) -> No
     the source file's name and SHA-256.
     """
     from virnucpro.errors import VirnucproError
-    from virnucpro.models.classifier import load_classifier, save_classifier_safetensors
+    from virnucpro.models.classifier import convert_classifier as convert
 
     if not output.parent.is_dir():
         raise VirnucproError(f"{output.parent}: output directory does not exist")
-    model, info = load_classifier(source)
-    if chunk_size is not None:
-        info = replace(info, chunk_size=chunk_size)
-    save_classifier_safetensors(model, output, info)
+    info = convert(source, output, chunk_size)
     click.echo(f"wrote {output} (input_dim {info.input_dim}, hidden {info.hidden}, "
                f"chunk size {info.chunk_size or 'not recorded'}, from {info.source_name} sha256 "
                f"{(info.source_sha256 or '?')[:12]})", err=True)

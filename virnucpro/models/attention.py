@@ -12,8 +12,8 @@ reads the fused QKV matmul output directly and applies rotary or ALiBi itself.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -24,20 +24,31 @@ SDPA_PADDED = "sdpa-padded"
 _LAST_USED: dict[str, str] = {}
 
 
-@lru_cache(maxsize=1)
-def _has_flash_attn() -> bool:
-    return importlib.util.find_spec("flash_attn") is not None
+@functools.cache
+def flash_varlen():
+    """flash-attn's varlen kernel, or None when the package is not installed (or does not import).
+    The one flash-attn detection: ESM-2 (through `select_backend`), DNABERT-S and doctor ask here."""
+    try:
+        from flash_attn import flash_attn_varlen_func
+    except ImportError:
+        return None
+    return flash_attn_varlen_func
 
 
-@lru_cache(maxsize=1)
+@functools.cache
 def _has_torch_varlen() -> bool:
     return importlib.util.find_spec("torch.nn.attention.varlen") is not None
 
 
+def fused_kernels_apply(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the fused varlen kernels (flash-attn, torch varlen) can run: CUDA in fp16/bf16."""
+    return device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+
+
 def select_backend(device: torch.device, dtype: torch.dtype) -> str:
     """The fastest backend that supports this device and dtype."""
-    fused_ok = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
-    if fused_ok and _has_flash_attn():
+    fused_ok = fused_kernels_apply(device, dtype)
+    if fused_ok and flash_varlen() is not None:
         return FLASH_ATTN
     if fused_ok and _has_torch_varlen():
         return TORCH_VARLEN
@@ -66,9 +77,7 @@ def varlen_attention(
     backend = backend or select_backend(q.device, q.dtype)
     _LAST_USED[f"{q.device.type}/{str(q.dtype).removeprefix('torch.')}"] = backend
     if backend == FLASH_ATTN:
-        from flash_attn import flash_attn_varlen_func
-
-        return flash_attn_varlen_func(
+        return flash_varlen()(
             q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, softmax_scale=scale
         )
     if backend == TORCH_VARLEN:

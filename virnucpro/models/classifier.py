@@ -7,7 +7,6 @@ in it is executed) and our `.safetensors` with metadata (dims, chunk size, prove
 
 from __future__ import annotations
 
-import hashlib
 import reprlib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -18,8 +17,9 @@ from torch import nn
 
 from virnucpro import __version__
 from virnucpro.errors import ModelLoadError
+from virnucpro.fsutil.atomic import write_bytes_atomic
+from virnucpro.fsutil.hashing import sha256_file
 from virnucpro.models.checkpoint_keys import check_tensors
-from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.models.safe_pickle import (
     PickledModule,
     load_pickle_checkpoint,
@@ -128,14 +128,6 @@ def chunk_size_mismatch(info: ClassifierInfo, path: str | Path, model_type: int)
             f" its scores are not calibrated for these chunks (use --model-type {info.chunk_size} or its classifier)")
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_classifier(path: str | Path) -> tuple[MLPClassifier, ClassifierInfo]:
     """Load either format (detected from the content, not the name); the model is in eval mode."""
     path = Path(path)
@@ -166,7 +158,7 @@ def _load_pickled(path: Path) -> tuple[MLPClassifier, ClassifierInfo]:
         dnabert_dim=PUBLISHED_DNABERT_DIM if published_dims else None,
         esm_dim=PUBLISHED_ESM_DIM if published_dims else None,
         source_name=path.name,
-        source_sha256=file_sha256(path),
+        source_sha256=sha256_file(path),
         file_format="pth",
     )
     return model, info
@@ -216,3 +208,14 @@ def save_classifier_safetensors(model: MLPClassifier, path: str | Path, info: Cl
     info = replace(info, input_dim=model.input_dim, hidden=model.hidden, created_by=f"virnucpro {__version__}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     write_bytes_atomic(path, save(tensors, metadata=info.to_metadata()))
+
+
+def convert_classifier(source: str | Path, output: str | Path, chunk_size: int | None = None) -> ClassifierInfo:
+    """Load a classifier once (a pickled `.pth` through the allow-list loader) and store it in our
+    safetensors format; `chunk_size`, when given, is recorded in the metadata. The one conversion
+    behind both `virnucpro convert-classifier` and `virnucpro download`; returns what was recorded."""
+    model, info = load_classifier(source)
+    if chunk_size is not None:
+        info = replace(info, chunk_size=chunk_size)
+    save_classifier_safetensors(model, output, info)
+    return info

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from virnucpro.models.attention import flash_varlen, fused_kernels_apply
 from virnucpro.models.packed_attention import (
     has_packed_attention,
     packed_attention,
@@ -193,16 +194,6 @@ class DnabertS(nn.Module):
         return _ATTENTION_NAMES[_attention_kind(self.config, device, self.dtype)] + fused
 
 
-@functools.cache
-def _flash_varlen():
-    """flash-attn's varlen kernel, or None when the package is not installed."""
-    try:
-        from flash_attn import flash_attn_varlen_func
-    except ImportError:
-        return None
-    return flash_attn_varlen_func
-
-
 _ATTENTION_NAMES = {
     "flash": "flash-attn varlen (ALiBi slopes)",
     "triton": "Triton packed attention (ALiBi in-kernel)",
@@ -212,8 +203,7 @@ _ATTENTION_NAMES = {
 
 def _attention_kind(cfg: DnabertConfig, device: torch.device, dtype: torch.dtype) -> str:
     """flash-attn when installed, else our Triton kernel, else the padded SDPA reference."""
-    half = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
-    if half and _flash_varlen() is not None:
+    if fused_kernels_apply(device, dtype) and flash_varlen() is not None:
         return "flash"
     if has_packed_attention(device, dtype, cfg.head_dim):
         return "triton"
@@ -279,7 +269,7 @@ class AttentionBatch:
             return out.reshape(n_tokens, -1)
         if self.kind == "flash":
             q, k, v = qkv.view(n_tokens, 3, self.n_heads, self.head_dim).unbind(1)
-            out = _flash_varlen()(
+            out = flash_varlen()(
                 q, k, v, self.cu_seqlens, self.cu_seqlens, self.max_seqlen, self.max_seqlen,
                 softmax_scale=self.head_dim**-0.5, alibi_slopes=self.slopes,
             )

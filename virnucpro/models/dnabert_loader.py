@@ -14,15 +14,12 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from virnucpro.errors import ModelLoadError
 from virnucpro.models import config_check
 from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.dnabert import DnabertConfig, DnabertS
-from virnucpro.models.model_files import weight_files
-from virnucpro.models.safe_pickle import load_pickle_checkpoint, tensor_state_dict
+from virnucpro.models.hf_weights import read_hf_weights
 from virnucpro.models.weight_checks import check_norms_finite
 
 PREFIX = "bert."
@@ -35,7 +32,7 @@ def load_dnabert(path: str | Path, device: str | torch.device = "cpu", dtype: to
     """DnabertS in eval mode on `device` with parameters in `dtype`."""
     path = Path(path)
     config = read_dnabert_config(path / "config.json")
-    state = _strip_prefix(_read_weights(path))
+    state = _strip_prefix(read_hf_weights(path, "DNABERT-S"))
     config_check.check_layer_count(config.num_hidden_layers, state, LAYER_PREFIX, path / "config.json")
     with torch.device("meta"):
         model = DnabertS(config)
@@ -56,25 +53,6 @@ def read_dnabert_config(file: Path) -> DnabertConfig:
         values[f.name] = check(raw, f.name, file, default)
     config_check.check_heads(values["hidden_size"], values["num_attention_heads"], file)
     return DnabertConfig(**values)
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    files = weight_files(path)
-    if not files:
-        raise ModelLoadError(f"no DNABERT-S weights in {path} (expected model.safetensors or pytorch_model.bin)")
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        state |= _read_weight_file(file)
-    return state
-
-
-def _read_weight_file(file: Path) -> dict[str, torch.Tensor]:
-    if file.name.endswith(".safetensors"):
-        try:
-            return load_file(file, device="cpu")
-        except SafetensorError as err:
-            raise ModelLoadError(f"unreadable DNABERT-S weights {file}: {err}") from None
-    return tensor_state_dict(load_pickle_checkpoint(file), file)
 
 
 def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

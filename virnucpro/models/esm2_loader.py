@@ -20,7 +20,7 @@ from virnucpro.errors import ModelLoadError
 from virnucpro.models import config_check
 from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.esm2 import ESM2, ESM2Config, rotary_inv_freq
-from virnucpro.models.model_files import weight_files
+from virnucpro.models.hf_weights import read_hf_weights
 from virnucpro.models.safe_pickle import load_pickle_checkpoint, tensor_state_dict
 from virnucpro.models.weight_checks import check_norms_finite
 
@@ -138,30 +138,9 @@ def _read_hf_dir(path: Path, device: torch.device):
         rope_theta=config_check.config_float(raw, "rope_theta", config_file, 10000.0),
     )
     config_check.check_heads(cfg.hidden_size, cfg.num_heads, config_file)
-    state = {_strip(k, "esm."): t for k, t in _read_hf_weights(path, device).items()}
+    state = {_strip(k, "esm."): t for k, t in read_hf_weights(path, "ESM-2", device, _load_pickled_weights).items()}
     config_check.check_layer_count(cfg.num_layers, state, "encoder.layer.", config_file)
     return cfg, state, 0
-
-
-def _read_hf_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
-    """safetensors go straight to `device` one tensor at a time (the 11 GB fp32 3B checkpoint never
-    sits whole in host memory); pickled files are read on the host."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    files = weight_files(path)
-    if not files:
-        raise ModelLoadError(f"{path} has no model.safetensors or pytorch_model.bin")
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        if file.name.endswith(".safetensors"):
-            try:
-                state |= load_file(file, device=str(device))
-            except SafetensorError as err:
-                raise ModelLoadError(f"unreadable ESM-2 weights {file}: {err}") from None
-        else:
-            state |= tensor_state_dict(_load_pickled_weights(file), file)
-    return state
 
 
 def _strip(key: str, prefix: str) -> str:

@@ -9,19 +9,18 @@ cluster is often read-only.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from virnucpro.errors import ModelLoadError
+from virnucpro.fsutil.atomic import write_json_atomic
+from virnucpro.fsutil.hashing import sha256_file
+from virnucpro.fsutil.untrusted import Invalid, load_json_object
 from virnucpro.models.model_files import inside
-from virnucpro.pipeline.untrusted import Invalid, load_json_object
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "virnucpro-models/1"
-_HASH_BLOCK_BYTES = 8 << 20
 
 
 class ModelIntegrityError(ModelLoadError):
@@ -32,21 +31,6 @@ class ModelIntegrityError(ModelLoadError):
 class FileRecord:
     size: int
     sha256: str
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_HASH_BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, obj: object) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 class Manifest:
@@ -83,7 +67,8 @@ class Manifest:
     def save(self) -> None:
         files = {name: {"size": r.size, "sha256": r.sha256} for name, r in sorted(self.files.items())}
         write_json_atomic(
-            self.root / MANIFEST_NAME, {"format": MANIFEST_FORMAT, "files": files, "sources": self.sources}
+            self.root / MANIFEST_NAME, {"format": MANIFEST_FORMAT, "files": files, "sources": self.sources},
+            sort_keys=True,
         )
 
     def under(self, prefix: str) -> dict[str, FileRecord]:
@@ -164,6 +149,6 @@ class HashStamps:
             return
         try:
             self.stamp_file.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.stamp_file, self._stamps)
+            write_json_atomic(self.stamp_file, self._stamps, sort_keys=True)
         except OSError:
             pass  # an unwritable cache only means hashing again next time

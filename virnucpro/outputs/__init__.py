@@ -20,11 +20,11 @@ line, written as NAME.partial and renamed when the run finishes:
 - `run.json`: written by the pipeline with `write_json_atomic`.
 
 Every file is created new, never through a link or over a file the run did not create
-(`safe_files`), by a run holding OUTDIR's lock (`rundir_lock.RunDirLock`); `--force` removes exactly
+(`fsutil.safe_files`), by a run holding OUTDIR's lock (`rundir_lock.RunDirLock`); `--force` removes exactly
 `OutputPaths.owned_files()` and `owned_dirs()`.
 """
 
-from virnucpro.outputs.jsonfile import write_json_atomic
+from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import (
     ChunkResult,

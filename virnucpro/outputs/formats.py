@@ -78,9 +78,10 @@ def chunk_line(chunk: ChunkResult, sequence_id: str, threshold: float) -> str:
     return "\t".join(fields) + "\n"
 
 
-def sequence_line(result: SequenceResult, call: SequenceCall) -> str:
+def sequence_line(sequence_id: str, length: int, call: SequenceCall) -> str:
+    """sequences.tsv row (SEQUENCES_COLUMNS); `tables.SequenceRow` is the same row read back."""
     fields = (
-        result.record_id, str(result.length), str(call.n_chunks), str(call.n_chunks_scored),
+        sequence_id, str(length), str(call.n_chunks), str(call.n_chunks_scored),
         str(call.n_viral_chunks), stat_text(call.viral_fraction), stat_text(call.max_virus_score),
         stat_text(call.mean_virus_score), call.call,
     )

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from virnucpro.fsutil.atomic import write_bytes_atomic
 from virnucpro.outputs.formats import NA, stat_text
-from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import CALLS
 from virnucpro.outputs.tables import read_regions, read_sequences

@@ -1,44 +1,5 @@
-"""Atomic, durable small files (run.json, shard.json, a trained classifier): a reader never sees a
-half-written file. The temporary file is created exclusively (never through a link) with the
-umask's mode, so the final file has the same permissions as every other output."""
+"""Old home of the atomic writers, kept only as a name: the code is in `virnucpro.fsutil.atomic`."""
 
-from __future__ import annotations
+from virnucpro.fsutil.atomic import fsync_directory, write_bytes_atomic, write_json_atomic
 
-import json
-import os
-import secrets
-from pathlib import Path
-from typing import Any
-
-from virnucpro.outputs.safe_files import open_exclusive
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` survive a power cut."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to a new temporary file beside `path`, fsync, then rename over `path`."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    handle = open_exclusive(temporary)
-    try:
-        with handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write `obj` as indented JSON, atomically (see `write_bytes_atomic`)."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+__all__ = ["fsync_directory", "write_bytes_atomic", "write_json_atomic"]

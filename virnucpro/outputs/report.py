@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from virnucpro import __version__
 from virnucpro.errors import VirnucproError
+from virnucpro.fsutil.atomic import write_bytes_atomic
 from virnucpro.outputs.formats import stat_text
-from virnucpro.outputs.jsonfile import write_bytes_atomic
 from virnucpro.outputs.paths import PARTIAL_SUFFIX, OutputPaths
 from virnucpro.outputs.plots import histograms_figure, tracks_figure
 from virnucpro.outputs.results import DEFAULT_THRESHOLD

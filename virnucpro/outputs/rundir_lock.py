@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from virnucpro.errors import VirnucproError
+from virnucpro.fsutil.safe_files import NEW_FILE_MODE
 from virnucpro.outputs.paths import OutputPaths
-from virnucpro.outputs.safe_files import NEW_FILE_MODE
 
 LOCK_NAME = "lock"
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from virnucpro.errors import VirnucproError
 from virnucpro.outputs import formats
-from virnucpro.outputs.results import CALLS
+from virnucpro.outputs.results import CALLS, SequenceCall
 
 Row = TypeVar("Row")
 
@@ -29,16 +29,12 @@ class ChunkRow:
 
 
 @dataclass(frozen=True)
-class SequenceRow:
+class SequenceRow(SequenceCall):
+    """A sequences.tsv row read back: the `SequenceCall` the writer printed, plus the sequence's
+    name and length (one definition of the row's statistics for writing and reading)."""
+
     sequence_id: str
     length: int
-    n_chunks: int
-    n_chunks_scored: int
-    n_viral_chunks: int
-    viral_fraction: float | None
-    max_virus_score: float | None
-    mean_virus_score: float | None
-    call: str
 
 
 @dataclass(frozen=True)
@@ -132,9 +128,10 @@ def _sequence_row(fields: list[str]) -> SequenceRow:
     if call not in CALLS:
         raise ValueError(f"unknown call {call!r}")
     return SequenceRow(
-        sequence_id, _count(length, "length"), _count(n_chunks, "n_chunks"), _count(scored, "n_chunks_scored"),
-        _count(viral, "n_viral_chunks"), _probability(fraction, "viral_fraction"),
-        _probability(top, "max_virus_score"), _probability(mean, "mean_virus_score"), call,
+        sequence_id=sequence_id, length=_count(length, "length"), n_chunks=_count(n_chunks, "n_chunks"),
+        n_chunks_scored=_count(scored, "n_chunks_scored"), n_viral_chunks=_count(viral, "n_viral_chunks"),
+        viral_fraction=_probability(fraction, "viral_fraction"), max_virus_score=_probability(top, "max_virus_score"),
+        mean_virus_score=_probability(mean, "mean_virus_score"), call=call,
     )
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from virnucpro.errors import ResumeError
+from virnucpro.fsutil.atomic import fsync_directory
+from virnucpro.fsutil.safe_files import open_exclusive
 from virnucpro.outputs import formats
 from virnucpro.outputs.hashed import HashedAppender, sha256_of_prefix
-from virnucpro.outputs.jsonfile import fsync_directory
 from virnucpro.outputs.hits import write_virus_summary
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.regions import RegionSettings, find_regions
@@ -31,7 +32,6 @@ from virnucpro.outputs.results import (
     SequenceResult,
     SequenceTally,
 )
-from virnucpro.outputs.safe_files import open_exclusive
 
 _BUFFER_BYTES = 1 << 20
 _CALL_COLUMN = formats.SEQUENCES_COLUMNS.index("call")
@@ -137,7 +137,7 @@ class ResultWriter:
                       ) -> None:
         """The sequence's row and FASTA record; `track()` gives its chunk bounds and scores for the
         region scan (built only for sequences with enough scored chunks)."""
-        self._sequences(formats.sequence_line(result, call).encode())
+        self._sequences(formats.sequence_line(result.record_id, result.length, call).encode())
         if self._viral is not None and call.call == "virus":
             if result.sequence is None:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
@@ -346,11 +346,10 @@ def _ensure_classifier(model_type: int, manifest: Manifest, stamps: HashStamps, 
 
 
 def convert_classifier(pth: Path, safetensors: Path, chunk_size: int | None = None) -> None:
-    """Load the pickled checkpoint once through the allow-list loader and store it as safetensors."""
-    from virnucpro.models.classifier import load_classifier, save_classifier_safetensors
+    """`models.classifier.convert_classifier`, imported only when a conversion is due (it needs torch)."""
+    from virnucpro.models.classifier import convert_classifier as convert
 
-    model, info = load_classifier(pth)
-    save_classifier_safetensors(model, safetensors, replace(info, chunk_size=chunk_size or info.chunk_size))
+    convert(pth, safetensors, chunk_size)
 
 
 def fetch_url(url: str, dest: Path, progress: ProgressFactory | None = None) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from virnucpro.outputs.safe_files import open_exclusive
+from virnucpro.fsutil.safe_files import open_exclusive
 
 SCHEMA = pa.schema([("id", pa.string()), ("dnabert", pa.list_(pa.float32())), ("esm", pa.list_(pa.float32()))])
 

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from virnucpro.errors import ResumeError
+from virnucpro.fsutil import untrusted
+from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.io.sources import is_stream
-from virnucpro.outputs.jsonfile import write_json_atomic
-from virnucpro.pipeline import untrusted
 from virnucpro.pipeline.run_changes import as_json, describe_changes, summary
 from virnucpro.pipeline.shards import ShardLog, result_names, shared_parameters
 

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 from virnucpro.errors import ResumeError, VirnucproError
+from virnucpro.fsutil.safe_files import OutputClobberError, refuse_link, remove_file, remove_tree
 from virnucpro.outputs.paths import JOURNAL_FILE, PARTIAL_SUFFIX, OutputPaths
 from virnucpro.outputs.rundir_lock import LOCK_NAME, RunDirLock
-from virnucpro.outputs.safe_files import OutputClobberError, refuse_link, remove_file, remove_tree
 from virnucpro.pipeline.journal import Journal
 
 

@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from virnucpro.errors import InputFormatError, VirnucproError
+from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.models.classifier import (
     ClassifierInfo,
     MLPClassifier,
     save_classifier_safetensors,
 )
-from virnucpro.outputs.jsonfile import write_json_atomic
 
 log = logging.getLogger("virnucpro")
 
