@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from virnucpro.errors import ModelLoadError
-from virnucpro.pipeline.untrusted import Invalid, load_json_object
+from virnucpro.untrusted import Invalid, load_json_object
 
 # Sane bounds, far outside every published ESM-2 / DNABERT size, far inside what would hang a build.
 INT_BOUNDS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.model_files import inside
-from virnucpro.pipeline.untrusted import Invalid, load_json_object
+from virnucpro.untrusted import Invalid, load_json_object
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "virnucpro-models/1"

@@ -12,7 +12,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from virnucpro.errors import ModelLoadError
-from virnucpro.pipeline.untrusted import Invalid, load_json_object
+from virnucpro.untrusted import Invalid, load_json_object
 
 # (index file, single file) pairs, preferred first: safetensors never run a pickle.
 WEIGHT_LAYOUTS = (("model.safetensors.index.json", "model.safetensors"),

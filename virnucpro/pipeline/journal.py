@@ -19,7 +19,7 @@ from pathlib import Path
 from virnucpro.errors import ResumeError
 from virnucpro.io.sources import is_stream
 from virnucpro.outputs.jsonfile import write_json_atomic
-from virnucpro.pipeline import untrusted
+from virnucpro import untrusted
 from virnucpro.pipeline.run_changes import as_json, describe_changes, summary
 from virnucpro.pipeline.shards import ShardLog, result_names, shared_parameters
 

@@ -27,7 +27,7 @@ from virnucpro.outputs.hits import result_counts, write_virus_summary
 from virnucpro.outputs.jsonfile import fsync_directory, write_json_atomic
 from virnucpro.outputs.paths import SHARD_FILE, OutputPaths
 from virnucpro.outputs.safe_files import open_exclusive
-from virnucpro.pipeline import untrusted
+from virnucpro import untrusted
 from virnucpro.pipeline.run_changes import describe_changes, summary
 
 SHARD_VERSION = 2

@@ -17,7 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from virnucpro.errors import ModelLoadError
-from virnucpro.pipeline.untrusted import Invalid, load_json_object
+from virnucpro.untrusted import Invalid, load_json_object
 
 CLS_ID = 1
 SEP_ID = 2

@@ -1,4 +1,5 @@
-"""Checks for JSON files a run reads back (the resume journal, shard.json): they are untrusted.
+"""Checks for JSON files virnucpro reads back (the resume journal, shard.json, model configs and
+manifests): they are untrusted. Below every package, so any layer may use it.
 
 A user, a script or a bad disk can leave anything in them. Every check raises `Invalid` with a short
 phrase naming the field; the loaders turn it into one refusal line (never a traceback).
