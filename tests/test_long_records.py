@@ -18,7 +18,7 @@ from conftest import REAL
 
 from virnucpro.cli.main import main
 from virnucpro.errors import InputFormatError
-from virnucpro.frames.chunking import chunk_bounds, chunk_bounds_range
+from virnucpro.frames.bounds import chunk_bounds, chunk_bounds_range
 from virnucpro.frames.chunks import chunk_table
 from virnucpro.frames.windows import window_table, windows
 from virnucpro.io import Record, long_records, read_records

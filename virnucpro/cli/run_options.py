@@ -15,7 +15,7 @@ from virnucpro.cli.checks import (
     check_ray_address,
     chunk_size_type,
 )
-from virnucpro.frames.chunking import CHUNKING_MODES
+from virnucpro.frames.bounds import CHUNKING_MODES
 
 
 class OptionConflictError(VirnucproError):

@@ -9,7 +9,7 @@ from itertools import pairwise
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from virnucpro.frames.chunking import chunk_bounds
+from virnucpro.frames.bounds import chunk_bounds
 from virnucpro.frames.translate import (
     COMPLEMENT,
     STRAND_FRAMES,
