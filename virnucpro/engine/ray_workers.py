@@ -110,7 +110,7 @@ class RayEngine:
         return [torch.device("cuda")] * count
 
     def load(self, choice: ModelChoice, devices: list[torch.device], dtype: torch.dtype,
-                    batch_tokens: int | None) -> LoadedWorkers:
+             batch_tokens: int | None) -> LoadedWorkers:
         """Start one actor per device; each loads the models from the paths resolved here."""
         started = time.perf_counter()
         paths = model_paths(choice)
