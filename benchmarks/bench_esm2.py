@@ -83,7 +83,7 @@ class Ours:
     def batches(self, seqs):
         return [
             encode_proteins(b.items)
-            for b in token_budget_batches(seqs, lambda p: len(p) + 2, self.budget, window=len(seqs))
+            for b in token_budget_batches(seqs, lambda p: len(p) + 2, self.budget)
         ]
 
     def run(self, batches):

@@ -47,10 +47,9 @@ def first_real_block(models: Path, batch_tokens: int):
     """The first work block of the real Illumina reads, batched for the models in `models`."""
     from virnucpro.io import read_records
     from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
-    from virnucpro.pipeline.setup import tokenizer_for
+    from virnucpro.engine.encoders import tokenizer_for
 
-    settings = BlockSettings(chunk_size=300, chunking="even", esm_batch_tokens=batch_tokens,
-                             dnabert_batch_tokens=batch_tokens)
+    settings = BlockSettings(chunk_size=300, chunking="even", batch_tokens=batch_tokens)
     records = read_records([str(READS)])
     return next(iter_blocks(records, settings, tokenizer_for(models / "dnabert-s")))
 

@@ -32,12 +32,12 @@ def pause():
     time.sleep(600)
 
 import torch
-import virnucpro.pipeline.predict as predict
-import virnucpro.pipeline.setup as setup
+import virnucpro.engine.local as local
 import virnucpro.pipeline.stream as stream
 from virnucpro.engine.worker import DeviceWorker
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.journal import Journal
+from virnucpro.pipeline.output_state import OutputState
 
 def busy_in_torch(seconds, device):
     """Torch ops back to back (the thread spends its time inside C++ with the GIL released)."""
@@ -68,13 +68,13 @@ def pause_at_checkpoint(blocks):
     Journal.save = save_then_pause
 
 if point == "model_load":  # paused where the models would load
-    predict.load_models = lambda *a, **k: pause()
+    local.load_encoders = lambda *a, **k: pause()
 elif point == "loading":  # no pause: the signal lands somewhere in the real model loading
-    load_models = predict.load_models
-    predict.load_models = lambda *a, **k: (mark(), load_models(*a, **k))[1]
+    load_encoders = local.load_encoders
+    local.load_encoders = lambda *a, **k: (mark(), load_encoders(*a, **k))[1]
 elif point == "warm_up":  # no pause: the signal lands in the real warm-up (torch.compile on a GPU)
-    warm_up = setup.warm_up
-    setup.warm_up = lambda *a, **k: (mark(), warm_up(*a, **k))[1]
+    warm_up = local.warm_up
+    local.warm_up = lambda *a, **k: (mark(), warm_up(*a, **k))[1]
 elif point == "mid_block":  # a worker inside block 3, each batch ~0.4 s of torch work
     slow_batches_from_block(3, 0.4)
 elif point == "stuck_worker":  # a worker inside one endless torch loop: it never reaches a stop point
@@ -101,7 +101,7 @@ elif point in ("before_rename", "between_renames"):
         replace(src, dst)
     os.replace = replace_with_pause
 elif point == "before_journal_removed":
-    predict.OutputState.done = lambda self: pause()
+    OutputState.done = lambda self: pause()
 elif point == "second_signal":  # paused at block 2's checkpoint, then again while the clean-up closes the files
     pause_at_checkpoint(2)
     close = ResultWriter.close

@@ -114,17 +114,17 @@ def test_resume_across_empty_records_is_byte_identical(tmp_path, model_args, mon
     inputs = [BAD / "header_only.fa", BAD / "zero_length_record.fa", BAD / "short_sequences.fa"]
     reference = tmp_path / "reference"
     assert _predict(inputs, reference, model_args, "--block-records", "2") == 0
-    write_block, written = predict._write_block, []
+    write_block, written = predict.write_block, []
 
     def interrupted_after_three_blocks(*args):
         if len(written) == 3:
             raise KeyboardInterrupt
         written.append(write_block(*args))
 
-    monkeypatch.setattr(predict, "_write_block", interrupted_after_three_blocks)
+    monkeypatch.setattr(predict, "write_block", interrupted_after_three_blocks)
     out = tmp_path / "out"
     assert _predict(inputs, out, model_args, "--block-records", "2") == 130
-    monkeypatch.setattr(predict, "_write_block", write_block)
+    monkeypatch.setattr(predict, "write_block", write_block)
     assert _predict(inputs, out, model_args, "--block-records", "2", "--resume") == 0
     for result in RESULT_FILES:
         assert (out / result).read_bytes() == (reference / result).read_bytes(), result

@@ -14,7 +14,7 @@ import torch
 
 from virnucpro.cli.main import main
 from virnucpro.pipeline.cpu_warning import estimated_bases, warn_if_slow_on_cpu
-from virnucpro.pipeline.setup import SetupError, resolve_devices, set_threads
+from virnucpro.engine.devices import SetupError, resolve_devices, set_threads
 
 FASTA = ">r1\n" + "ATGGCTAAAGGTCTTGCTGCAGGTAAACGTACTGAAGGTCTTGCTAAAGGTCTTGCT" * 3 + "\n"
 CPUS = os.cpu_count() or 1
@@ -152,23 +152,17 @@ def test_more_gpus_than_visible_is_refused():
         resolve_devices(f"cuda:{count}")
 
 
-class _Big(torch.nn.Module):
-    """600M parameters on the meta device: counted, never allocated."""
-
-    def __init__(self, parameters: int = 600_000_000):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.empty(parameters, device="meta"))
-
+_BIG = 600_000_000  # an ESM-2 of 600M parameters
 
 def test_full_size_esm2_on_the_cpu_by_default_warns_with_an_estimate(tmp_path, caplog):
     reads = tmp_path / "reads.fq"
     reads.write_text("@r\n" + "A" * 150 + "\n+\n" + "I" * 150 + "\n")
     logger = logging.getLogger("cliargs_test")
     with caplog.at_level(logging.WARNING, logger="cliargs_test"):
-        assert warn_if_slow_on_cpu("auto", torch.device("cpu"), _Big(), [str(reads)] * 1000, 4, logger)
+        assert warn_if_slow_on_cpu("auto", torch.device("cpu"), _BIG, [str(reads)] * 1000, 4, logger)
     assert "no GPU found" in caplog.text and "0.6B parameters" in caplog.text and "~153,500 bases" in caplog.text
-    assert not warn_if_slow_on_cpu("cpu", torch.device("cpu"), _Big(), [str(reads)], 4, logger), "asked for"
-    assert not warn_if_slow_on_cpu("auto", torch.device("cpu"), torch.nn.Linear(8, 8), [str(reads)], 4, logger)
+    assert not warn_if_slow_on_cpu("cpu", torch.device("cpu"), _BIG, [str(reads)], 4, logger), "asked for"
+    assert not warn_if_slow_on_cpu("auto", torch.device("cpu"), 8 * 8 + 8, [str(reads)], 4, logger)
 
 
 def test_estimated_bases_counts_fastq_qualities_and_compression(tmp_path):

@@ -18,13 +18,14 @@ from conftest import GENOMES
 
 from virnucpro.cli.main import main
 from virnucpro.errors import InputFormatError
-from virnucpro.frames.chunking import chunk_bounds, chunk_bounds_range
+from virnucpro.frames.bounds import chunk_bounds, chunk_bounds_range
 from virnucpro.frames.chunks import chunk_table
 from virnucpro.frames.windows import window_table, windows
 from virnucpro.io import Record, long_records, read_records
 from virnucpro.io.long_records import is_spooled
 from virnucpro.outputs.results import SequenceTally
 from virnucpro.pipeline import blocks, predict
+from virnucpro.pipeline.options import RunOptions
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
                 "viral.fa")
@@ -150,9 +151,9 @@ def _mixed_input(tmp_path: Path) -> str:
 
 
 def _small_blocks(monkeypatch, block_bases: int, long_record_bases: int = 5000) -> None:
-    original = predict.block_settings
-    monkeypatch.setattr(predict, "block_settings", lambda options, device: dataclasses.replace(
-        original(options, device), block_bases=block_bases, long_record_bases=long_record_bases))
+    original = RunOptions.block_settings
+    monkeypatch.setattr(RunOptions, "block_settings", lambda options, tokens: dataclasses.replace(
+        original(options, tokens), block_bases=block_bases, long_record_bases=long_record_bases))
 
 
 def _predict(inputs: list[str], out: Path, model_args: list[str], *extra: str) -> int:
@@ -204,7 +205,7 @@ def test_interrupted_inside_a_long_record_resumes_to_identical_files(tmp_path, m
     (checkpoints fall only at record boundaries) and the files are byte-identical."""
     monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 4000)
     _small_blocks(monkeypatch, 6000)
-    original = predict._write_block
+    original = predict.write_block
     written = []
 
     def crash_in_chra(output, results, embeddings):
@@ -213,11 +214,11 @@ def test_interrupted_inside_a_long_record_resumes_to_identical_files(tmp_path, m
         written.append(output.block.index)
         original(output, results, embeddings)
 
-    monkeypatch.setattr(predict, "_write_block", crash_in_chra)
+    monkeypatch.setattr(predict, "write_block", crash_in_chra)
     assert _predict([str(mixed)], tmp_path / "out", model_args, "--save-embeddings") != 0  # the CLI turns the interrupt into an exit code
     assert (tmp_path / "out" / ".virnucpro" / "journal.json").is_file()
     assert written  # some blocks, including chrA's first, were written before the crash
-    monkeypatch.setattr(predict, "_write_block", original)
+    monkeypatch.setattr(predict, "write_block", original)
     assert _predict([str(mixed)], tmp_path / "out", model_args, "--save-embeddings", "--resume") == 0
     assert _files(tmp_path / "out") == references["even"]
     # embeddings: a long record's pieces share its block index; parts in chunk order, none twice

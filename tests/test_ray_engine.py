@@ -14,7 +14,7 @@ import torch
 from conftest import GENOMES, READS, first_real_block, tiny_model_paths
 
 from virnucpro.cli.main import main
-from virnucpro.pipeline.setup import SetupError
+from virnucpro.engine.devices import SetupError
 
 ray = pytest.importorskip("ray")
 
@@ -78,7 +78,7 @@ class _FakeRay:
     ({"CPU": 4, "GPU": 8}, ("cpu", None, 2), ["cpu"] * 2),
 ])
 def test_one_actor_per_cluster_gpu_or_per_cpu_worker(resources, args, expected):
-    devices = ray_workers.RayCluster(_FakeRay(resources), logging.getLogger()).devices(*args)
+    devices = ray_workers.RayEngine(_FakeRay(resources), logging.getLogger()).devices(*args)
     assert [d.type for d in devices] == expected
 
 
@@ -91,7 +91,7 @@ def test_one_actor_per_cluster_gpu_or_per_cpu_worker(resources, args, expected):
 ])
 def test_impossible_actor_requests_are_refused(resources, args, message):
     with pytest.raises(SetupError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        ray_workers.RayCluster(_FakeRay(resources), logging.getLogger()).devices(*args)
+        ray_workers.RayEngine(_FakeRay(resources), logging.getLogger()).devices(*args)
 
 
 def test_missing_ray_is_a_one_line_error(inputs, model_args, tmp_path, capsys, monkeypatch):

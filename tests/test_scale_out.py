@@ -9,7 +9,7 @@ import pytest
 from conftest import GENOMES, READS
 
 from virnucpro.cli.main import main
-from virnucpro.pipeline.setup import SetupError, _gpu_indices
+from virnucpro.engine.devices import SetupError, _gpu_indices
 
 FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv", "viral.fa",
          "regions.tsv", "regions.fa", "virus_summary.tsv")

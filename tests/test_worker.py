@@ -6,7 +6,7 @@ import torch
 from conftest import first_real_block, tiny_model_paths
 
 from virnucpro.engine.worker import STAGES, DeviceWorker
-from virnucpro.pipeline.setup import load_encoders
+from virnucpro.engine.encoders import load_encoders
 
 
 def test_esm2_runs_before_dnabert_in_every_block(tiny_models, monkeypatch):

@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_run_block_never_synchronises(tiny_models):
-    from virnucpro.engine.worker import DeviceWorker, warm_up
-    from virnucpro.pipeline.setup import load_encoders
+    from virnucpro.engine.encoders import load_encoders, warm_up
+    from virnucpro.engine.worker import DeviceWorker
 
     encoders, _ = load_encoders(tiny_model_paths(tiny_models), torch.device("cuda", 0), torch.bfloat16)
     block = first_real_block(tiny_models, 4096)

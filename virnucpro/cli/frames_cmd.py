@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from virnucpro.cli.checks import check_inputs, chunk_size_type
-from virnucpro.frames.chunking import CHUNKING_MODES
+from virnucpro.frames.bounds import CHUNKING_MODES
 
 log = logging.getLogger("virnucpro")
 

@@ -15,7 +15,7 @@ from virnucpro.cli.checks import (
     check_ray_address,
     chunk_size_type,
 )
-from virnucpro.frames.chunking import CHUNKING_MODES
+from virnucpro.frames.bounds import CHUNKING_MODES
 
 
 class OptionConflictError(VirnucproError):
@@ -71,8 +71,8 @@ def run_options(command: Callable) -> Callable:
 def build_run_options(inputs, output: Path, params: dict, **extra):
     """RunOptions from the parsed shared options (heavy imports happen here, not at --help)."""
     from virnucpro.console import stderr_is_terminal
-    from virnucpro.pipeline.predict import RunOptions
-    from virnucpro.pipeline.setup import ModelChoice
+    from virnucpro.engine.encoders import ModelChoice
+    from virnucpro.pipeline.options import RunOptions
     from virnucpro.pipeline.shards import parse_shard
 
     if params["resume"] and params["force"]:

@@ -23,18 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from virnucpro.engine.worker import DeviceWorker
+from virnucpro.engine.backend import LoadedWorkers
+from virnucpro.engine.devices import SetupError, resolve_batch_tokens
+from virnucpro.engine.encoders import ModelChoice, load_encoders, model_paths, tokenizer_for
+from virnucpro.engine.work import TokenBatch, WorkBlock
+from virnucpro.engine.worker import BlockOutput, DeviceWorker
 from virnucpro.errors import VirnucproError
-from virnucpro.pipeline.blocks import TokenBatch, WorkBlock
-from virnucpro.pipeline.setup import (
-    ModelChoice,
-    SetupError,
-    load_encoders,
-    model_paths,
-    resolve_batch_tokens,
-    tokenizer_for,
-)
-from virnucpro.tokenize.dnabert import DnabertTokenizer
 
 MAX_RESTARTS = 3  # per actor, and retries per block: a block that kills its actor 4 times fails the run
 BLOCKS_IN_FLIGHT_PER_ACTOR = 2  # the next block is already sent while the actor runs one
@@ -50,7 +44,7 @@ def import_ray():
 
 
 @contextmanager
-def ray_session(address: str | None, logger: logging.Logger) -> Iterator[RayCluster]:
+def ray_session(address: str | None, logger: logging.Logger) -> Iterator[RayEngine]:
     """Connect to the cluster at `address` (None: start a local instance, shut down at the end).
 
     A Ray already initialised in this process (a notebook, a test) is used as it is and left running.
@@ -59,11 +53,11 @@ def ray_session(address: str | None, logger: logging.Logger) -> Iterator[RayClus
     owned = not ray.is_initialized()
     if owned:
         _connect(ray, address)
-    cluster = RayCluster(ray, logger)
+    engine = RayEngine(ray, logger)
     try:
-        yield cluster
+        yield engine
     finally:
-        cluster.close()
+        engine.close()
         if owned:
             ray.shutdown()
 
@@ -85,24 +79,13 @@ class ActorInfo:
     name: str
     error: str | None = None
     dnabert_dim: int = 0
+    esm_parameters: int = 0
     batch_tokens: int = 0
 
 
-@dataclass
-class RayModels:
-    """What the driver needs once the actors hold the models; no model weights live on the driver."""
-
-    workers: list[RayWorker]
-    device_names: list[str]  # one per actor
-    tokenizer: DnabertTokenizer
-    paths: dict[str, Path]
-    dnabert_dim: int
-    batch_tokens: int  # the smallest budget among the actors' devices, so every block fits everywhere
-    load_seconds: float
-
-
-class RayCluster:
-    """The actors of one run: how many and on what, loading the models, and stopping them."""
+class RayEngine:
+    """The Ray engine (engine/backend.py's interface): the actors of one run, how many and on what,
+    loading the models, and stopping them."""
 
     def __init__(self, ray, logger: logging.Logger):
         self._ray = ray
@@ -126,8 +109,8 @@ class RayCluster:
             raise SetupError(f"--gpus {gpus}: the Ray cluster has {available} GPU(s)")
         return [torch.device("cuda")] * count
 
-    def load_models(self, choice: ModelChoice, devices: list[torch.device], dtype: torch.dtype,
-                    batch_tokens: int | None) -> RayModels:
+    def load(self, choice: ModelChoice, devices: list[torch.device], dtype: torch.dtype,
+             batch_tokens: int | None) -> LoadedWorkers:
         """Start one actor per device; each loads the models from the paths resolved here."""
         started = time.perf_counter()
         paths = model_paths(choice)
@@ -145,8 +128,9 @@ class RayCluster:
         self._logger.info("models loaded in %.1f s by %d Ray actor(s): %s", seconds, len(infos),
                           ", ".join(info.name for info in infos))
         workers = [RayWorker(self._ray, actor) for actor in self._actors for _ in range(BLOCKS_IN_FLIGHT_PER_ACTOR)]
-        return RayModels(workers, [info.name for info in infos], tokenizer_for(paths["dnabert"]), paths,
-                         infos[0].dnabert_dim, min(info.batch_tokens for info in infos), seconds)
+        return LoadedWorkers(workers, [info.name for info in infos], [], tokenizer_for(paths["dnabert"]), paths,
+                             infos[0].dnabert_dim, infos[0].esm_parameters, min(info.batch_tokens for info in infos),
+                             seconds)
 
     def close(self) -> None:
         """Stop this run's actors now rather than when Ray collects them (frees their GPUs at once)."""
@@ -184,53 +168,17 @@ class BlockActor:
     def describe(self, batch_tokens: int | None) -> ActorInfo:
         if self.error is not None:
             return ActorInfo(self.name, self.error)
-        return ActorInfo(self.name, None, self.worker.encoders.dnabert_dim,
+        encoders = self.worker.encoders
+        return ActorInfo(self.name, None, encoders.dnabert_dim, encoders.esm_parameters,
                          resolve_batch_tokens(batch_tokens, self.worker.device))
 
-    def run_block(self, block: WorkBlock, want_features: bool) -> BlockResult:
-        output = self.worker.run_block(_with_token_arrays(block), want_features)
-        output.wait()  # CUDA events do not travel: the actor waits and sends plain numbers
-        return BlockResult(output.probabilities, output.features, output.stage_seconds(), output.splits,
-                           output.host_stage_seconds())
-
-
-@dataclass
-class BlockResult:
-    """What an actor sends back for a block: host tensors and numbers, cheap to serialise."""
-
-    probabilities: torch.Tensor
-    features: torch.Tensor | None
-    seconds: dict[str, float]
-    splits: int
-    host_seconds: dict[str, float]
-
-
-@dataclass
-class RemoteBlockOutput:
-    """A block's results from an actor, with the BlockOutput interface the writer expects."""
-
-    block: WorkBlock
-    probabilities: torch.Tensor
-    features: torch.Tensor | None
-    seconds: dict[str, float]
-    splits: int
-    host_seconds: dict[str, float]
-
-    def wait(self) -> None:
-        """Nothing to wait for: the actor finished before it replied."""
-
-    def stage_seconds(self) -> dict[str, float]:
-        return dict(self.seconds)
-
-    def host_stage_seconds(self) -> dict[str, float]:
-        return dict(self.host_seconds)
+    def run_block(self, block: WorkBlock, want_features: bool) -> BlockOutput:
+        return self.worker.run_block(_with_token_arrays(block), want_features).detached()
 
 
 class RayWorker:
-    """Driver-side stand-in for a DeviceWorker: sends a block to its actor and blocks until it is done
-    (the wait releases the GIL, so the other workers' threads carry on)."""
-
-    device = torch.device("cpu")  # blocks stay in ordinary host memory on the driver (no pinning)
+    """The driver's side of an actor: sends a block to it and blocks until it is done (the wait
+    releases the GIL, so the other workers' threads carry on)."""
 
     def __init__(self, ray, actor):
         self._ray = ray
@@ -239,10 +187,8 @@ class RayWorker:
     def submit(self, block: WorkBlock, want_features: bool):
         return self.actor.run_block.remote(_slim(block), want_features)
 
-    def run_block(self, block: WorkBlock, want_features: bool = False) -> RemoteBlockOutput:
-        result = self._ray.get(self.submit(block, want_features))
-        return RemoteBlockOutput(block, result.probabilities, result.features, result.seconds, result.splits,
-                                 result.host_seconds)
+    def run_block(self, block: WorkBlock, want_features: bool = False) -> BlockOutput:
+        return replace(self._ray.get(self.submit(block, want_features)), block=block)
 
 
 _NO_FRAMES = np.zeros(0, dtype=np.int64)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from virnucpro.engine.encoders import Encoders
 from virnucpro.engine.oom import run_with_oom_split
 from virnucpro.engine.staging import PinnedStaging
 from virnucpro.engine.threads import stop_point
-from virnucpro.models.classifier import MLPClassifier
-from virnucpro.pipeline.blocks import TokenBatch, WorkBlock
+from virnucpro.engine.work import TokenBatch, WorkBlock
 from virnucpro.tokenize.packing import pack
 
 # ESM-2 first: the writer formats block k's results (Python, holding the GIL) right when the GPU
@@ -26,24 +26,6 @@ from virnucpro.tokenize.packing import pack
 # GPU fed through that contention; DNABERT-S's short ones (issued first, they ran 2x slower on the
 # device than alone) starved it. Its kernels are issued later, while the writer is idle.
 STAGES = ("esm2", "dnabert", "classifier")
-
-
-@dataclass
-class Encoders:
-    """The three models of the pipeline, loaded on one device."""
-
-    dnabert: torch.nn.Module
-    esm: torch.nn.Module
-    classifier: MLPClassifier | None  # None for embed, which needs only the features
-    device: torch.device
-
-    @property
-    def dnabert_dim(self) -> int:
-        return self.dnabert.config.hidden_size
-
-    @property
-    def esm_dim(self) -> int:
-        return self.esm.cfg.hidden_size
 
 
 class StageClock:
@@ -74,20 +56,39 @@ class StageClock:
         return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
+class RecordedClock:
+    """A StageClock already read: plain numbers, so a result can cross a process boundary (Ray)."""
+
+    def __init__(self, seconds: list[float], host_seconds: list[float]):
+        self._seconds, self._host_seconds = seconds, host_seconds
+
+    def seconds(self) -> list[float]:
+        return list(self._seconds)
+
+    def host_seconds(self) -> list[float]:
+        return list(self._host_seconds)
+
+
 @dataclass
 class BlockOutput:
-    """Host-side results of one block; valid after `wait()`."""
+    """Host-side results of one block, from any engine; valid after `wait()`."""
 
-    block: WorkBlock
+    block: WorkBlock | None  # None only while it travels back from a Ray actor (see `detached`)
     probabilities: torch.Tensor  # [n_unique, 2] float32
     features: torch.Tensor | None  # [n_unique, D_dnabert + D_esm] float32 when asked for
-    clock: StageClock
+    clock: StageClock | RecordedClock
     ready: torch.cuda.Event | None
     splits: int = 0
 
     def wait(self) -> None:
         if self.ready is not None:
             self.ready.synchronize()
+
+    def detached(self) -> BlockOutput:
+        """Waited for, without the block and with its times read (CUDA events do not travel)."""
+        self.wait()
+        clock = RecordedClock(self.clock.seconds(), self.clock.host_seconds())
+        return BlockOutput(None, self.probabilities, self.features, clock, None, self.splits)
 
     def stage_seconds(self) -> dict[str, float]:
         return dict(zip(STAGES, self.clock.seconds()))
@@ -176,29 +177,6 @@ class DeviceWorker:
 
         parts = run_with_oom_split(everything, run, on_split=count_split)
         return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-
-@torch.inference_mode()
-def warm_up(encoders: Encoders, batch_tokens: int) -> None:
-    """Run dummy batches once so compilation happens at load time, not mid-stream.
-
-    ESM-2: short proteins (Triton attention with rotary inside), with a token count that is a
-    multiple of 16 and one that is not (Triton specialises integer arguments on divisibility by 16),
-    and longer ones (compiled rotary + varlen attention). DNABERT-S compiles for dynamic shapes on
-    its second distinct shape, so it gets two. GPUs only.
-    """
-    if encoders.device.type != "cuda":
-        return
-    torch.cuda.set_device(encoders.device)
-    for tokens in (48, 49, 100):  # 48 * n is a multiple of 16; 49 * n is not unless 16 divides n
-        protein = np.concatenate(([0], np.full(tokens - 2, 5), [2]))  # <cls> A... <eos>
-        copies = max(1, batch_tokens // tokens)
-        copies -= 1 if tokens == 49 and copies % 16 == 0 else 0
-        encoders.esm.embed(pack([protein] * copies))
-    for length in (34, 41):
-        dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
-        encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))
-    torch.cuda.synchronize(encoders.device)
 
 
 def _to_host(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Chunking (even / legacy), six-frame translation and frame selection, vectorised with numpy."""
 
-from virnucpro.frames.chunking import CHUNKING_MODES, chunk_bounds
+from virnucpro.frames.bounds import CHUNKING_MODES, chunk_bounds
 from virnucpro.frames.chunks import Chunk, Frame, chunk_record, chunk_records
 from virnucpro.frames.translate import STRAND_FRAMES
 

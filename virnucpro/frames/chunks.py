@@ -9,7 +9,7 @@ from itertools import pairwise
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from virnucpro.frames.chunking import chunk_bounds
+from virnucpro.frames.bounds import chunk_bounds
 from virnucpro.frames.translate import (
     COMPLEMENT,
     STRAND_FRAMES,
@@ -87,13 +87,21 @@ class ChunkTable:
         frame_chunk_ids = np.array(self.chunk_ids, dtype=object)[self.frame_chunks].tolist()
         frames = list(map(Frame, self.frame_labels(self.chunk_ids), frame_chunk_ids,
                           _STRAND_NAMES[self.frame_strands].tolist(), self.nucleotides, self.proteins))
-        bounds = np.searchsorted(self.frame_chunks, np.arange(len(self.chunk_ids) + 1)).tolist()
         chunks = list(map(Chunk, self.chunk_ids, self.record_ids, self.starts.tolist(), self.ends.tolist(),
-                          self.sequences, [frames[a:b] for a, b in pairwise(bounds)]))
-        if self.chunk_counts.count(1) == len(self.chunk_counts) == len(chunks):  # one chunk per record: reads
-            return [[chunk] for chunk in chunks]
+                          self.sequences, self.per_chunk(frames)))
+        return self.per_record(chunks)
+
+    def per_chunk(self, frame_items: list) -> list[list]:
+        """One item per kept frame -> one list per chunk (empty for a chunk with no kept frame)."""
+        bounds = np.searchsorted(self.frame_chunks, np.arange(len(self.chunk_ids) + 1)).tolist()
+        return [frame_items[a:b] for a, b in pairwise(bounds)]
+
+    def per_record(self, chunk_items: list) -> list[list]:
+        """One item per chunk -> one list per record."""
+        if self.chunk_counts.count(1) == len(self.chunk_counts) == len(chunk_items):  # one chunk per record: reads
+            return [[item] for item in chunk_items]
         offsets = np.cumsum([0, *self.chunk_counts]).tolist()
-        return [chunks[a:b] for a, b in pairwise(offsets)]
+        return [chunk_items[a:b] for a, b in pairwise(offsets)]
 
 
 def chunk_table(records: Sequence[Record], chunk_size: int, mode: str = "even") -> ChunkTable:

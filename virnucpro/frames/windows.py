@@ -17,10 +17,10 @@ from itertools import groupby
 
 import numpy as np
 
-from virnucpro.frames.chunking import chunk_bounds_range, chunk_count
+from virnucpro.frames.bounds import chunk_bounds_range, chunk_count
 from virnucpro.frames.chunks import _NO_FRAMES, ChunkTable, chunk_table, fill_frames
-from virnucpro.io.batching import batch_records
 from virnucpro.io.reader import Record
+from virnucpro.io.record_batches import batch_records
 
 LONG_RECORD_BASES = 1 << 20  # a longer record is chunked a window at a time, in groups of its own
 

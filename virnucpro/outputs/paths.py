@@ -71,7 +71,7 @@ class OutputPaths:
     @property
     def embedding_parts(self) -> Path:
         """Per-block parquet parts, joined into `embeddings` at the end."""
-        return self.outdir / "embeddings.parquet.parts"
+        return self.parts_dir(self.embeddings)
 
     @property
     def state_dir(self) -> Path:
@@ -101,3 +101,14 @@ class OutputPaths:
     def partial(final: Path) -> Path:
         """Where a result file grows until the run finishes."""
         return final.with_name(final.name + PARTIAL_SUFFIX)
+
+    @staticmethod
+    def parts_dir(embeddings: Path) -> Path:
+        """Per-block parquet parts of an embeddings file (also embed's state directory)."""
+        return embeddings.with_name(embeddings.name + ".parts")
+
+    @staticmethod
+    def embedding_part(parts: Path, block_index: int, piece: int | None) -> Path:
+        """One block's part; a long record's work blocks share its index and add their first chunk."""
+        return parts / (f"part-{block_index:08d}.parquet" if piece is None else
+                        f"part-{block_index:08d}-{piece:010d}.parquet")

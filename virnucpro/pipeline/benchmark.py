@@ -18,11 +18,14 @@ import torch
 
 from virnucpro.devtools.random_models import write_random_models
 from virnucpro.devtools.workloads import write_reads
+from virnucpro.engine.devices import resolve_precision
+from virnucpro.engine.encoders import ModelChoice
+from virnucpro.engine.local import LocalEngine
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.io import read_records
 from virnucpro.pipeline.blocks import iter_blocks
-from virnucpro.pipeline.predict import RunOptions, load_workers, run
-from virnucpro.pipeline.setup import ModelChoice, resolve_devices, resolve_precision
+from virnucpro.pipeline.options import RunOptions
+from virnucpro.pipeline.predict import load_workers, run
 from virnucpro.pipeline.stream import StreamEngine
 
 
@@ -78,14 +81,15 @@ def _prepare(root: Path, reads: int, size: str, logger: logging.Logger) -> tuple
 def _esm_only(options: RunOptions, logger: logging.Logger) -> tuple[float, float | None]:
     """ESM-2 over the same blocks and batches as the run, overlapped the same way, nothing else:
     (seconds, mean NVML GPU busy fraction or None)."""
-    devices = resolve_devices(options.device, options.gpus, options.workers)
+    engine = LocalEngine(logger)
+    devices = engine.devices(options.device, options.gpus, options.workers)
     dtype = resolve_precision(options.precision, devices[0])
-    _, settings, models, workers, _ = load_workers(options, devices, dtype, logger, cluster=None)  # as in the run
-    blocks = iter_blocks(read_records(options.inputs), settings, models.tokenizer)
-    engine = StreamEngine(blocks, workers, lambda worker, block: worker.run_esm2_only(block))
+    loaded, settings = load_workers(options, engine, devices, dtype, logger)  # as in the run
+    blocks = iter_blocks(read_records(options.inputs), settings, loaded.tokenizer)
+    stream = StreamEngine(blocks, loaded.workers, lambda worker, block: worker.run_esm2_only(block))
     started = time.perf_counter()
     with StreamMonitor(devices) as monitor:
-        for event in engine.results():
+        for event in stream.results():
             if event is not None:
                 event.synchronize()
     busy = monitor.busy_fractions()

@@ -23,18 +23,18 @@ Shorter records around it are grouped as before; a group ends before a long reco
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from virnucpro.engine.batching import token_budget_batches
+from virnucpro.engine.work import RecordInfo, TokenBatch, WorkBlock
 from virnucpro.frames.chunks import ChunkTable, chunk_table
-from virnucpro.frames.windows import LONG_RECORD_BASES, RecordWindow, Window, record_groups
+from virnucpro.frames.windows import LONG_RECORD_BASES, RecordWindow, record_groups
 from virnucpro.io import Record
-from virnucpro.io.long_records import SpooledSequence
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 from virnucpro.tokenize.esm_alphabet import encode_protein_arrays
-from virnucpro.tokenize.packing import PackedTokens, pack
+from virnucpro.tokenize.packing import pack
 
 
 @dataclass(frozen=True)
@@ -43,76 +43,11 @@ class BlockSettings:
 
     chunk_size: int
     chunking: str
-    esm_batch_tokens: int
-    dnabert_batch_tokens: int
+    batch_tokens: int  # tokens per encoder batch, the same budget for ESM-2 and DNABERT-S
     block_records: int = 16_384
     block_bases: int = 4 << 20
     long_record_bases: int = LONG_RECORD_BASES  # a longer record gets blocks of its own (one window of chunks each)
     keep_sequences: bool = False  # keep record sequences for viral.fa
-
-
-@dataclass
-class TokenBatch:
-    """Packed tokens of some encoder inputs plus which inputs they are (rows of the block's table)."""
-
-    rows: np.ndarray  # int64 indices into the block's distinct nucleotides or proteins
-    token_arrays: list[np.ndarray]  # kept so an out-of-memory split can re-pack halves
-    packed: PackedTokens
-
-    @property
-    def num_tokens(self) -> int:
-        return self.packed.num_tokens
-
-
-@dataclass(slots=True)
-class RecordInfo:
-    """What the writer needs about an input record (its sequence and description only with --write-hits)."""
-
-    id: str
-    length: int
-    sequence: str | SpooledSequence | None
-    description: str | None = None
-
-
-@dataclass
-class WorkBlock:
-    """One block: records, their chunks, and the deduplicated encoder work."""
-
-    index: int
-    first_record: int
-    records: list[RecordInfo]
-    table: ChunkTable | None  # chunks and kept frames as columns (None in a slimmed copy for Ray)
-    frame_ids: list[str]  # every kept frame, in output order
-    frame_to_unique: np.ndarray  # [n_frames] -> distinct (nucleotide, protein) pair
-    unique_nucleotide: np.ndarray  # [n_unique] -> row of the DNABERT-S table
-    unique_protein: np.ndarray  # [n_unique] -> row of the ESM-2 table
-    num_nucleotides: int
-    num_proteins: int
-    dnabert_batches: list[TokenBatch] = field(default_factory=list)
-    esm_batches: list[TokenBatch] = field(default_factory=list)
-    piece: Window | None = None  # set when the block holds part of one long record (index shared)
-
-    @property
-    def records_completed(self) -> int:
-        """Records whose every chunk is written once this block is: a piece completes its record
-        only when it is the last one."""
-        return len(self.records) if self.piece is None or self.piece.last else 0
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frame_ids)
-
-    @property
-    def num_unique(self) -> int:
-        return int(self.unique_nucleotide.size)
-
-    @property
-    def esm_tokens(self) -> int:
-        return sum(batch.num_tokens for batch in self.esm_batches)
-
-    @property
-    def dnabert_tokens(self) -> int:
-        return sum(batch.num_tokens for batch in self.dnabert_batches)
 
 
 def iter_blocks(
@@ -187,8 +122,8 @@ def _block_from_table(index: int, first_record: int, infos: list[RecordInfo], ta
         index, first_record, infos, table, table.frame_labels(table.chunk_ids), frame_to_unique,
         unique[:, 0].copy(), unique[:, 1].copy(), len(nucleotides), len(proteins),
     )
-    block.dnabert_batches = _batches(tokenizer.encode_batch(list(nucleotides)), settings.dnabert_batch_tokens)
-    block.esm_batches = _batches(encode_protein_arrays(list(proteins)), settings.esm_batch_tokens)
+    block.dnabert_batches = _batches(tokenizer.encode_batch(list(nucleotides)), settings.batch_tokens)
+    block.esm_batches = _batches(encode_protein_arrays(list(proteins)), settings.batch_tokens)
     return block
 
 
@@ -201,8 +136,7 @@ def _first_seen(texts: list[str]) -> dict[str, int]:
 def _batches(token_arrays: list[np.ndarray], max_tokens: int) -> list[TokenBatch]:
     """Length-sorted token-budget batches over all of a block's inputs for one encoder."""
     batches = []
-    for batch in token_budget_batches(range(len(token_arrays)), lambda i: token_arrays[i].size, max_tokens,
-                                      window=max(len(token_arrays), 1)):
+    for batch in token_budget_batches(range(len(token_arrays)), lambda i: token_arrays[i].size, max_tokens):
         arrays = [token_arrays[i] for i in batch.indices]
         batches.append(TokenBatch(np.asarray(batch.indices, dtype=np.int64), arrays, pack(arrays)))
     return batches

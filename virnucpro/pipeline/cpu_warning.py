@@ -21,12 +21,12 @@ _COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 _FASTQ = (".fq", ".fastq")
 
 
-def warn_if_slow_on_cpu(requested_device: str, device: torch.device, esm: torch.nn.Module,
+def warn_if_slow_on_cpu(requested_device: str, device: torch.device, parameters: int,
                         inputs: list[str], threads: int, logger: logging.Logger) -> bool:
-    """Warn (and return True) when the CPU was chosen for lack of a GPU and ESM-2 is full size."""
+    """Warn (and return True) when the CPU was chosen for lack of a GPU and ESM-2 (`parameters`
+    weights) is full size."""
     if requested_device != "auto" or device.type != "cpu":
         return False
-    parameters = sum(p.numel() for p in esm.parameters())
     if parameters < FULL_SIZE_PARAMETERS:
         return False
     bases = estimated_bases(inputs)

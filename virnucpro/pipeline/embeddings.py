@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from virnucpro.fsutil.safe_files import open_exclusive
+from virnucpro.outputs.paths import OutputPaths
 
 SCHEMA = pa.schema([("id", pa.string()), ("dnabert", pa.list_(pa.float32())), ("esm", pa.list_(pa.float32()))])
 
@@ -24,7 +25,7 @@ class EmbeddingWriter:
     def __init__(self, path: str | Path, dnabert_dim: int, blocks_done: int = 0):
         self.path = Path(path)
         self.dnabert_dim = dnabert_dim
-        self.parts = self.path.with_name(self.path.name + ".parts")
+        self.parts = OutputPaths.parts_dir(self.path)
         self.parts.mkdir(parents=True, exist_ok=True)
         for part in self.parts.glob("part-*.parquet"):  # parts past the journal's checkpoint
             if _part_order(part)[0] >= blocks_done:
@@ -36,15 +37,14 @@ class EmbeddingWriter:
         table = pa.table([pa.array(frame_ids, pa.string()),
                           _lists(features[:, : self.dnabert_dim]), _lists(features[:, self.dnabert_dim :])],
                          schema=SCHEMA)
-        final = self.parts / (f"part-{block_index:08d}.parquet" if piece is None else
-                              f"part-{block_index:08d}-{piece:010d}.parquet")
+        final = OutputPaths.embedding_part(self.parts, block_index, piece)
         temporary = final.with_suffix(".tmp")
         pq.write_table(table, temporary)
         os.replace(temporary, final)
 
     def finish(self) -> Path:
         """Concatenate the parts into the final file (streaming, one part at a time)."""
-        partial = self.path.with_name(self.path.name + ".partial")
+        partial = OutputPaths.partial(self.path)
         partial.unlink(missing_ok=True)  # left by a run killed while joining; never a link's target
         with open_exclusive(partial) as sink, pq.ParquetWriter(sink, SCHEMA) as writer:
             for part in sorted(self.parts.glob("part-*.parquet"), key=_part_order):

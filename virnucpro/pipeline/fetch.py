@@ -24,7 +24,7 @@ from virnucpro.models.registry import (
 from virnucpro.pipeline.download import OFFLINE_ROUTE, ProgressFactory, and_list, download_models, plan_download
 
 if TYPE_CHECKING:
-    from virnucpro.pipeline.setup import ModelChoice
+    from virnucpro.engine.encoders import ModelChoice
 
 
 def fetch_missing_models(choice: ModelChoice, offline: bool, live_progress: bool, logger: logging.Logger) -> None:

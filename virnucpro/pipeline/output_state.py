@@ -26,7 +26,7 @@ class OutputState:
         self.options = options
         output = Path(options.output)
         if options.embed_only:
-            self.state_dir = output.with_name(output.name + ".parts")
+            self.state_dir = OutputPaths.parts_dir(output)
             self.finished_marker = output
             self.owned_files = [output, OutputPaths.partial(output)]
             self.owned_dirs = [self.state_dir]

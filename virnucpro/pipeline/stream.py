@@ -28,6 +28,7 @@ from virnucpro.engine.threads import Stopped, join_all, start_thread, stop_point
 
 _POLL_SECONDS = 0.2
 SWITCH_INTERVAL_SECONDS = 2e-4
+QUEUE_DEPTH = 3  # blocks waiting per worker, built and finished: memory stays flat, no device waits
 STOP_SECONDS = 10.0  # a stop waits this long for the threads; one GPU batch takes < 1 s
 _DONE = object()
 _log = logging.getLogger(__name__)
@@ -36,13 +37,12 @@ _log = logging.getLogger(__name__)
 class StreamEngine:
     """Runs `work(worker, block)` for every block of `blocks` on the given workers, in parallel."""
 
-    def __init__(self, blocks: Iterable[Any], workers: list[Any], work: Callable[[Any, Any], Any],
-                 queue_depth: int = 3):
+    def __init__(self, blocks: Iterable[Any], workers: list[Any], work: Callable[[Any, Any], Any]):
         self._blocks = blocks
         self._workers = workers
         self._work = work
-        self._todo: queue.Queue = queue.Queue(maxsize=queue_depth * max(1, len(workers)))
-        self._done: queue.Queue = queue.Queue(maxsize=queue_depth * max(1, len(workers)))
+        self._todo: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH * max(1, len(workers)))
+        self._done: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH * max(1, len(workers)))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._failure: BaseException | None = None

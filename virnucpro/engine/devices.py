@@ -1,23 +1,14 @@
-"""Run set-up: device, precision, token budgets and the three models, resolved once and logged."""
+"""Where a run computes and how: devices (one per worker), precision, the token budget and CPU
+threads, resolved once from the options and refused with one line when they cannot be honoured."""
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from virnucpro.engine.batching import auto_token_budget
-from virnucpro.engine.worker import Encoders, warm_up
 from virnucpro.errors import VirnucproError
-from virnucpro.models.classifier import ClassifierInfo, chunk_size_mismatch, load_classifier
-from virnucpro.models.dnabert_loader import load_dnabert
-from virnucpro.models.esm2_loader import load_esm2
-from virnucpro.models.registry import resolve_model
-from virnucpro.tokenize.dnabert import DnabertTokenizer
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 CPU_BATCH_TOKENS = 4096
@@ -27,31 +18,6 @@ ESM_BYTES_PER_TOKEN = 96 * 1024  # activations of one ESM-2 3B layer per token, 
 
 class SetupError(VirnucproError):
     """A device, precision or model option cannot be honoured."""
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """What the user asked for; None means the published default."""
-
-    esm: str | None
-    dnabert: str | None
-    classifier: str | None
-    model_type: int
-    models_dir: str | None
-    with_classifier: bool = True  # `embed` needs only the two encoders
-
-
-@dataclass
-class LoadedModels:
-    workers: list[Encoders]  # one per worker; CPU workers share one set of models
-    tokenizer: DnabertTokenizer
-    classifier_info: ClassifierInfo | None  # None without a classifier (embed)
-    paths: dict[str, Path]
-    load_seconds: float
-
-    @property
-    def dnabert_dim(self) -> int:
-        return self.workers[0].dnabert_dim
 
 
 def resolve_devices(name: str, gpus: str | None = None, workers: int = 1) -> list[torch.device]:
@@ -141,68 +107,3 @@ def set_threads(threads: int | None) -> int:
     torch.set_num_threads(threads)
     os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
     return threads
-
-
-def load_models(choice: ModelChoice, devices: list[torch.device], dtype: torch.dtype,
-                logger: logging.Logger) -> LoadedModels:
-    """Resolve the three model paths and load them once per distinct device."""
-    started = time.perf_counter()
-    paths = model_paths(choice)
-    for kind, path in paths.items():
-        logger.info("model %s: %s", kind, path)
-    loaded: dict[torch.device, Encoders] = {}
-    info = None
-    for device in dict.fromkeys(devices):
-        loaded[device], info = load_encoders(paths, device, dtype)
-    if info is not None and (mismatch := chunk_size_mismatch(info, paths["classifier"], choice.model_type)):
-        logger.warning(mismatch)
-    seconds = time.perf_counter() - started
-    first = loaded[devices[0]]
-    logger.info("models loaded in %.1f s on %s (%s); ESM-2 attention: %s; DNABERT-S attention: %s", seconds,
-                ", ".join(str(d) for d in loaded), str(dtype).removeprefix("torch."),
-                first.esm.describe_attention(), first.dnabert.describe_attention())
-    return LoadedModels([loaded[d] for d in devices], tokenizer_for(paths["dnabert"]), info, paths, seconds)
-
-
-def prepare_workers(workers: list[Encoders], batch_tokens: int) -> None:
-    """Compile and warm every distinct set of models before the stream starts."""
-    for encoders in {id(e): e for e in workers}.values():  # CPU workers share one set of models
-        warm_up(encoders, batch_tokens)
-
-
-def model_paths(choice: ModelChoice) -> dict[str, Path]:
-    """The local path of each model (hub names resolved through the cache); no classifier for embed."""
-    paths = {
-        "dnabert": resolve_model("dnabert", choice.dnabert, choice.model_type, models_dir=choice.models_dir),
-        "esm2": resolve_model("esm2", choice.esm, choice.model_type, models_dir=choice.models_dir),
-    }
-    if choice.with_classifier:
-        paths["classifier"] = resolve_model("classifier", choice.classifier, choice.model_type,
-                                            models_dir=choice.models_dir)
-    return paths
-
-
-def load_encoders(paths: dict[str, Path], device: torch.device,
-                  dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo | None]:
-    dnabert = load_dnabert(paths["dnabert"], device, dtype)
-    esm = load_esm2(paths["esm2"], device, dtype)
-    if "classifier" not in paths:
-        return Encoders(dnabert, esm, None, device), None
-    classifier, info = load_classifier(paths["classifier"])
-    encoders = Encoders(dnabert, esm, classifier.to(device), device)
-    expected = encoders.dnabert_dim + encoders.esm_dim
-    if info.input_dim != expected:
-        raise SetupError(
-            f"classifier {paths['classifier']} takes {info.input_dim} features but the encoders give"
-            f" {encoders.dnabert_dim} + {encoders.esm_dim} = {expected}"
-        )
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return encoders, info
-
-
-def tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
-    """The model directory's own tokenizer.json when it has one, else the packaged public copy."""
-    if (dnabert_dir / "tokenizer.json").is_file():
-        return DnabertTokenizer.from_dir(dnabert_dir)
-    return DnabertTokenizer.default()

@@ -1,0 +1,114 @@
+"""The three models of the pipeline on one device: which files (resolved once, on the driver),
+loading them and warming them up. Every engine loads its models here, so a local worker and a Ray
+actor hold exactly the same models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from virnucpro.engine.devices import SetupError
+from virnucpro.models.classifier import ClassifierInfo, MLPClassifier, load_classifier
+from virnucpro.models.dnabert_loader import load_dnabert
+from virnucpro.models.esm2_loader import load_esm2
+from virnucpro.models.registry import resolve_model
+from virnucpro.tokenize.dnabert import DnabertTokenizer
+from virnucpro.tokenize.packing import pack
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the user asked for; None means the published default."""
+
+    esm: str | None
+    dnabert: str | None
+    classifier: str | None
+    model_type: int
+    models_dir: str | None
+    with_classifier: bool = True  # `embed` needs only the two encoders
+
+
+@dataclass
+class Encoders:
+    """The three models of the pipeline, loaded on one device."""
+
+    dnabert: torch.nn.Module
+    esm: torch.nn.Module
+    classifier: MLPClassifier | None  # None for embed, which needs only the features
+    device: torch.device
+
+    @property
+    def dnabert_dim(self) -> int:
+        return self.dnabert.config.hidden_size
+
+    @property
+    def esm_dim(self) -> int:
+        return self.esm.cfg.hidden_size
+
+    @property
+    def esm_parameters(self) -> int:
+        return sum(p.numel() for p in self.esm.parameters())
+
+
+def model_paths(choice: ModelChoice) -> dict[str, Path]:
+    """The local path of each model (hub names resolved through the cache); no classifier for embed."""
+    paths = {
+        "dnabert": resolve_model("dnabert", choice.dnabert, choice.model_type, models_dir=choice.models_dir),
+        "esm2": resolve_model("esm2", choice.esm, choice.model_type, models_dir=choice.models_dir),
+    }
+    if choice.with_classifier:
+        paths["classifier"] = resolve_model("classifier", choice.classifier, choice.model_type,
+                                            models_dir=choice.models_dir)
+    return paths
+
+
+def load_encoders(paths: dict[str, Path], device: torch.device,
+                  dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo | None]:
+    dnabert = load_dnabert(paths["dnabert"], device, dtype)
+    esm = load_esm2(paths["esm2"], device, dtype)
+    if "classifier" not in paths:
+        return Encoders(dnabert, esm, None, device), None
+    classifier, info = load_classifier(paths["classifier"])
+    encoders = Encoders(dnabert, esm, classifier.to(device), device)
+    expected = encoders.dnabert_dim + encoders.esm_dim
+    if info.input_dim != expected:
+        raise SetupError(
+            f"classifier {paths['classifier']} takes {info.input_dim} features but the encoders give"
+            f" {encoders.dnabert_dim} + {encoders.esm_dim} = {expected}"
+        )
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return encoders, info
+
+
+def tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
+    """The model directory's own tokenizer.json when it has one, else the packaged public copy."""
+    if (dnabert_dir / "tokenizer.json").is_file():
+        return DnabertTokenizer.from_dir(dnabert_dir)
+    return DnabertTokenizer.default()
+
+
+@torch.inference_mode()
+def warm_up(encoders: Encoders, batch_tokens: int) -> None:
+    """Run dummy batches once so compilation happens at load time, not mid-stream.
+
+    ESM-2: short proteins (Triton attention with rotary inside), with a token count that is a
+    multiple of 16 and one that is not (Triton specialises integer arguments on divisibility by 16),
+    and longer ones (compiled rotary + varlen attention). DNABERT-S compiles for dynamic shapes on
+    its second distinct shape, so it gets two. GPUs only.
+    """
+    if encoders.device.type != "cuda":
+        return
+    torch.cuda.set_device(encoders.device)
+    for tokens in (48, 49, 100):  # 48 * n is a multiple of 16; 49 * n is not unless 16 divides n
+        protein = np.concatenate(([0], np.full(tokens - 2, 5), [2]))  # <cls> A... <eos>
+        copies = max(1, batch_tokens // tokens)
+        copies -= 1 if tokens == 49 and copies % 16 == 0 else 0
+        encoders.esm.embed(pack([protein] * copies))
+    for length in (34, 41):
+        dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
+        encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))
+    torch.cuda.synchronize(encoders.device)
