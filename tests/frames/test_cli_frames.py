@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from conftest import REAL
 from test_frames_translate import reference_frames
 
 from virnucpro.cli.main import main
 from virnucpro.frames import chunk_bounds
 from virnucpro.io import read_records
 
-REAL = Path(__file__).parent / "data" / "real"
 REAL_INPUTS = sorted(str(p) for p in REAL.iterdir() if p.suffix in (".fa", ".fna", ".fastq"))
 OUTPUTS = ("chunks.fa", "nucleotide.fa", "protein.faa")
 

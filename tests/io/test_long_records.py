@@ -297,7 +297,7 @@ def test_peak_memory_does_not_grow_with_the_record_length(tmp_path, model_args):
     import subprocess
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_long_record_rss import write_record
 
     peaks = {}

@@ -68,7 +68,7 @@ def predict_cli(tmp_path: Path, models: Path, *extra: str, **override: Path) -> 
             "-o", str(tmp_path / "out"), "--device", "cpu", "-q", *extra]
     for name, path in paths.items():
         args += [f"--{name}", str(path)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
 
 

@@ -10,10 +10,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import zstandard
+from conftest import REAL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +23,6 @@ from virnucpro.io import sources
 from virnucpro.io.duplicates import DuplicateIdCheck
 from virnucpro.io.sources import is_stream
 
-REAL = Path(__file__).parent / "data" / "real"
 COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress,
                ".zst": lambda data: zstandard.ZstdCompressor().compress(data)}
 

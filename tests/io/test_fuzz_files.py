@@ -32,13 +32,14 @@ from pathlib import Path
 import click
 import pytest
 import torch
+from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from virnucpro.cli.main import main
 from virnucpro.errors import VirnucproError
 
-CRASHERS = Path(__file__).parent / "data" / "fuzz_crashers"
+CRASHERS = DATA / "fuzz_crashers"
 EXAMPLE_SECONDS = 5
 EXAMPLE_MEMORY = 2 << 30
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
