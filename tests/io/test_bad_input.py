@@ -181,7 +181,9 @@ def _twenty_megabase_contig(path: Path, length: int = 20_000_000) -> int:
     return len(phix)
 
 
-PEAK_RATIO_20MB = 3.0  # peak RSS on the 20-Mb contig over that on phiX174 alone (5 kb), same models
+# peak RSS on the 20-Mb contig over that on phiX174 alone (5 kb), same models: measured 591 / 458 MiB = 1.29
+# (torch 2.13 CPU); the old absolute cap, 1,500 MiB, was 3.3x that baseline
+PEAK_RATIO_20MB = 1.5
 
 
 @pytest.mark.slow
