@@ -70,6 +70,7 @@ def test_stdin_cannot_be_resumed(tmp_path, model_args, capsys):
     assert "stdin" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~25 s
 def test_killed_embed_resumes_to_the_same_parquet(tmp_path, model_args, reference):
     import pyarrow.parquet as pq
 
