@@ -107,3 +107,17 @@ def predict_peak_rss_mib(*args) -> int:
                           text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     return int(done.stdout.split()[-1])
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident memory (VmHWM, KiB) since it started or since `reset_peak_rss_kib`."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+
+
+def reset_peak_rss_kib() -> int:
+    """Restart the peak count at the resident memory now (Linux >= 4.0) and return it: the peak after
+    minus this is what the code in between added. ru_maxrss cannot do this: a test run that once
+    peaked higher hides any later growth below that peak."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return peak_rss_kib()

@@ -85,7 +85,7 @@ def patched(tensor, scope):  # the interpreter keeps scalars as shape-(1,) array
 if original is not None:
     interp._patch_lang_tensor = patched
 import torch
-from tests.test_packed_attention import check_alibi, check_rotary
+from tests.models.test_packed_attention import check_alibi, check_rotary
 print(check_rotary("cpu", torch.float32), check_alibi("cpu", torch.float32))
 """
 
