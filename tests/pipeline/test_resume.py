@@ -70,7 +70,6 @@ def test_stdin_cannot_be_resumed(tmp_path, model_args, capsys):
     assert "stdin" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # ~25 s
 def test_killed_embed_resumes_to_the_same_parquet(tmp_path, model_args):
     inputs = _inputs(tmp_path)[:1]
     reference = tmp_path / "ref.parquet"
