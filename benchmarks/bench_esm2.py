@@ -8,7 +8,7 @@ One command runs everything, alternating candidates and the baseline, and writes
 - ours: packed batches of <= 65,536 tokens, in each variant given (eager, compiled, compiled with
   exact erf GELU instead of the GPU default, cuBLASLt's GELU epilogue, ...);
 - accuracy: cosine per sequence of each candidate's mean embedding vs our fp32 eager path (which
-  tests/test_esm2.py pins to transformers' fp32 eager EsmModel);
+  tests/models/test_esm2.py pins to transformers' fp32 eager EsmModel);
 - a GEMM-only ceiling (the four weight matmuls per layer) and a kernel-time profile of one batch
   per compiled variant.
 Random weights: throughput does not depend on the values (write them with `python -m

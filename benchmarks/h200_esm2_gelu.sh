@@ -12,4 +12,4 @@ nvidia-smi -L || true
 "$py" benchmarks/bench_esm2.py --model "$model" --out "$out/esm2_h200_gelu.json" --repeats 5 \
   --variants compiled-erf-gelu compiled || echo "bench_esm2 failed"
 VIRNUCPRO_ESM2_FULL=$model timeout "${TEST_TIMEOUT:-180}" "$py" -m pytest -q -p no:cacheprovider -s \
-  tests/test_esm2_gpu.py || echo "GPU tests failed or timed out"
+  tests/models/test_esm2_gpu.py || echo "GPU tests failed or timed out"

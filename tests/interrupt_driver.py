@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import RESULT_FILES_WITH_REGIONS
 
-RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
-                "viral.fa", "regions.tsv", "regions.fa", "virus_summary.tsv")
 
 _DRIVER = r'''
 import os, signal, sys, threading, time
@@ -137,7 +136,7 @@ def wait_for(marker: Path, process: subprocess.Popen, what: str, timeout: float 
 
 
 def assert_same_results(out: Path, reference_out: Path) -> None:
-    for name in RESULT_FILES:
+    for name in RESULT_FILES_WITH_REGIONS:
         assert (out / name).read_bytes() == (reference_out / name).read_bytes(), name
     assert not (out / ".virnucpro").exists()
     assert not [p.name for p in out.iterdir() if p.name.endswith(".partial")]

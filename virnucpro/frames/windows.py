@@ -6,7 +6,7 @@ for a record in memory (`chunk_bounds(L, ...)`). They are then taken `chunks_per
 each window reads only the bases from its first chunk's start to its last chunk's end from the
 spool, so memory is bounded by the window (about the block size), not by L. A window's table has
 the same chunk IDs (`_chunk_N`, numbered over the whole record), boundaries, sequences and frames
-as the rows of `chunk_table([record])` it replaces (tests/test_long_records.py checks this).
+as the rows of `chunk_table([record])` it replaces (tests/io/test_long_records.py checks this).
 """
 
 from __future__ import annotations

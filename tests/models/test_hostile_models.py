@@ -11,7 +11,6 @@ import io
 import json
 import os
 import pickle
-import resource
 import shutil
 import subprocess
 import sys
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import GENOMES, peak_rss_kib, reset_peak_rss_kib
 from safetensors.torch import load_file, save_file
 
-from tests.conftest import GENOMES
 from virnucpro.devtools.random_classifier import random_classifier, save_original_pth
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.classifier import (
@@ -49,12 +48,12 @@ MAX_EXTRA_RSS_KB = 300 * 1024
 
 def refused(call, *args, match: str, **kwargs) -> str:
     """Run a load that must fail: one-line ModelLoadError, under a second, no big allocation."""
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = reset_peak_rss_kib()
     started = time.perf_counter()
     with pytest.raises(ModelLoadError, match=match) as caught:
         call(*args, **kwargs)
     assert time.perf_counter() - started < FAST_S
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < MAX_EXTRA_RSS_KB
+    assert peak_rss_kib() - rss_before < MAX_EXTRA_RSS_KB
     message = str(caught.value)
     assert "\n" not in message
     return message
@@ -68,7 +67,7 @@ def predict_cli(tmp_path: Path, models: Path, *extra: str, **override: Path) -> 
             "-o", str(tmp_path / "out"), "--device", "cpu", "-q", *extra]
     for name, path in paths.items():
         args += [f"--{name}", str(path)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
 
 

@@ -36,6 +36,7 @@ def _run(inputs, out: Path, model_args, *extra) -> int:
                  *model_args, *extra])
 
 
+@pytest.mark.slow  # 18 s on a quiet machine, 77 s on a loaded one: starts a Ray cluster, kills an actor
 def test_ray_with_a_killed_actor_equals_local_engine(inputs, model_args, tmp_path, monkeypatch):
     """No Ray running: the run starts a local instance with 2 CPU actors, one of which is killed
     with a block in flight, and shuts Ray down at the end."""

@@ -10,9 +10,12 @@ import pytest
 from virnucpro.engine.monitor import StreamMonitor, current_rss_bytes
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux-only")
 def test_rss_is_read_on_linux():
+    status = {line.split(":")[0]: line.split()[1] for line in open("/proc/self/status") if line.startswith("Vm")}
+    vm_rss = int(status["VmRSS"]) * 1024  # the kernel's own figure, kB
     rss = current_rss_bytes()
-    assert rss is None or rss > 1 << 20
+    assert rss is not None and 0.8 * vm_rss < rss < 1.25 * vm_rss
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux-only")

@@ -14,14 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import reads_and_phix
+from conftest import RESULT_FILES, reads_and_phix
 
 from virnucpro.cli.main import main
 from virnucpro.errors import ResumeError
 from virnucpro.pipeline.journal import Journal
 
-RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
-                "viral.fa")
 
 
 def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:

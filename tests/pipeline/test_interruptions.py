@@ -11,7 +11,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import reads_and_phix
 from interrupt_driver import assert_same_results, start_paused
 
 from virnucpro.cli.main import main
@@ -23,16 +22,6 @@ KILL_POINTS = ["model_load", "after_block_2", "torn_block_3", "before_rename", "
 def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
     return ["predict", *inputs, "-o", str(out), "--block-records", "30", "--write-hits", "--threshold", "0.45",
             "--region-length", "1", "--min-region-length", "0", "--min-region-chunks", "1", *model_args]
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, model_args) -> tuple[list[str], Path]:
-    """The inputs and the results of an uninterrupted run."""
-    tmp = tmp_path_factory.mktemp("reference")
-    inputs = reads_and_phix(tmp)
-    out = tmp / "out"
-    assert main(_args(inputs, out, model_args)) == 0
-    return inputs, out
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)

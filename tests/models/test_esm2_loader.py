@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from virnucpro.devtools.random_esm2 import write_fair_esm_checkpoint, write_random_esm2
+from virnucpro.devtools.random_esm2 import write_fair_esm_checkpoint
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.tokenize.esm_alphabet import encode_proteins
@@ -18,15 +18,8 @@ PROTEINS = ["M", "MKVLAAGIW", "ACDEFGHIKLMNPQRSTVWY" * 4]
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("esm2") / "esm2"
-    write_random_esm2(path, size="tiny", seed=5)
-    return path
-
-
-@pytest.fixture(scope="module")
-def expected(tiny_dir):
-    return load_esm2(tiny_dir).embed(encode_proteins(PROTEINS))
+def expected(tiny_esm2):
+    return load_esm2(tiny_esm2).embed(encode_proteins(PROTEINS))
 
 
 def copy_config(src, dst):
@@ -34,22 +27,22 @@ def copy_config(src, dst):
     (dst / "config.json").write_text((src / "config.json").read_text())
 
 
-def test_fair_esm_pt_gives_the_same_embeddings(tiny_dir, expected, tmp_path):
+def test_fair_esm_pt_gives_the_same_embeddings(tiny_esm2, expected, tmp_path):
     pt = tmp_path / "esm2_tiny.pt"
-    write_fair_esm_checkpoint(tiny_dir, pt)
+    write_fair_esm_checkpoint(tiny_esm2, pt)
     torch.testing.assert_close(load_esm2(pt).embed(encode_proteins(PROTEINS)), expected, rtol=0, atol=0)
 
 
-def test_pytorch_model_bin_without_prefix(tiny_dir, expected, tmp_path):
-    copy_config(tiny_dir, tmp_path / "bin")
-    state = {k.removeprefix("esm."): t for k, t in load_file(tiny_dir / "model.safetensors").items()}
+def test_pytorch_model_bin_without_prefix(tiny_esm2, expected, tmp_path):
+    copy_config(tiny_esm2, tmp_path / "bin")
+    state = {k.removeprefix("esm."): t for k, t in load_file(tiny_esm2 / "model.safetensors").items()}
     torch.save(state, tmp_path / "bin" / "pytorch_model.bin")
     torch.testing.assert_close(load_esm2(tmp_path / "bin").embed(encode_proteins(PROTEINS)), expected, rtol=0, atol=0)
 
 
-def test_key_mismatch_reports_missing_and_unexpected_at_once(tiny_dir, tmp_path):
-    copy_config(tiny_dir, tmp_path / "bad")
-    state = load_file(tiny_dir / "model.safetensors")
+def test_key_mismatch_reports_missing_and_unexpected_at_once(tiny_esm2, tmp_path):
+    copy_config(tiny_esm2, tmp_path / "bad")
+    state = load_file(tiny_esm2 / "model.safetensors")
     del state["esm.encoder.layer.1.attention.self.key.weight"]
     state["esm.encoder.layer.1.attention.self.extra.weight"] = torch.zeros(1)
     save_file(state, tmp_path / "bad" / "model.safetensors")
@@ -58,11 +51,11 @@ def test_key_mismatch_reports_missing_and_unexpected_at_once(tiny_dir, tmp_path)
     assert "layers.1.qkv.weight" in str(err.value) and "attention.self.extra.weight" in str(err.value)
 
 
-def test_shape_mismatch_is_refused(tiny_dir, tmp_path):
-    copy_config(tiny_dir, tmp_path / "cfg")
+def test_shape_mismatch_is_refused(tiny_esm2, tmp_path):
+    copy_config(tiny_esm2, tmp_path / "cfg")
     config = json.loads((tmp_path / "cfg" / "config.json").read_text())
     (tmp_path / "cfg" / "config.json").write_text(json.dumps({**config, "intermediate_size": 64}))
-    (tmp_path / "cfg" / "model.safetensors").symlink_to(tiny_dir / "model.safetensors")
+    (tmp_path / "cfg" / "model.safetensors").symlink_to(tiny_esm2 / "model.safetensors")
     with pytest.raises(ModelLoadError, match="shape"):
         load_esm2(tmp_path / "cfg")
 

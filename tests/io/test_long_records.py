@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GENOMES
+from conftest import GENOMES, RESULT_FILES, predict_peak_rss_mib
 
 from virnucpro.cli.main import main
 from virnucpro.errors import InputFormatError
@@ -27,8 +27,6 @@ from virnucpro.outputs.results import SequenceTally
 from virnucpro.pipeline import blocks, predict
 from virnucpro.pipeline.options import RunOptions
 
-RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv",
-                "viral.fa")
 
 
 def _bases(length: int, seed: int) -> str:
@@ -283,22 +281,14 @@ def test_a_full_spool_disk_is_a_one_line_error(tmp_path, monkeypatch):
         list(read_records([str(path)], spool_dir=tmp_path))
 
 
-# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child forked from a big pytest process would
-# report the parent's peak instead of its own
-_PEAK_RSS = ("import sys; from virnucpro.cli.main import main; rc=main(sys.argv[1:]); "
-             "print([int(l.split()[1]) // 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); "
-             "sys.exit(rc)")
-
-
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_record_length(tmp_path, model_args):
     """One record of 40 Mb then 120 Mb (10 and 30 work blocks: the block queues are full in both):
     the same peak RSS within a small margin. Before spooling, the 120-Mb record alone cost ~15-20
     bytes/base (> 1.5 GiB more). AT-rich bases keep few frames, so the tiny models take little time."""
-    import subprocess
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_long_record_rss import write_record
 
     peaks = {}
@@ -306,10 +296,7 @@ def test_peak_memory_does_not_grow_with_the_record_length(tmp_path, model_args):
         fasta = tmp_path / f"chr{length}.fa.gz"
         write_record(fasta, length, "at-rich")
         out = tmp_path / f"out{length}"
-        done = subprocess.run([sys.executable, "-c", _PEAK_RSS, "predict", str(fasta), "-o", str(out), *model_args],
-                              capture_output=True, text=True, timeout=600, check=False)
-        assert done.returncode == 0, done.stderr
-        peaks[length] = int(done.stdout.split()[-1])
+        peaks[length] = predict_peak_rss_mib(fasta, "-o", out, *model_args)
         assert (out / "sequences.tsv").read_text().splitlines()[1].startswith(f"chr1\t{length}\t")
         fasta.unlink()
     print(f"peak RSS MiB by record length: {peaks}")

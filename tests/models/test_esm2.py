@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import virnucpro.models.esm2 as esm2_module
-from virnucpro.devtools.random_esm2 import write_random_esm2
 from virnucpro.models.attention import SDPA_PADDED, describe_backend
 from virnucpro.models.esm2 import rotary_inv_freq
 from virnucpro.models.esm2_loader import load_esm2
@@ -30,20 +29,13 @@ def random_protein(length: int, seed: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("esm2") / "esm2"
-    write_random_esm2(path, size="tiny", seed=3)
-    return path
+def model(tiny_esm2):
+    return load_esm2(tiny_esm2, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def model(tiny_dir):
-    return load_esm2(tiny_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_dir):
-    hf = transformers.EsmModel.from_pretrained(tiny_dir, attn_implementation="eager", add_pooling_layer=False)
+def reference(tiny_esm2):
+    hf = transformers.EsmModel.from_pretrained(tiny_esm2, attn_implementation="eager", add_pooling_layer=False)
     return hf.float().eval()
 
 
@@ -89,11 +81,11 @@ def test_cpu_defaults_are_fp32_with_exact_attention(model):
     assert describe_backend("cpu", torch.float32) == SDPA_PADDED
 
 
-def test_compiled_path_equals_eager_and_compiles_once(tiny_dir, model):
+def test_compiled_path_equals_eager_and_compiles_once(tiny_esm2, model):
     """The compiled path takes any token count with one compilation per compiled function."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    compiled = load_esm2(tiny_dir, device="cpu", fast=False).enable_compile()
+    compiled = load_esm2(tiny_esm2, device="cpu", fast=False).enable_compile()
     for sizes in ((3, 49), (1, 150, 20, 7), (64,) * 5):
         proteins = [random_protein(n, seed=n + i) for i, n in enumerate(sizes)]
         batch = encode_proteins(proteins)
@@ -101,19 +93,19 @@ def test_compiled_path_equals_eager_and_compiles_once(tiny_dir, model):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # post-attention + rotary
 
 
-def test_cpu_and_fp32_keep_exact_erf_gelu(tiny_dir, caplog, monkeypatch):
+def test_cpu_and_fp32_keep_exact_erf_gelu(tiny_esm2, caplog, monkeypatch):
     """The epilogue's tanh GELU is for CUDA fp16/bf16 only; the load logs the choice."""
     monkeypatch.setattr(logging.getLogger("virnucpro"), "propagate", True)  # the CLI's setup turns it off
     with caplog.at_level("DEBUG", logger="virnucpro"):
-        assert not load_esm2(tiny_dir, device="cpu").gelu_epilogue
+        assert not load_esm2(tiny_esm2, device="cpu").gelu_epilogue
     assert "ESM-2 fc1 GELU: exact erf GELU on cpu" in caplog.text
     assert gelu_epilogue_problem(torch.device("cpu"), torch.bfloat16) == "exact erf GELU on cpu"
     assert "reference precision" in gelu_epilogue_problem(torch.device("cuda"), torch.float32)
 
 
-def test_loader_takes_the_epilogue_where_the_check_passes(tiny_dir, monkeypatch):
+def test_loader_takes_the_epilogue_where_the_check_passes(tiny_esm2, monkeypatch):
     monkeypatch.setattr(esm2_module, "gelu_epilogue_problem", lambda device, dtype: None)
-    assert load_esm2(tiny_dir, device="cpu").gelu_epilogue
+    assert load_esm2(tiny_esm2, device="cpu").gelu_epilogue
 
 
 def test_probe_refuses_a_missing_failing_or_wrong_op(monkeypatch):
@@ -132,12 +124,12 @@ def test_probe_refuses_a_missing_failing_or_wrong_op(monkeypatch):
     assert "has no _addmm_activation" in probe_gelu_epilogue(cpu, torch.bfloat16)
 
 
-def test_gelu_epilogue_compiles_once_and_computes_gelu(tiny_dir, model):
+def test_gelu_epilogue_compiles_once_and_computes_gelu(tiny_esm2, model):
     """Forced on the CPU (where the op's GELU is erf), the epilogue path traces into the compiled
     graph with any token count and gives the erf model's embeddings."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    fused = load_esm2(tiny_dir, device="cpu", fast=False).use_gelu_epilogue(True).enable_compile()
+    fused = load_esm2(tiny_esm2, device="cpu", fast=False).use_gelu_epilogue(True).enable_compile()
     for sizes in ((3, 49), (1, 150, 20, 7)):
         batch = encode_proteins([random_protein(n, seed=n + i) for i, n in enumerate(sizes)])
         torch.testing.assert_close(fused.embed(batch), model.embed(batch), rtol=1e-5, atol=1e-6)

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GENOMES
+from conftest import GENOMES, RESULT_TABLES
 from workflow_tools import REPO, require_module, require_tool, same_results
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow]
-RESULT_FILES = ["prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv"]
 
 
 @pytest.fixture(scope="module")
@@ -115,4 +114,4 @@ def test_installed_wheel_predicts_like_the_checkout(fresh_env, tmp_path, model_a
                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                               text=True, timeout=600)
     assert checkout.returncode == 0, checkout.stderr
-    assert same_results(tmp_path / "installed", tmp_path / "checkout", RESULT_FILES) == []
+    assert same_results(tmp_path / "installed", tmp_path / "checkout", RESULT_TABLES) == []

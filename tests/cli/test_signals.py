@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import reads_and_phix
+from conftest import uninterrupted_run
 from interrupt_driver import assert_same_results, start_paused, wait_for
 
 from virnucpro.cli.interrupts import Interrupted, SignalGuard
@@ -35,19 +35,6 @@ def _args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
     # small blocks and batches: a block is many batches, so "mid_block" is mid-block
     return ["predict", *inputs, "-o", str(out), "--block-records", "30", "--batch-tokens", "128",
             "--write-hits", *model_args]
-
-
-def _reference(tmp_path_factory, model_args: list[str]) -> tuple[list[str], Path]:
-    tmp = tmp_path_factory.mktemp("reference")
-    inputs = reads_and_phix(tmp)
-    assert main(_args(inputs, tmp / "out", model_args)) == 0
-    return inputs, tmp / "out"
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, model_args):
-    """The inputs and the files of an uninterrupted CPU run."""
-    return _reference(tmp_path_factory, model_args)
 
 
 def _interrupt_then_resume(tmp_path: Path, model_args: list[str], reference, point: str, sent: int) -> None:
@@ -202,7 +189,7 @@ def gpu_model_args(tiny_models) -> list[str]:
 @pytest.fixture(scope="module")
 def gpu_reference(tmp_path_factory, gpu_model_args):
     """The inputs and the files of an uninterrupted GPU run."""
-    return _reference(tmp_path_factory, gpu_model_args)
+    return uninterrupted_run(tmp_path_factory, _args, gpu_model_args)
 
 
 @pytest.mark.gpu

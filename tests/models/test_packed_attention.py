@@ -85,7 +85,7 @@ def patched(tensor, scope):  # the interpreter keeps scalars as shape-(1,) array
 if original is not None:
     interp._patch_lang_tensor = patched
 import torch
-from tests.test_packed_attention import check_alibi, check_rotary
+from tests.models.test_packed_attention import check_alibi, check_rotary
 print(check_rotary("cpu", torch.float32), check_alibi("cpu", torch.float32))
 """
 
@@ -105,7 +105,7 @@ def test_kernel_in_triton_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     run = subprocess.run(
         [sys.executable, "-c", _INTERPRETER_SCRIPT], env=env, capture_output=True, text=True, timeout=240, check=False,
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     rotary_error, alibi_error = map(float, run.stdout.split()[-2:])

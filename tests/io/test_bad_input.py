@@ -8,19 +8,17 @@ import io
 import json
 import os
 import random
-import subprocess
 import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import DATA, GENOMES
+from conftest import DATA, GENOMES, RESULT_TABLES, predict_peak_rss_mib
 
 from virnucpro.cli.main import main
 
 BAD = DATA / "bad"
-RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv")
 
 # file -> what the one-line error must name besides the file (the record, or the problem); a tuple: all of them
 REJECTED = {
@@ -82,14 +80,14 @@ def test_rejected_with_one_line_and_no_complete_result(tmp_path, model_args, cap
     assert all(part in lines[0] for part in expected), lines[0]
     assert "Traceback" not in captured.err + captured.out
     present = {p.name for p in out.iterdir()} if out.exists() else set()
-    assert not present & {*RESULT_FILES, "run.json"}, present
+    assert not present & {*RESULT_TABLES, "run.json"}, present
 
 
 @pytest.mark.parametrize("name", SAME_AS_CLEAN)
 def test_processed_exactly_like_the_clean_file(tmp_path, model_args, clean_results, name):
     out = tmp_path / "out"
     assert _predict([BAD / name], out, model_args) == 0
-    for result in RESULT_FILES:
+    for result in RESULT_TABLES:
         assert (out / result).read_bytes() == (clean_results / result).read_bytes(), result
 
 
@@ -101,7 +99,7 @@ def test_empty_records_get_a_no_call_row_in_input_order(tmp_path, model_args, cl
     empty_row = ["0", "0", "0", "0", "NA", "NA", "NA", "no_call"]
     assert _rows(out / "sequences.tsv") == [*clean[:2], ["r_empty", *empty_row], *clean[2:],
                                             ["only_a_header", *empty_row]]
-    for result in RESULT_FILES[:3]:
+    for result in RESULT_TABLES[:3]:
         assert (out / result).read_bytes() == (clean_results / result).read_bytes(), result
     counts = json.loads((out / "run.json").read_text())["counts"]
     assert (counts["records"], counts["empty_records"]) == (6, 2)
@@ -126,7 +124,7 @@ def test_resume_across_empty_records_is_byte_identical(tmp_path, model_args, mon
     assert _predict(inputs, out, model_args, "--block-records", "2") == 130
     monkeypatch.setattr(predict, "write_block", write_block)
     assert _predict(inputs, out, model_args, "--block-records", "2", "--resume") == 0
-    for result in RESULT_FILES:
+    for result in RESULT_TABLES:
         assert (out / result).read_bytes() == (reference / result).read_bytes(), result
 
 
@@ -143,7 +141,7 @@ def test_no_sequences_gives_empty_finished_results(tmp_path, model_args, name):
     """0 bytes is an empty input whatever the name promises (a 0-byte .bz2 was 'corrupt')."""
     out = tmp_path / "out"
     assert _predict([BAD / name], out, model_args) == 0
-    for result in RESULT_FILES:
+    for result in RESULT_TABLES:
         assert len((out / result).read_text().splitlines()) == 1, result  # the header only
 
 
@@ -183,8 +181,9 @@ def _twenty_megabase_contig(path: Path, length: int = 20_000_000) -> int:
     return len(phix)
 
 
-_PEAK_RSS = "import resource,sys; from virnucpro.cli.main import main; rc=main(sys.argv[1:]); " \
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(rc)"
+# peak RSS on the 20-Mb contig over that on phiX174 alone (5 kb), same models: measured 591 / 458 MiB = 1.29
+# (torch 2.13 CPU); the old absolute cap, 1,500 MiB, was 3.3x that baseline
+PEAK_RATIO_20MB = 1.5
 
 
 @pytest.mark.slow
@@ -193,12 +192,10 @@ def test_20_megabase_single_line_contig(tmp_path, model_args):
     contig = tmp_path / "contig.fa"
     _twenty_megabase_contig(contig)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, "predict", str(contig), "-o", str(out), *model_args],
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-    peak_mib = int(done.stdout.split()[-1])
-    print(f"20 Mb contig: peak RSS {peak_mib} MiB")
-    assert peak_mib < 1500
+    peak_mib = predict_peak_rss_mib(contig, "-o", out, *model_args)
+    phix_mib = predict_peak_rss_mib(GENOMES / "phiX174_NC_001422.fa", "-o", tmp_path / "phix", *model_args)
+    print(f"peak RSS: 20 Mb contig {peak_mib} MiB, phiX174 alone {phix_mib} MiB")
+    assert peak_mib < PEAK_RATIO_20MB * phix_mib  # a ratio: the baseline depends on the torch build
     (row,) = _rows(out / "sequences.tsv")
     assert row[:3] == ["contig_20mb", "20000000", str(-(-20_000_000 // 300))]
     assert int(row[3]) > 0  # the phiX174 copies gave scored chunks
@@ -259,7 +256,7 @@ def test_stream_inputs_are_read_whole(tmp_path, model_args, clean_results, monke
     out = tmp_path / "out"
     with _stream_input(form, gzip.compress((BAD / "clean.fa").read_bytes()), tmp_path, monkeypatch) as path:
         assert _predict([path], out, model_args) == 0
-    for result in RESULT_FILES:
+    for result in RESULT_TABLES:
         assert (out / result).read_bytes() == (clean_results / result).read_bytes(), result
 
 

@@ -32,13 +32,14 @@ from pathlib import Path
 import click
 import pytest
 import torch
+from conftest import DATA, RESULT_TABLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from virnucpro.cli.main import main
 from virnucpro.errors import VirnucproError
 
-CRASHERS = Path(__file__).parent / "data" / "fuzz_crashers"
+CRASHERS = DATA / "fuzz_crashers"
 EXAMPLE_SECONDS = 5
 EXAMPLE_MEMORY = 2 << 30
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
@@ -254,7 +255,7 @@ class Sources:
         if target.exists():
             shutil.rmtree(target)
         target.mkdir()
-        for name in RESULT_FILES:  # an unfinished run: the result files still carry .partial
+        for name in RESULT_TABLES:  # an unfinished run: the result files still carry .partial
             shutil.copy(self.run / "out" / name, target / f"{name}.partial")
         (target / "journal.json").write_bytes(data)
         loaded = Journal.load(target / "journal.json")
@@ -304,14 +305,13 @@ class Sources:
                     "sources": {"classifier.pth": {"url": "https://example.org/c.pth"}}}
         if target == "journal":  # a consistent checkpoint: every record done, offsets at the files' ends
             return {"fingerprint": "f" * 64, "blocks_done": 4, "records_done": 4,
-                    "offsets": {name: (out / name).stat().st_size for name in RESULT_FILES},
+                    "offsets": {name: (out / name).stat().st_size for name in RESULT_TABLES},
                     "counts": {"records": 4}, "shard_log": None, "version": 1}
         if target == "shard_json":
             return json.loads((self.run / "shard1" / "shard.json").read_text())
         raise KeyError(target)
 
 
-RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv", "sequences.tsv")
 _TABLES = ("sequences.tsv", "chunks.tsv")
 
 # target -> the area that owns the code reading it (crashes there are reported, not fixed here)
