@@ -101,16 +101,16 @@ def test_highestscore_matches_the_original_rule_recomputed_from_the_frame_table(
 def test_chunks_tsv_has_every_chunk_with_na_for_unscored(outdir):
     rows = read_rows(outdir.chunks)
     assert rows[0] == ["chunk_id", "sequence_id", "start", "end", "n_frames", "max_score_others",
-                       "max_score_virus", "is_virus"]
+                       "max_score_virus", "virus_score", "is_virus"]
     assert rows[1:] == [
-        ["read1_chunk_1", "read1", "0", "300", "2", "0.7", "0.9", "True"],
-        ["contig2_chunk_1", "contig2", "0", "300", "1", "0.8", "0.2", "False"],
-        ["contig2_chunk_2", "contig2", "300", "600", "0", "NA", "NA", "NA"],
-        ["contig2_chunk_3", "contig2", "600", "900", "2", "0.5", "0.6", "True"],
-        ["empty3_chunk_1", "empty3", "0", "300", "0", "NA", "NA", "NA"],
-        ["empty3_chunk_2", "empty3", "300", "600", "0", "NA", "NA", "NA"],
-        ["tie4_chunk_1", "tie4", "0", "300", "1", "0.5", "0.5", "True"],
-        ["other5_chunk_1", "other5", "0", "300", "1", "0.99", "0.01", "False"],
+        ["read1_chunk_1", "read1", "0", "300", "2", "0.7", "0.9", "0.5625", "True"],
+        ["contig2_chunk_1", "contig2", "0", "300", "1", "0.8", "0.2", "0.2", "False"],
+        ["contig2_chunk_2", "contig2", "300", "600", "0", "NA", "NA", "NA", "NA"],
+        ["contig2_chunk_3", "contig2", "600", "900", "2", "0.5", "0.6", "0.545455", "True"],
+        ["empty3_chunk_1", "empty3", "0", "300", "0", "NA", "NA", "NA", "NA"],
+        ["empty3_chunk_2", "empty3", "300", "600", "0", "NA", "NA", "NA", "NA"],
+        ["tie4_chunk_1", "tie4", "0", "300", "1", "0.5", "0.5", "0.5", "True"],
+        ["other5_chunk_1", "other5", "0", "300", "1", "0.99", "0.01", "0.01", "False"],
     ]
 
 

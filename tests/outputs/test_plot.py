@@ -132,7 +132,7 @@ def test_plot_errors_are_one_line(tmp_path, capsys, outdir):
     for name in ("sequences.tsv", "chunks.tsv"):
         (broken / name).write_text((outdir / name).read_text())
     with open(broken / "chunks.tsv", "a") as handle:
-        handle.write("x_chunk_1\tx\t0\tten\t1\t0.5\t0.5\tTrue\n")
+        handle.write("x_chunk_1\tx\t0\tten\t1\t0.5\t0.5\t0.5\tTrue\n")
     assert ":78: invalid literal" in one_line_error(capsys, ["plot", str(broken)])
     (broken / "run.json").write_text(json.dumps({"parameters": {"threshold": "high"}}))
     assert "parameters.threshold" in one_line_error(capsys, ["plot", str(broken)])
@@ -187,7 +187,7 @@ def _set_field(line_index, column, value):
 
 
 # sequences.tsv columns: id length n_chunks scored viral fraction max mean call
-# chunks.tsv columns: chunk_id sequence_id start end n_frames max_others max_virus is_virus
+# chunks.tsv columns: chunk_id sequence_id start end n_frames max_others max_virus virus_score is_virus
 @pytest.mark.parametrize(("name", "edit", "expected"), [
     ("sequences.tsv", _set_field(1, 5, "nan"), "viral_fraction 'nan' is not in [0, 1]"),
     ("sequences.tsv", _set_field(1, 6, "inf"), "max_virus_score 'inf' is not in [0, 1]"),
@@ -202,6 +202,7 @@ def _set_field(line_index, column, value):
     ("chunks.tsv", lambda lines: _set_field(1, 6, "0")(_set_field(1, 5, "0")(lines)), "do not make a chunk score"),
     ("chunks.tsv", _set_field(1, 6, "NA"), "do not make a chunk score"),
     ("chunks.tsv", _set_field(2, 3, "0"), "end 0 is before start 500"),
+    ("chunks.tsv", _set_field(1, 7, "0.999"), "does not match the chunk's max scores"),
     ("chunks.tsv", _set_field(1, 2, "1e5"), "invalid literal"),
     ("chunks.tsv", lambda lines: ["chunk_id\tsequence_id"] + lines[1:], "unexpected header"),
     ("run.json", lambda lines: ['{"parameters": {"threshold": NaN}}'], "parameters.threshold"),

@@ -21,7 +21,8 @@ NA = "NA"
 PREDICTION_HEADER = "Sequence_ID\tPrediction\tscore1\tscore2\n"
 HIGHESTSCORE_HEADER = "Modified_ID\tIs_Virus\n"
 CHUNKS_COLUMNS = (
-    "chunk_id", "sequence_id", "start", "end", "n_frames", "max_score_others", "max_score_virus", "is_virus",
+    "chunk_id", "sequence_id", "start", "end", "n_frames", "max_score_others", "max_score_virus", "virus_score",
+    "is_virus",
 )
 SEQUENCES_COLUMNS = (
     "sequence_id", "length", "n_chunks", "n_chunks_scored", "n_viral_chunks", "viral_fraction",
@@ -73,7 +74,7 @@ def chunk_line(chunk: ChunkResult, sequence_id: str, threshold: float) -> str:
         maxima = (NA, NA)
     fields = (
         chunk.chunk_id, sequence_id, str(chunk.start), str(chunk.end), str(len(chunk.frames)),
-        *maxima, flag_text(chunk.is_viral(threshold)),
+        *maxima, stat_text(chunk.virus_score()), flag_text(chunk.is_viral(threshold)),
     )
     return "\t".join(fields) + "\n"
 

@@ -112,11 +112,15 @@ def _probability(text: str, name: str) -> float | None:
 
 
 def _chunk_row(fields: list[str]) -> ChunkRow:
-    chunk_id, sequence_id, start, end, n_frames, top_others, top_virus, _ = fields
+    chunk_id, sequence_id, start, end, n_frames, top_others, top_virus, printed_score, _ = fields
     others, virus = _probability(top_others, "max_score_others"), _probability(top_virus, "max_score_virus")
     if (others is None) != (virus is None) or (others == 0 and virus == 0):
         raise ValueError(f"max scores {top_others!r} and {top_virus!r} do not make a chunk score")
+    # the exact score from the float32 maxima; the printed column (6 digits) must agree with it
     score = None if others is None or virus is None else virus / (virus + others)
+    printed = _probability(printed_score, "virus_score")
+    if (printed is None) != (score is None) or (score is not None and abs(printed - score) > 1e-5):
+        raise ValueError(f"virus_score {printed_score!r} does not match the chunk's max scores")
     first, last = _count(start, "start"), _count(end, "end")
     if last < first:
         raise ValueError(f"end {last} is before start {first}")

@@ -89,9 +89,12 @@ def _check_ids_fit_the_model(ids: list[int], config: Path, file: Path) -> None:
     a GPU, mid-run); checked against the same directory's config.json when it has one."""
     if not config.is_file():
         return
-    from virnucpro.models.dnabert_loader import read_dnabert_config  # models import tokenize, not here
-
-    vocab_size = read_dnabert_config(config).vocab_size
+    try:  # only the one field this check needs; the model loader validates the whole config
+        vocab_size = load_json_object(config).get("vocab_size")
+    except Invalid as err:
+        raise ModelLoadError(f"{config} is not a usable config: {err}") from None
+    if type(vocab_size) is not int or vocab_size < 1:
+        raise ModelLoadError(f"{config}: vocab_size must be a positive whole number, got {vocab_size!r}")
     largest = max(ids, default=-1)
     if largest >= vocab_size:
         raise ModelLoadError(f"{file}: token id {largest} does not fit the model's vocab_size {vocab_size} ({config})")
