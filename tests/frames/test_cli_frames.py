@@ -116,6 +116,18 @@ def test_quality_mismatch_is_one_line(tmp_path, capsys):
     assert_one_line_error(*run([bad, "-o", tmp_path / "out"], capsys), "bad.fq", "line 4")
 
 
+def test_a_planted_partial_link_is_refused_and_its_target_untouched(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("not yours\n")
+    (out / "protein.faa.partial").symlink_to(target)
+    code, err = run([GENOMES / "phiX174_NC_001422.fa", "-o", out], capsys)
+    assert_one_line_error(code, err, "protein.faa.partial", "symbolic link")
+    assert target.read_text() == "not yours\n"
+    assert sorted(p.name for p in out.iterdir()) == ["protein.faa.partial"]  # the two it made are gone
+
+
 def test_output_directory_that_cannot_be_written(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from virnucpro.errors import VirnucproError
 from virnucpro.frames.chunks import ChunkTable
 from virnucpro.frames.windows import record_groups, unit_table
+from virnucpro.fsutil.safe_files import open_exclusive
 from virnucpro.io import read_records
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,17 @@ class FramesWriter:
 
     def __init__(self, outdir: Path):
         self.outdir = Path(outdir)
+        self._files: list[io.TextIOWrapper] = []
         try:
             self.outdir.mkdir(parents=True, exist_ok=True)
-            self._files = [open(self._partial(name), "w", encoding="ascii") for name in OUTPUT_NAMES]  # noqa: SIM115
+            for name in OUTPUT_NAMES:  # created exclusively, never through a link (a planted one is refused)
+                self._files.append(io.TextIOWrapper(open_exclusive(self._partial(name)), encoding="ascii"))
         except OSError as error:
+            self.close(keep=False)
             raise VirnucproError(f"cannot write to output directory {self.outdir}: {error.strerror or error}") from None
+        except VirnucproError:
+            self.close(keep=False)
+            raise
         self.chunks = 0
         self.frames = 0
 
@@ -66,7 +74,7 @@ class FramesWriter:
         """Rename the partial files to their final names (keep) or delete them."""
         for file in self._files:
             file.close()
-        for name in OUTPUT_NAMES:
+        for name in OUTPUT_NAMES[:len(self._files)]:  # only the partial files this writer created
             if keep:
                 os.replace(self._partial(name), self.outdir / name)
             else:
