@@ -81,3 +81,27 @@ def test_killed_embed_resumes_to_the_same_parquet(tmp_path, model_args):
     import pyarrow.parquet as pq
 
     assert pq.read_table(out).equals(pq.read_table(reference))
+
+
+@pytest.mark.parametrize("damage", ["edit", "remove", "add"])
+def test_a_changed_embedding_part_is_refused(tmp_path, model_args, capsys, damage):
+    """The journal records each embedding part's sha256: a resume over a part that was edited,
+    removed or planted refuses in one line instead of joining it into the parquet."""
+    args = ["embed", *_inputs(tmp_path)[:1], "--block-records", "40", *model_args, "-o", str(tmp_path / "e.parquet")]
+    parts = tmp_path / "e.parquet.parts"
+    _kill_after_blocks(args, parts / "journal.json", 3)
+    kept = sorted(parts.glob("part-*.parquet"))
+    assert len(kept) >= 3
+    if damage == "edit":
+        data = bytearray(kept[1].read_bytes())
+        data[len(data) // 2] ^= 1
+        kept[1].write_bytes(bytes(data))
+    elif damage == "remove":
+        kept[0].unlink()
+    else:
+        (parts / "part-00000000-0000000001.parquet").write_bytes(kept[0].read_bytes())
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("embedding part" in err[0] or "changed since its checkpoint" in err[0]), err
+    assert "--force" in err[0]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".partial"
+PART_NAME = re.compile(r"part-\d{8}(-\d{10})?\.parquet")  # what `embedding_part` names
 STATE_DIR = ".virnucpro"  # journal and run lock of the run writing OUTDIR
 SHARD_FILE = "shard.json"
 JOURNAL_FILE = "journal.json"  # in the state dir while a run is unfinished

@@ -30,7 +30,7 @@ def open_writers(options: RunOptions, journal: Journal,
     embeddings = None
     if options.embed_only or options.save_embeddings:
         path = options.output if options.embed_only else OutputPaths(options.output).embeddings
-        embeddings = EmbeddingWriter(path, dnabert_dim, journal.blocks_done)
+        embeddings = EmbeddingWriter(path, dnabert_dim, journal.blocks_done, journal.parts)
     return results, embeddings
 
 

@@ -20,10 +20,11 @@ from virnucpro.errors import ResumeError
 from virnucpro.fsutil import untrusted
 from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.io.sources import is_stream
+from virnucpro.outputs.paths import PART_NAME
 from virnucpro.pipeline.run_changes import as_json, describe_changes, summary
 from virnucpro.pipeline.shards import ShardLog, result_names, shared_parameters
 
-JOURNAL_VERSION = 2
+JOURNAL_VERSION = 3
 _HEAD_BYTES = 1 << 20
 _FORCE = "use --force to start over"
 
@@ -37,6 +38,7 @@ class Journal:
     offsets: dict[str, int] = field(default_factory=dict)  # partial file sizes at the last checkpoint
     digests: dict[str, str] = field(default_factory=dict)  # sha256 of those bytes
     shard_log: dict | None = None  # only for --shard runs: what `merge` needs (see shards.py)
+    parts: dict[str, str] = field(default_factory=dict)  # embedding part file -> sha256 (embeddings.py)
     version: int = JOURNAL_VERSION
 
     @classmethod
@@ -99,7 +101,7 @@ def _checksum(data: dict) -> str:
 def _validated(data: dict) -> Journal:
     """Types, ranges and internal consistency of an untrusted journal (checksum already checked)."""
     untrusted.fields(data, {"inputs", "parameters", "blocks_done", "records_done", "offsets", "digests",
-                            "shard_log", "version"}, "it")
+                            "shard_log", "parts", "version"}, "it")
     inputs = untrusted.of_type(data["inputs"], list, "inputs")
     if not all(isinstance(item, dict) for item in inputs):
         raise untrusted.Invalid("inputs is not a list of files")
@@ -109,10 +111,19 @@ def _validated(data: dict) -> Journal:
     names = result_names(parameters)
     journal = Journal(inputs, parameters, blocks_done, records_done,
                       untrusted.sizes(data["offsets"], "offsets", names),
-                      untrusted.digests(data["digests"], "digests", names), data["shard_log"])
+                      untrusted.digests(data["digests"], "digests", names), data["shard_log"],
+                      _part_digests(data["parts"]))
     if journal.shard_log is not None:
         _check_shard_log(journal)
     return journal
+
+
+def _part_digests(value) -> dict[str, str]:
+    """{embedding part file name: sha256}: names of the one fixed form, so none can leave the parts folder."""
+    parts = untrusted.of_type(value, dict, "parts")
+    if not all(isinstance(name, str) and PART_NAME.fullmatch(name) for name in parts):
+        raise untrusted.Invalid("parts names a file that is not an embedding part")
+    return untrusted.digests(parts, "parts", set(parts))
 
 
 def _check_shard_log(journal: Journal) -> None:

@@ -92,7 +92,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
                 write_block(output, results, embeddings)
                 totals.add(output)
                 if output.block.records_completed:  # not inside a long record: see blocks.py
-                    checkpoint(journal, output.block, results, state.journal_path)
+                    checkpoint(journal, output.block, results, embeddings, state.journal_path)
                 progress.advance(output.block.records_completed, output.block.num_frames, output.block.esm_tokens)
         totals.add_monitor(monitor)
     except BaseException:

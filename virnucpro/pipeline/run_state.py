@@ -15,6 +15,7 @@ from virnucpro.engine.work import WorkBlock
 from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.writer import ResultWriter
 from virnucpro.pipeline.blocks import BlockSettings
+from virnucpro.pipeline.embeddings import EmbeddingWriter
 from virnucpro.pipeline.journal import Journal, input_identity
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.shards import ShardLog, shared_parameters
@@ -65,12 +66,15 @@ def mark_shard_start(journal: Journal, results: ResultWriter | None) -> None:
         journal.digests = results.digests()
 
 
-def checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None, path: Path) -> None:
-    """After a block whose records are complete: the files' kept sizes and digests, then the journal."""
+def checkpoint(journal: Journal, block: WorkBlock, results: ResultWriter | None, embeddings: EmbeddingWriter | None,
+               path: Path) -> None:
+    """After a block whose records are complete: the files' kept sizes and digests (and the
+    embedding parts' digests), then the journal."""
     journal.blocks_done = block.index + 1
     journal.records_done = block.first_record + block.records_completed
     journal.offsets = results.checkpoint() if results is not None else {}
     journal.digests = results.digests() if results is not None else {}
+    journal.parts = embeddings.digests() if embeddings is not None else {}
     if journal.shard_log is not None:
         journal.shard_log["blocks"].append({"index": block.index, "first_record": block.first_record,
                                             "records": len(block.records), "ends": journal.offsets})
