@@ -9,9 +9,8 @@ seed, the same examples in CI every time) with a bounded number of examples per 
 module takes well under a minute. A failure prints the smallest input found; add it to
 tests/data/fuzz_crashers/ (a regression case, run by `test_known_crashers`).
 
-Targets whose loaders belong to another area are kept here and marked xfail(strict=False) while
-they still crash; the crashing inputs are in tests/data/fuzz_crashers/ with the owning area (drop
-the xfail of a target once its owner has fixed the cases).
+Every target must survive its mutations: a crash found by a fuzzer is fixed in the code that reads
+the file, and its input is kept in tests/data/fuzz_crashers/.
 """
 
 from __future__ import annotations
@@ -314,22 +313,9 @@ class Sources:
 
 _TABLES = ("sequences.tsv", "chunks.tsv")
 
-# target -> the area that owns the code reading it (crashes there are reported, not fixed here)
-OTHER_AREAS = {
-    "esm_config": "models/ (ESM-2 loader)",
-    "esm_safetensors_header": "models/ (ESM-2 safetensors)",
-    "classifier_safetensors_header": "models/ (classifier safetensors)",
-    "classifier_pickle": "models/ (safe pickle)",
-    "dnabert_config": "models/ (DNABERT-S loader)",
-    "tokenizer_json": "models/ (tokenizer.json)",
-    "manifest": "models/ (manifest)",
-    "journal": "pipeline/journal.py + outputs/writer.py (resume)",
-    "shard_json": "pipeline/shards.py (merge)",
-}
-
-
-# targets whose fuzzer still finds crashes (the cases are in fuzz_crashers/); the others must pass
-STILL_CRASHING: set[str] = set()
+# the model, resume and merge files, by the `Sources` method that reads each one
+FILE_TARGETS = ("esm_config", "esm_safetensors_header", "classifier_safetensors_header", "classifier_pickle",
+                "dnabert_config", "tokenizer_json", "manifest", "journal", "shard_json")
 
 
 @pytest.fixture(scope="module")
@@ -337,12 +323,9 @@ def sources(tiny_models, run_dir, tmp_path_factory) -> Sources:
     return Sources(tiny_models, run_dir, tmp_path_factory.mktemp("fuzz-work"))
 
 
-@pytest.mark.parametrize("target", sorted(OTHER_AREAS))
-def test_fuzz_files_of_other_areas(sources, target, request):
-    """Mutations of each model/resume/merge file. Crashes found here are in other areas' code:
-    xfail(strict=False) until they are fixed, with the crashing inputs in the report."""
-    if target in STILL_CRASHING:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=f"owned by {OTHER_AREAS[target]}"))
+@pytest.mark.parametrize("target", sorted(FILE_TARGETS))
+def test_fuzz_model_resume_and_merge_files(sources, target):
+    """Mutations of each model/resume/merge file: a one-line refusal or success, never a crash."""
     seed = sources.seed(target)
     strategy = mutated_bytes(seed) if isinstance(seed, bytes) else mutated_json(seed)
     apply = getattr(sources, target)
@@ -507,13 +490,11 @@ def _case_input(spec: dict) -> bytes:
 
 
 @pytest.mark.parametrize("case", _crasher_cases(), ids=lambda p: p.stem)
-def test_known_crashers(case, sources, capsys, request):
+def test_known_crashers(case, sources, capsys):
     """Each case (tests/data/fuzz_crashers/*.json): {"target": a Sources method, "input" (text) or
-    "input_hex", "file" for the plot target, "found": what it raised, "owner": the area}, or
-    {"argv": [...]} for a whole command. Cases of other areas stay xfail until fixed there."""
+    "input_hex", "file" for the plot target, "found": what it raised}, or {"argv": [...]} for a whole
+    command; every case must pass."""
     spec = json.loads(case.read_text())
-    if spec.get("owner", "cliargs") != "cliargs":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=f"owned by {spec['owner']}"))
     if "argv" in spec:
         with time_limit():
             code = main([arg.replace("{work}", str(sources.work)) for arg in spec["argv"]])
