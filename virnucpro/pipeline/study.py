@@ -1,0 +1,222 @@
+"""`predict --samples SHEET -o OUTDIR`: a study of many samples in one run.
+
+The models load once. ONE stream runs through the engine for the whole study: the producer thread
+opens each sample in turn and yields a "begin" item, the sample's blocks (numbered from 0, as in a
+single run), then an "end" item; so the next sample's blocks are built and queued while the
+previous sample's last blocks run, and the devices never wait at a sample boundary. The main
+thread receives the items in order and switches writers (pipeline/output_run.py) at each
+boundary: OUTDIR/SAMPLE/ gets exactly the files `predict R1 -o OUTDIR/SAMPLE` writes, and the
+study journal (pipeline/study_state.py) records the sample as done. At the end, samples.tsv and
+study.json. `--shard K/N` takes the samples K-1 mod N (samples are the unit: see run_study).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from virnucpro.engine.backend import LoadedWorkers, open_engine
+from virnucpro.engine.devices import resolve_precision, set_threads
+from virnucpro.engine.monitor import StreamMonitor
+from virnucpro.engine.work import WorkBlock
+from virnucpro.errors import VirnucproError
+from virnucpro.io.samplesheet import Sample, read_sample_sheet
+from virnucpro.outputs.paths import OutputPaths, StudyPaths
+from virnucpro.outputs.samples_table import sample_row
+from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
+from virnucpro.pipeline.fetch import fetch_missing_models
+from virnucpro.pipeline.journal import Journal
+from virnucpro.pipeline.options import RunOptions
+from virnucpro.pipeline.output_run import OutputRun
+from virnucpro.pipeline.output_state import OutputState
+from virnucpro.pipeline.predict import load_workers, open_checked_reader, open_reader, want_features
+from virnucpro.pipeline.run_state import fingerprint, open_journal
+from virnucpro.pipeline.stream import StreamEngine
+from virnucpro.pipeline.study_state import StudyJournal, StudyState
+from virnucpro.pipeline.study_summary import StudyTotals, write_study_files
+
+
+@dataclass
+class OpenSample:
+    """A sample the producer has opened: its options, output state (locked), journal and reader."""
+
+    sample: Sample
+    options: RunOptions
+    state: OutputState
+    journal: Journal
+    reader: object
+
+
+@dataclass
+class StudyItem:
+    """What flows through the stream: a sample's begin (no block), a block, or its end."""
+
+    sample: OpenSample
+    block: WorkBlock | None = None
+    end: bool = False
+    output: object = None  # the block's BlockOutput, once a worker ran it
+
+
+def sample_options(options: RunOptions, outdir: Path, sample: Sample, resume: bool) -> RunOptions:
+    """The RunOptions of one sample: what `predict R1 [R2] -o OUTDIR/SAMPLE` would be given."""
+    if sample.paired:
+        raise VirnucproError(f"sample sheet line {sample.line}: sample {sample.name!r} has an r2 file: paired samples"
+                             " need the paired-end reader (predict --paired), not in this build; leave r2 empty"
+                             " to run R1 alone")
+    return dataclasses.replace(options, inputs=[str(sample.r1)], output=StudyPaths(outdir).sample_dir(sample.name),
+                               shard=None, resume=resume, force=False)
+
+
+def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
+    """Run every sample of the sheet (with --shard K/N, samples K-1 mod N: samples are the unit, so
+    each sample's files are those of a plain single run and merge only gathers sample
+    directories; block-level shards would put every small sample's one block in shard 1)."""
+    wall_start = time.perf_counter()
+    outdir = Path(options.output)
+    samples = read_sample_sheet(sheet, reserved=StudyPaths.reserved_names())
+    with open_engine(options.engine, options.ray_address, logger) as engine:
+        threads = set_threads(options.threads)
+        devices = engine.devices(options.device, options.gpus, options.workers)
+        dtype = resolve_precision(options.precision, devices[0])
+        state = StudyState(outdir, sheet, samples, options.shard, options.resume, options.force)
+        fetch_missing_models(options.models, options.offline, options.live_progress, logger)
+        with state.lock:
+            journal = state.open()
+            pending = [s for i, s in enumerate(samples.values())
+                       if s.name not in journal.done and _in_shard(i, options.shard)]
+            for sample in pending:  # a wrong file fails before the models load
+                open_checked_reader(sample_options(options, outdir, sample, sample.name in journal.started)).close()
+            _refuse_inputs_inside(samples, outdir)
+            loaded, settings = load_workers(options, engine, devices, dtype, logger)
+            parameters = fingerprint(options, settings, loaded.paths, dtype, devices[0])
+            _check_parameters(journal, parameters, outdir)
+            journal.save(state.paths.journal)
+            logger.info("study: %d samples (%d to run, %d already done)", len(samples), len(pending),
+                        len(journal.done))
+            study = _Stream(options, state, journal, loaded, settings, parameters, threads, logger)
+            totals = study.run(pending)
+            totals.model_load_seconds = loaded.load_seconds
+            summary = write_study_files(state, journal, totals, loaded.device_names, wall_start)
+            state.paths.journal.unlink()
+            return summary
+
+
+class _Stream:
+    """The study's one stream: samples opened by the producer, written by the main thread."""
+
+    def __init__(self, options: RunOptions, state: StudyState, journal: StudyJournal, loaded: LoadedWorkers,
+                 settings: BlockSettings, parameters: dict, threads: int, logger: logging.Logger) -> None:
+        self.options, self.state, self.journal, self.loaded = options, state, journal, loaded
+        self.settings, self.parameters, self.threads, self.logger = settings, parameters, threads, logger
+        self.opened: list[OpenSample] = []  # their locks are released whatever happens
+
+    def run(self, pending: list[Sample]) -> StudyTotals:
+        features = want_features(self.options)
+        engine = StreamEngine(self._items(pending), self.loaded.workers,
+                              lambda w, item: item if item.block is None else
+                              dataclasses.replace(item, output=w.run_block(item.block, features)))
+        totals = StudyTotals()
+        current: OutputRun | None = None
+        stream_start = started = time.perf_counter()
+        try:
+            with StreamMonitor(self.loaded.watched_devices) as monitor:
+                for item in engine.results():
+                    if item.output is not None:
+                        current.write(item.output)
+                    elif not item.end:
+                        current, started = self._begin(item.sample), time.perf_counter()
+                    else:
+                        self._end(item.sample, current, time.perf_counter() - started)
+                        current = None
+            totals.add_monitor(monitor, time.perf_counter() - stream_start)
+        except BaseException:
+            engine.stop()
+            if current is not None:
+                current.abort()
+            raise
+        finally:
+            for opened in self.opened:
+                opened.state.lock.release()
+        return totals
+
+    def _items(self, pending: list[Sample]) -> Iterator[StudyItem]:
+        """The producer's side: each sample opened in turn, then its blocks, then its end."""
+        for sample in pending:
+            opened = self._open(sample)
+            yield StudyItem(opened)
+            records = itertools.islice(opened.reader, opened.journal.records_done, None)
+            for block in iter_blocks(records, self.settings, self.loaded.tokenizer,
+                                     first_index=opened.journal.blocks_done):
+                yield StudyItem(opened, block)
+            yield StudyItem(opened, end=True)
+
+    def _open(self, sample: Sample) -> OpenSample:
+        options = sample_options(self.options, self.state.paths.outdir, sample, sample.name in self.journal.started)
+        state = OutputState(options)
+        state.lock.acquire()
+        opened = OpenSample(sample, options, state, None, None)
+        self.opened.append(opened)
+        opened.journal = open_journal(state.previous_journal(), options, self.parameters)
+        opened.reader = open_reader(options)
+        opened.reader.spool_dir = state.state_dir
+        return opened
+
+    def _begin(self, opened: OpenSample) -> OutputRun:
+        if opened.sample.name not in self.journal.started:
+            self.journal.started.append(opened.sample.name)
+            self.journal.save(self.state.paths.journal)
+        self.logger.info("sample %s: %s", opened.sample.name, opened.options.output)
+        output = OutputRun(opened.options, opened.state, opened.journal, opened.reader, self.loaded, self.logger)
+        output.start()
+        return output
+
+    def _end(self, opened: OpenSample, output: OutputRun, seconds: float) -> None:
+        """The sample's files finished and recorded in the study journal (then it is skipped on resume)."""
+        totals = output.finish()
+        now = time.perf_counter()
+        output.complete(self.parameters, 0.0, self.threads, self.loaded.device_names, now - seconds, now - seconds)
+        opened.state.lock.release()
+        sample = opened.sample
+        row = sample_row(sample.name, str(sample.r1), str(sample.r2) if sample.r2 else None,
+                         opened.reader.stats.records, sample.paired, totals.calls, totals.regions, seconds)
+        self.journal.done[sample.name] = {"row": row, "files": self.state.finished_files(sample.name)}
+        self.journal.save(self.state.paths.journal)
+        opened.reader = None  # its files are closed; the item still refers to this sample
+
+
+def _in_shard(index: int, shard: tuple[int, int] | None) -> bool:
+    return shard is None or index % shard[1] == shard[0] - 1
+
+
+def _check_parameters(journal: StudyJournal, parameters: dict, outdir: Path) -> None:
+    """Every sample of a study runs with the same models and settings: a resume may not change them."""
+    if journal.parameters is None:
+        journal.parameters = parameters
+        return
+    changed = sorted(k for k in set(journal.parameters) | set(parameters)
+                     if journal.parameters.get(k) != parameters.get(k))
+    if changed:
+        raise VirnucproError(f"cannot resume the study in {outdir}: {', '.join(changed)} changed since it started;"
+                             " rerun with its settings, or use --force to start over")
+
+
+def _refuse_inputs_inside(samples: dict[str, Sample], outdir: Path) -> None:
+    """No read file may be a file the study writes or removes (a sample's result file, a study file)."""
+    paths = StudyPaths(outdir)
+    owned = {path.resolve() for path in paths.owned_files()}
+    owned_dirs = []
+    for name in samples:
+        sample = OutputPaths(paths.sample_dir(name))
+        owned |= {path.resolve() for path in sample.owned_files()}
+        owned_dirs += [directory.resolve() for directory in sample.owned_dirs()]
+    for sample in samples.values():
+        for read_file in filter(None, (sample.r1, sample.r2)):
+            real = read_file.resolve()
+            if real in owned or any(directory in real.parents for directory in owned_dirs):
+                raise VirnucproError(f"sample sheet line {sample.line}: {read_file} is a file the study in {outdir}"
+                                     " writes or removes: move it or choose another output directory")
