@@ -1,0 +1,261 @@
+"""`predict --samples SHEET`: a study in one run, each sample's files byte-identical to a run of it alone."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import READS
+from virnucpro.cli.main import main
+
+# run.json of a study's sample differs from a single run's only in these (timings, the command line,
+# and `inputs`: the sheet's absolute path instead of the path as typed)
+RUN_JSON_DIFFERENCES = {"started_at", "finished_at", "command_line", "inputs", "timings_seconds", "throughput",
+                        "device_busy_fraction", "stage_busy_fraction", "stream_peak_rss_mib",
+                        "stream_rss_mib_timeline", "gpu_utilization"}
+SAMPLE_SIZES = {"S1": (0, 70), "S2": (70, 130), "empty": (0, 0), "S3": (200, 25)}
+
+
+def _reads(path: Path, first: int, count: int) -> Path:
+    lines = READS.read_text().splitlines()[4 * first: 4 * (first + count)]
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def make_study(tmp_path: Path, sizes: dict[str, tuple[int, int]] = SAMPLE_SIZES) -> Path:
+    """A sheet (CSV, nf-core column names, relative paths) of samples cut from the test reads."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    for name, (first, count) in sizes.items():
+        _reads(data / f"{name}.fq", first, count)
+    sheet = data / "sheet.csv"
+    sheet.write_text("sample,fastq_1,fastq_2\n" + "".join(f"{name},{name}.fq,\n" for name in sizes))
+    return sheet
+
+
+def study_args(sheet: Path, out: Path, model_args: list[str], *extra: str) -> list[str]:
+    return ["predict", "--samples", str(sheet), "-o", str(out), "--block-records", "30", *model_args, *extra]
+
+
+def single_args(reads: Path, out: Path, model_args: list[str]) -> list[str]:
+    return ["predict", str(reads), "-o", str(out), "--block-records", "30", *model_args]
+
+
+def assert_same_sample(study_dir: Path, single_dir: Path) -> None:
+    names = sorted(p.name for p in single_dir.iterdir())
+    assert sorted(p.name for p in study_dir.iterdir()) == names
+    for name in names:
+        if name != "run.json":
+            assert (study_dir / name).read_bytes() == (single_dir / name).read_bytes(), (study_dir, name)
+    ours, alone = (json.loads((d / "run.json").read_text()) for d in (study_dir, single_dir))
+    assert {k for k in ours if ours[k] != alone[k]} <= RUN_JSON_DIFFERENCES
+    assert ours["counts"] == alone["counts"]
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, model_args) -> tuple[Path, Path]:
+    """(sheet, OUTDIR) of one uninterrupted study."""
+    tmp = tmp_path_factory.mktemp("study")
+    sheet = make_study(tmp)
+    assert main(study_args(sheet, tmp / "out", model_args)) == 0
+    return sheet, tmp / "out"
+
+
+def test_each_sample_is_byte_identical_to_running_it_alone(study, tmp_path, model_args):
+    sheet, out = study
+    for name in SAMPLE_SIZES:
+        assert main(single_args(sheet.parent / f"{name}.fq", tmp_path / name, model_args)) == 0
+        assert_same_sample(out / name, tmp_path / name)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*SAMPLE_SIZES, "samples.tsv", "study.json"])
+
+
+def test_samples_table_and_study_json(study):
+    sheet, out = study
+    rows = read_table(out / "samples.tsv")
+    assert list(rows[0]) == ["sample", "r1", "r2", "records", "pairs", "virus", "others", "no_call", "too_short",
+                             "viral_fraction", "regions", "seconds", "status"]
+    assert [row["sample"] for row in rows] == list(SAMPLE_SIZES)
+    for row, (name, (_, count)) in zip(rows, SAMPLE_SIZES.items()):
+        sequences = read_table(out / name / "sequences.tsv")
+        assert row["records"] == str(count) == str(len(sequences)) and row["pairs"] == "" and row["r2"] == ""
+        calls = [s["call"] for s in sequences]
+        assert [int(row[c]) for c in ("virus", "others", "no_call", "too_short")] == \
+            [calls.count(c) for c in ("virus", "others", "no_call", "too_short")]
+        assert row["viral_fraction"] == (f"{calls.count('virus') / count:.6g}" if count else "NA")
+        assert row["status"] == "done" and float(row["seconds"]) >= 0 and row["r1"] == str(sheet.parent / f"{name}.fq")
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["sheet"] == str(sheet) and len(summary["sheet_sha256"]) == 64
+    assert summary["model_loads"] == 1 and summary["timings_seconds"]["model_load"] > 0
+    assert summary["totals"]["records"] == sum(c for _, c in SAMPLE_SIZES.values())
+    assert [s["status"] for s in summary["samples"]] == ["done"] * len(SAMPLE_SIZES)
+    assert not (out / ".virnucpro").exists() and not list(out.glob("*.partial"))
+
+
+def test_models_load_once_and_the_next_sample_is_built_before_the_last_block_is_written(tmp_path, model_args,
+                                                                                     monkeypatch):
+    """One load for the study, and one stream: sample 2's first block is already built while sample
+    1's last block is still being run, so a device never waits at a sample boundary."""
+    import virnucpro.engine.local as local
+    import virnucpro.pipeline.study as study_module
+    from virnucpro.engine.worker import DeviceWorker
+    from virnucpro.pipeline.output_run import OutputRun
+
+    events: list[tuple[str, str, int]] = []
+    loads = []
+    load_encoders, iter_blocks, write, run_block = (local.load_encoders, study_module.iter_blocks,
+                                                     OutputRun.write, DeviceWorker.run_block)
+
+    def counted_load(*args, **kwargs):
+        loads.append(1)
+        return load_encoders(*args, **kwargs)
+
+    def noted_blocks(records, *args, **kwargs):
+        for block in iter_blocks(records, *args, **kwargs):
+            events.append(("built", block.records[0].id if block.records else "", block.index))
+            yield block
+
+    def slow_run_block(self, block, *args, **kwargs):
+        time.sleep(0.3)  # a device slower than the producer, as on a GPU with real models
+        return run_block(self, block, *args, **kwargs)
+
+    def noted_write(self, output):
+        events.append(("written", self.options.output.name, output.block.index))
+        return write(self, output)
+
+    monkeypatch.setattr(local, "load_encoders", counted_load)
+    monkeypatch.setattr(study_module, "iter_blocks", noted_blocks)
+    monkeypatch.setattr(OutputRun, "write", noted_write)
+    monkeypatch.setattr(DeviceWorker, "run_block", slow_run_block)
+    sheet = make_study(tmp_path, {"S1": (0, 90), "S2": (90, 60)})
+    assert main(study_args(sheet, tmp_path / "out", model_args)) == 0
+    assert len(loads) == 1
+    first_of_s2 = events.index(("built", _first_id(sheet.parent / "S2.fq"), 0))
+    last_of_s1 = events.index(("written", "S1", 2))
+    assert first_of_s2 < last_of_s1, events
+
+
+def _first_id(reads: Path) -> str:
+    return reads.read_text().split("\n", 1)[0][1:].split()[0]
+
+
+def test_inputs_and_samples_together_or_neither_is_a_usage_error(tmp_path, model_args, capsys):
+    sheet = make_study(tmp_path, {"A": (0, 3)})
+    assert main(["predict", str(sheet.parent / "A.fq"), "--samples", str(sheet), "-o", str(tmp_path / "o"),
+                 *model_args]) == 2
+    assert "INPUT... or --samples SHEET, not both" in capsys.readouterr().err
+    assert main(["predict", "-o", str(tmp_path / "o"), *model_args]) == 2
+    assert "missing INPUT... (or --samples SHEET)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_sheet_or_a_bad_read_file_is_one_line_before_anything_is_written(tmp_path, model_args, capsys):
+    sheet = make_study(tmp_path, {"A": (0, 3), "B": (3, 3)})
+    (sheet.parent / "B.fq").write_text("not a fastq\n")
+    assert main(study_args(sheet, tmp_path / "o", model_args)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("virnucpro: error:") and "B.fq" in err and len(err.splitlines()) == 1
+    sheet.write_text("sample,r1\nstudy.json,A.fq\n")
+    assert main(study_args(sheet, tmp_path / "o", model_args)) == 1
+    assert "name of a file virnucpro writes" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_a_paired_sample_is_refused_until_the_paired_reader_is_in(tmp_path, model_args, capsys):
+    sheet = make_study(tmp_path, {"A": (0, 3), "A2": (3, 3)})
+    sheet.write_text("sample,fastq_1,fastq_2\nA,A.fq,A2.fq\n")
+    assert main(study_args(sheet, tmp_path / "o", model_args)) == 1
+    assert "paired samples need the paired-end reader" in capsys.readouterr().err
+
+
+def test_a_study_never_overwrites_and_force_removes_exactly_what_it_wrote(study, tmp_path, model_args, capsys):
+    sheet, reference = study
+    out = tmp_path / "out"
+    assert main(study_args(sheet, out, model_args)) == 0
+    assert main(study_args(sheet, out, model_args)) == 1
+    assert "already exists: use --force" in capsys.readouterr().err
+    (out / "notes.txt").write_text("mine")
+    (out / "S1" / "mine.txt").write_text("mine")
+    (out / "S2" / "sequences.tsv").write_text("edited")
+    assert main(study_args(sheet, out, model_args, "--force")) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "S1" / "mine.txt").read_text() == "mine"
+    assert (out / "S2" / "sequences.tsv").read_bytes() == (reference / "S2" / "sequences.tsv").read_bytes()
+    assert main(study_args(sheet, out, model_args, "--resume")) == 1
+    assert "finished study; nothing to resume" in capsys.readouterr().err
+
+
+_KILL_IN_SAMPLE = r'''
+import os, sys
+from pathlib import Path
+from virnucpro.pipeline.journal import Journal
+sample, blocks = sys.argv[1], int(sys.argv[2])
+save = Journal.save
+def save_then_die(self, path):
+    save(self, path)
+    if Path(path).parent.parent.name == sample and self.blocks_done == blocks:
+        os.kill(os.getpid(), 9)
+Journal.save = save_then_die
+from virnucpro.cli.main import main
+sys.argv = ["virnucpro", *sys.argv[3:]]
+sys.exit(main())
+'''
+
+
+def kill_in_sample(args: list[str], sample: str, blocks: int) -> None:
+    """Run the study in a subprocess that SIGKILLs itself right after `sample`'s checkpoint of `blocks` blocks."""
+    done = subprocess.run([sys.executable, "-c", _KILL_IN_SAMPLE, sample, str(blocks), *args], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == -9, done.stderr[-2000:]
+
+
+def test_resume_after_a_kill_in_the_middle_of_sample_2(study, tmp_path, model_args):
+    sheet, reference = study
+    out = tmp_path / "out"
+    kill_in_sample(study_args(sheet, out, model_args), "S2", 2)
+    assert (out / "S2" / ".virnucpro" / "journal.json").is_file() and (out / "S1" / "sequences.tsv").is_file()
+    assert not (out / "samples.tsv").exists()
+    s1_inode = (out / "S1" / "sequences.tsv").stat().st_ino
+    assert main(study_args(sheet, out, model_args)) == 1  # neither --resume nor --force
+    assert main(study_args(sheet, out, model_args, "--resume")) == 0
+    assert (out / "S1" / "sequences.tsv").stat().st_ino == s1_inode  # verified and skipped, not redone
+    for name in SAMPLE_SIZES:
+        for path in (reference / name).iterdir():
+            if path.name != "run.json":
+                assert (out / name / path.name).read_bytes() == path.read_bytes(), (name, path.name)
+    ours, theirs = read_table(out / "samples.tsv"), read_table(reference / "samples.tsv")
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in ours] == \
+        [{k: v for k, v in row.items() if k != "seconds"} for row in theirs]
+    assert not (out / ".virnucpro").exists()
+
+
+def test_resume_refuses_a_changed_sheet_or_an_edited_finished_sample(tmp_path, model_args, capsys):
+    sheet = make_study(tmp_path, {"A": (0, 40), "B": (40, 90), "C": (130, 5)})
+    out = tmp_path / "out"
+    kill_in_sample(study_args(sheet, out, model_args), "B", 1)
+    original = sheet.read_text()
+    for changed, message in [(original.replace("C,C.fq", "D,C.fq"), "sample D added; sample C removed"),
+                             (original.replace("B,B.fq", "B,C.fq").replace("C,C.fq", "C,B.fq"),
+                              "sample B: r1 was .*B.fq, now .*C.fq")]:
+        sheet.write_text(changed)
+        assert main(study_args(sheet, out, model_args, "--resume")) == 1
+        err = capsys.readouterr().err
+        assert "cannot resume the study" in err
+        assert __import__("re").search(message, err), err
+    sheet.write_text(original)
+    assert main(study_args(sheet, out, model_args, "--resume", "--threshold", "0.4")) == 1
+    assert "threshold changed since it started" in capsys.readouterr().err
+    with open(out / "A" / "chunks.tsv", "a") as handle:
+        handle.write("x\n")
+    assert main(study_args(sheet, out, model_args, "--resume")) == 1
+    assert "chunks.tsv of finished sample A changed" in capsys.readouterr().err
+    assert main(study_args(sheet, out, model_args, "--threshold", "0.4", "--force")) == 0
