@@ -259,3 +259,31 @@ def test_resume_refuses_a_changed_sheet_or_an_edited_finished_sample(tmp_path, m
     assert main(study_args(sheet, out, model_args, "--resume")) == 1
     assert "chunks.tsv of finished sample A changed" in capsys.readouterr().err
     assert main(study_args(sheet, out, model_args, "--threshold", "0.4", "--force")) == 0
+
+
+def _without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_study_shards_merge_into_the_unsharded_study(study, tmp_path, model_args, capsys):
+    """Samples are the shard unit: shard K runs samples K-1 mod N, each a plain single run."""
+    sheet, reference = study
+    shards = [tmp_path / f"shard{k}" for k in (1, 2)]
+    for k, shard in enumerate(shards, start=1):
+        assert main(study_args(sheet, shard, model_args, "--shard", f"{k}/2")) == 0
+    assert sorted(p.name for p in shards[1].iterdir()) == ["S2", "S3", "samples.tsv", "study.json"]
+    assert main(["merge", str(shards[0]), "-o", str(tmp_path / "merged")]) == 1
+    assert "need shards 1..2 once each; missing [2]" in capsys.readouterr().err
+    merged = tmp_path / "merged"
+    assert main(["merge", *map(str, shards), "-o", str(merged)]) == 0
+    for name in SAMPLE_SIZES:
+        assert_same_sample(merged / name, reference / name)
+    assert _without_seconds(read_table(merged / "samples.tsv")) == _without_seconds(read_table(reference / "samples.tsv"))
+    summary = json.loads((merged / "study.json").read_text())
+    assert summary["totals"] == json.loads((reference / "study.json").read_text())["totals"]
+    assert main(["merge", *map(str, shards), "-o", str(merged)]) == 1
+    assert "already exists: use --force" in capsys.readouterr().err
+    with open(shards[1] / "S3" / "sequences.tsv", "a") as handle:
+        handle.write("tampered\n")
+    assert main(["merge", *map(str, shards), "-o", str(merged), "--force"]) == 1
+    assert "S3/sequences.tsv changed since its shard wrote it" in capsys.readouterr().err

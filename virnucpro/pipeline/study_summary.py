@@ -45,9 +45,9 @@ def write_study_files(state, journal, totals: StudyTotals, device_names: list[st
         "command_line": list(sys.argv),
         "sheet": journal.sheet, "sheet_sha256": journal.sheet_sha256,
         "shard": journal.shard,
-        "samples": [{"name": name, "status": "done" if name in journal.done else "not in this shard",
-                     "seconds": float(journal.done[name]["row"]["seconds"]) if name in journal.done else None}
-                    for name in names],
+        "samples": [{"name": name, "status": "done", "seconds": float(journal.done[name]["row"]["seconds"]),
+                     "files": journal.done[name]["files"]} if name in journal.done else
+                    {"name": name, "status": "not in this shard", "seconds": None, "files": {}} for name in names],
         "totals": {"samples": len(rows), **sums, "viral_fraction": viral_fraction(sums["virus"], sums["records"])},
         "devices": device_names,
         "parameters": {k: v for k, v in (journal.parameters or {}).items() if k != "models"},
