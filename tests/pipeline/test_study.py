@@ -192,6 +192,12 @@ def test_a_study_never_overwrites_and_force_removes_exactly_what_it_wrote(study,
     assert (out / "S2" / "sequences.tsv").read_bytes() == (reference / "S2" / "sequences.tsv").read_bytes()
     assert main(study_args(sheet, out, model_args, "--resume")) == 1
     assert "finished study; nothing to resume" in capsys.readouterr().err
+    other = tmp_path / "other"
+    (other / "S3").mkdir(parents=True)
+    (other / "S3" / "regions.tsv").write_text("not ours")
+    assert main(study_args(sheet, other, model_args)) == 1
+    assert "regions.tsv already exists and is not from this study (sample S3)" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["S3"]  # refused before anything was written
 
 
 _KILL_IN_SAMPLE = r'''
@@ -278,7 +284,8 @@ def test_study_shards_merge_into_the_unsharded_study(study, tmp_path, model_args
     assert main(["merge", *map(str, shards), "-o", str(merged)]) == 0
     for name in SAMPLE_SIZES:
         assert_same_sample(merged / name, reference / name)
-    assert _without_seconds(read_table(merged / "samples.tsv")) == _without_seconds(read_table(reference / "samples.tsv"))
+    ours, theirs = read_table(merged / "samples.tsv"), read_table(reference / "samples.tsv")
+    assert _without_seconds(ours) == _without_seconds(theirs)
     summary = json.loads((merged / "study.json").read_text())
     assert summary["totals"] == json.loads((reference / "study.json").read_text())["totals"]
     assert main(["merge", *map(str, shards), "-o", str(merged)]) == 1

@@ -39,8 +39,8 @@ from virnucpro.outputs.regions import (
               help="Also write viral.fa (sequences called virus) and regions.fa (viral regions).")
 @click.option("--save-embeddings", is_flag=True, help="Also write embeddings.parquet (one row per kept frame).")
 @run_options
-def predict(inputs: tuple[str, ...], outdir: Path, sheet: Path | None, threshold: float, viral_fraction: float, min_length: int,
-            region_length: int, min_region_length: int, min_region_chunks: int, write_hits: bool,
+def predict(inputs: tuple[str, ...], outdir: Path, sheet: Path | None, threshold: float, viral_fraction: float,
+            min_length: int, region_length: int, min_region_length: int, min_region_chunks: int, write_hits: bool,
             save_embeddings: bool, **params) -> None:
     """Call viral sequences in INPUT... (FASTA/FASTQ, gz/bz2/xz/zst, - for stdin), or in every sample
     of a sample sheet (--samples SHEET)."""

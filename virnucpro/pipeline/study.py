@@ -92,9 +92,11 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
             for sample in pending:  # a wrong file fails before the models load
                 open_checked_reader(sample_options(options, outdir, sample, sample.name in journal.started)).close()
             _refuse_inputs_inside(samples, outdir)
+            state.refuse_foreign([s.name for s in pending if s.name not in journal.started])
             loaded, settings = load_workers(options, engine, devices, dtype, logger)
             # each sample's run is unsharded (the study shards by sample): its run.json says so
-            parameters = fingerprint(dataclasses.replace(options, shard=None), settings, loaded.paths, dtype, devices[0])
+            unsharded = dataclasses.replace(options, shard=None)
+            parameters = fingerprint(unsharded, settings, loaded.paths, dtype, devices[0])
             _check_parameters(journal, parameters, outdir)
             journal.save(state.paths.journal)
             logger.info("study: %d samples (%d to run, %d already done)", len(samples), len(pending),

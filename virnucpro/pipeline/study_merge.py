@@ -112,7 +112,8 @@ def _check_one_study(studies: list[dict], shard_dirs: list[Path]) -> None:
     if shards != list(range(1, n + 1)):
         missing = sorted(set(range(1, n + 1)) - set(shards))
         duplicated = sorted({s for s in shards if shards.count(s) > 1})
-        raise MergeError(f"need shards 1..{n} once each; missing {missing or 'none'}, duplicated {duplicated or 'none'}")
+        raise MergeError(f"need shards 1..{n} once each; missing {missing or 'none'},"
+                         f" duplicated {duplicated or 'none'}")
 
 
 def _check_output(outdir: Path, shard_dirs: list[Path], names: list[str], force: bool) -> None:

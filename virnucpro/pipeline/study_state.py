@@ -153,6 +153,16 @@ class StudyState:
             remove_file(path)
         remove_file(self.paths.journal)
 
+    def refuse_foreign(self, names: list[str]) -> None:
+        """Samples about to start fresh: any virnucpro name already in their directory is someone else's
+        (refused now, before the models load, not when the stream reaches the sample)."""
+        for name in names:
+            paths = OutputPaths(self.paths.sample_dir(name))
+            for path in [*paths.owned_files(), *paths.owned_dirs()]:
+                if path != paths.state_dir and os.path.lexists(path):
+                    raise OutputClobberError(f"{path} already exists and is not from this study (sample {name}):"
+                                             " remove it or rerun with --force")
+
     def finished_files(self, name: str) -> dict[str, str]:
         """sha256 of every file a finished sample left (what --resume verifies)."""
         paths = OutputPaths(self.paths.sample_dir(name))
