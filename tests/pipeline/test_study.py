@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from conftest import READS
 from virnucpro.cli.main import main
+from virnucpro.cli.predict_cmd import study_line
 
 # run.json of a study's sample differs from a single run's only in these (timings, the command line,
 # and `inputs`: the sheet's absolute path instead of the path as typed)
@@ -99,6 +101,8 @@ def test_samples_table_and_study_json(study):
     assert summary["model_loads"] == 1 and summary["timings_seconds"]["model_load"] > 0
     assert summary["totals"]["records"] == sum(c for _, c in SAMPLE_SIZES.values())
     assert [s["status"] for s in summary["samples"]] == ["done"] * len(SAMPLE_SIZES)
+    line = study_line(summary, out)
+    assert line.startswith(f"done: study of 4 samples, {summary['totals']['records']:,} sequences:") and str(out) in line
     assert not (out / ".virnucpro").exists() and not list(out.glob("*.partial"))
 
 
@@ -201,33 +205,39 @@ def test_a_study_never_overwrites_and_force_removes_exactly_what_it_wrote(study,
 
 
 _KILL_IN_SAMPLE = r'''
-import os, sys
+import os, signal, sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a shell, even if pytest runs in the background
 from virnucpro.pipeline.journal import Journal
-sample, blocks = sys.argv[1], int(sys.argv[2])
+sample, blocks, number = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 save = Journal.save
-def save_then_die(self, path):
+def save_then_signal(self, path):
     save(self, path)
     if Path(path).parent.parent.name == sample and self.blocks_done == blocks:
-        os.kill(os.getpid(), 9)
-Journal.save = save_then_die
+        os.kill(os.getpid(), number)
+Journal.save = save_then_signal
 from virnucpro.cli.main import main
-sys.argv = ["virnucpro", *sys.argv[3:]]
+sys.argv = ["virnucpro", *sys.argv[4:]]
 sys.exit(main())
 '''
 
 
-def kill_in_sample(args: list[str], sample: str, blocks: int) -> None:
-    """Run the study in a subprocess that SIGKILLs itself right after `sample`'s checkpoint of `blocks` blocks."""
-    done = subprocess.run([sys.executable, "-c", _KILL_IN_SAMPLE, sample, str(blocks), *args], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == -9, done.stderr[-2000:]
+def kill_in_sample(args: list[str], sample: str, blocks: int, number: int = signal.SIGKILL) -> str:
+    """Run the study in a subprocess that sends itself signal `number` right after `sample`'s
+    checkpoint of `blocks` blocks; returns its stderr."""
+    done = subprocess.run([sys.executable, "-c", _KILL_IN_SAMPLE, sample, str(blocks), str(int(number)), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == (-9 if number == signal.SIGKILL else 130), done.stderr[-2000:]
+    return done.stderr
 
 
-def test_resume_after_a_kill_in_the_middle_of_sample_2(study, tmp_path, model_args):
+@pytest.mark.parametrize("number", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_a_kill_in_the_middle_of_sample_2(study, tmp_path, model_args, number):
     sheet, reference = study
     out = tmp_path / "out"
-    kill_in_sample(study_args(sheet, out, model_args), "S2", 2)
+    err = kill_in_sample(study_args(sheet, out, model_args), "S2", 2, number)
+    if number == signal.SIGINT:
+        assert err.strip() == "virnucpro: interrupted; rerun the same command with --resume to continue"
     assert (out / "S2" / ".virnucpro" / "journal.json").is_file() and (out / "S1" / "sequences.tsv").is_file()
     assert not (out / "samples.tsv").exists()
     s1_inode = (out / "S1" / "sequences.tsv").stat().st_ino

@@ -63,13 +63,15 @@ class StudyItem:
 
 
 def sample_options(options: RunOptions, outdir: Path, sample: Sample, resume: bool) -> RunOptions:
-    """The RunOptions of one sample: what `predict R1 [R2] -o OUTDIR/SAMPLE` would be given."""
-    if sample.paired:
+    """The RunOptions of one sample: what `predict R1 [R2 --paired] -o OUTDIR/SAMPLE` would be given."""
+    own = {"output": StudyPaths(outdir).sample_dir(sample.name), "shard": None, "resume": resume, "force": False}
+    if not sample.paired:
+        return dataclasses.replace(options, inputs=[str(sample.r1)], **own)
+    if "paired" not in {f.name for f in dataclasses.fields(RunOptions)}:
         raise VirnucproError(f"sample sheet line {sample.line}: sample {sample.name!r} has an r2 file: paired samples"
                              " need the paired-end reader (predict --paired), not in this build; leave r2 empty"
                              " to run R1 alone")
-    return dataclasses.replace(options, inputs=[str(sample.r1)], output=StudyPaths(outdir).sample_dir(sample.name),
-                               shard=None, resume=resume, force=False)
+    return dataclasses.replace(options, inputs=[str(sample.r1), str(sample.r2)], paired=True, **own)
 
 
 def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
