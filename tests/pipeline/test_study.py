@@ -15,6 +15,7 @@ import pytest
 from conftest import READS
 from virnucpro.cli.main import main
 from virnucpro.cli.predict_cmd import study_line
+from virnucpro.fsutil.hashing import sha256_file
 
 # run.json of a study's sample differs from a single run's only in these (timings, the command line,
 # and `inputs`: the sheet's absolute path instead of the path as typed)
@@ -101,6 +102,9 @@ def test_samples_table_and_study_json(study):
     assert summary["model_loads"] == 1 and summary["timings_seconds"]["model_load"] > 0
     assert summary["totals"]["records"] == sum(c for _, c in SAMPLE_SIZES.values())
     assert [s["status"] for s in summary["samples"]] == ["done"] * len(SAMPLE_SIZES)
+    for entry in summary["samples"]:  # the digests resume and merge check are those of the files
+        directory = out / entry["name"]
+        assert entry["files"] == {p.name: sha256_file(p) for p in directory.iterdir()}
     line = study_line(summary, out)
     assert line.startswith(f"done: study of 4 samples, {summary['totals']['records']:,} sequences:") and str(out) in line
     assert not (out / ".virnucpro").exists() and not list(out.glob("*.partial"))

@@ -189,7 +189,7 @@ class _Stream:
         sample = opened.sample
         row = sample_row(sample.name, str(sample.r1), str(sample.r2) if sample.r2 else None,
                          opened.reader.stats.records, sample.paired, totals.calls, totals.regions, seconds)
-        self.journal.done[sample.name] = {"row": row, "files": self.state.finished_files(sample.name)}
+        self.journal.done[sample.name] = {"row": row, "files": self.state.finished_files(sample.name, output.journal.digests)}
         self.journal.save(self.state.paths.journal)
         opened.reader = None  # its files are closed; the item still refers to this sample
 

@@ -163,10 +163,12 @@ class StudyState:
                     raise OutputClobberError(f"{path} already exists and is not from this study (sample {name}):"
                                              " remove it or rerun with --force")
 
-    def finished_files(self, name: str) -> dict[str, str]:
-        """sha256 of every file a finished sample left (what --resume verifies)."""
+    def finished_files(self, name: str, known: dict[str, str]) -> dict[str, str]:
+        """sha256 of every file a finished sample left (what --resume verifies). `known`: the result
+        writer's running digests, so the big result files are not read again at a sample boundary
+        (that would hold up the stream); only the small files written at the end are hashed."""
         paths = OutputPaths(self.paths.sample_dir(name))
-        return {path.name: sha256_file(path) for path in paths.owned_files()
+        return {path.name: known.get(path.name) or sha256_file(path) for path in paths.owned_files()
                 if path.is_file() and not path.is_symlink()}
 
 
