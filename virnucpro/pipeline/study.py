@@ -88,14 +88,14 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
         state = StudyState(outdir, sheet, samples, options.shard, options.resume, options.force)
         fetch_missing_models(options.models, options.offline, options.live_progress, logger)
         with state.lock:
+            ours = [s for i, s in enumerate(samples.values()) if _in_shard(i, options.shard)]
+            _check_inputs(options, outdir, samples, ours)  # before --force removes anything
             journal = state.open()
-            pending = [s for i, s in enumerate(samples.values())
-                       if s.name not in journal.done and _in_shard(i, options.shard)]
-            for sample in pending:  # a wrong file fails before the models load
-                open_checked_reader(sample_options(options, outdir, sample, sample.name in journal.started)).close()
-            _refuse_inputs_inside(samples, outdir)
+            pending = [s for s in ours if s.name not in journal.done]
             state.refuse_foreign([s.name for s in pending if s.name not in journal.started])
-            loaded, settings = load_workers(options, engine, devices, dtype, logger)
+            every_file = [str(path) for s in pending for path in (s.r1, s.r2) if path is not None]
+            loaded, settings = load_workers(dataclasses.replace(options, inputs=every_file), engine, devices, dtype,
+                                            logger)  # the CPU warning weighs the whole study
             # each sample's run is unsharded (the study shards by sample): its run.json says so
             unsharded = dataclasses.replace(options, shard=None)
             parameters = fingerprint(unsharded, settings, loaded.paths, dtype, devices[0])
@@ -208,6 +208,13 @@ def _check_parameters(journal: StudyJournal, parameters: dict, outdir: Path) -> 
     if changed:
         raise VirnucproError(f"cannot resume the study in {outdir}: {', '.join(changed)} changed since it started;"
                              " rerun with its settings, or use --force to start over")
+
+
+def _check_inputs(options: RunOptions, outdir: Path, samples: dict[str, Sample], ours: list[Sample]) -> None:
+    """A wrong read file fails before anything is removed or the models load."""
+    for sample in ours:
+        open_checked_reader(sample_options(options, outdir, sample, resume=False)).close()
+    _refuse_inputs_inside(samples, outdir)
 
 
 def _refuse_inputs_inside(samples: dict[str, Sample], outdir: Path) -> None:
