@@ -42,12 +42,15 @@ def make_study(tmp_path: Path, sizes: dict[str, tuple[int, int]] = SAMPLE_SIZES)
     return sheet
 
 
+OPTIONS = ("--block-records", "30", "--write-hits", "--save-embeddings")  # every file a run can write
+
+
 def study_args(sheet: Path, out: Path, model_args: list[str], *extra: str) -> list[str]:
-    return ["predict", "--samples", str(sheet), "-o", str(out), "--block-records", "30", *model_args, *extra]
+    return ["predict", "--samples", str(sheet), "-o", str(out), *OPTIONS, *model_args, *extra]
 
 
 def single_args(reads: Path, out: Path, model_args: list[str]) -> list[str]:
-    return ["predict", str(reads), "-o", str(out), "--block-records", "30", *model_args]
+    return ["predict", str(reads), "-o", str(out), *OPTIONS, *model_args]
 
 
 def assert_same_sample(study_dir: Path, single_dir: Path) -> None:

@@ -24,9 +24,11 @@ from virnucpro.engine.backend import LoadedWorkers, open_engine
 from virnucpro.engine.devices import resolve_precision, set_threads
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.work import WorkBlock
+from virnucpro.engine.worker import BlockOutput
 from virnucpro.errors import VirnucproError
 from virnucpro.io.samplesheet import Sample, read_sample_sheet
 from virnucpro.outputs.paths import OutputPaths, StudyPaths
+from virnucpro.outputs.rundir_lock import RunDirLock
 from virnucpro.outputs.samples_table import sample_row
 from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
 from virnucpro.pipeline.fetch import fetch_missing_models
@@ -59,7 +61,7 @@ class StudyItem:
     sample: OpenSample
     block: WorkBlock | None = None
     end: bool = False
-    output: object = None  # the block's BlockOutput, once a worker ran it
+    output: BlockOutput | None = None  # once a worker ran the block
 
 
 def sample_options(options: RunOptions, outdir: Path, sample: Sample, resume: bool) -> RunOptions:
@@ -118,7 +120,7 @@ class _Stream:
                  settings: BlockSettings, parameters: dict, threads: int, logger: logging.Logger) -> None:
         self.options, self.state, self.journal, self.loaded = options, state, journal, loaded
         self.settings, self.parameters, self.threads, self.logger = settings, parameters, threads, logger
-        self.opened: list[OpenSample] = []  # their locks are released whatever happens
+        self.locks: list[RunDirLock] = []  # of the samples opened: released whatever happens
 
     def run(self, pending: list[Sample]) -> StudyTotals:
         features = want_features(self.options)
@@ -145,8 +147,8 @@ class _Stream:
                 current.abort()
             raise
         finally:
-            for opened in self.opened:
-                opened.state.lock.release()
+            for lock in self.locks:
+                lock.release()
         return totals
 
     def _items(self, pending: list[Sample]) -> Iterator[StudyItem]:
@@ -164,12 +166,11 @@ class _Stream:
         options = sample_options(self.options, self.state.paths.outdir, sample, sample.name in self.journal.started)
         state = OutputState(options)
         state.lock.acquire()
-        opened = OpenSample(sample, options, state, None, None)
-        self.opened.append(opened)
-        opened.journal = open_journal(state.previous_journal(), options, self.parameters)
-        opened.reader = open_reader(options)
-        opened.reader.spool_dir = state.state_dir
-        return opened
+        self.locks.append(state.lock)
+        journal = open_journal(state.previous_journal(), options, self.parameters)
+        reader = open_reader(options)
+        reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
+        return OpenSample(sample, options, state, journal, reader)
 
     def _begin(self, opened: OpenSample) -> OutputRun:
         if opened.sample.name not in self.journal.started:
@@ -191,7 +192,6 @@ class _Stream:
                          opened.reader.stats.records, sample.paired, totals.calls, totals.regions, seconds)
         self.journal.done[sample.name] = {"row": row, "files": self.state.finished_files(sample.name, output.journal.digests)}
         self.journal.save(self.state.paths.journal)
-        opened.reader = None  # its files are closed; the item still refers to this sample
 
 
 def _in_shard(index: int, shard: tuple[int, int] | None) -> bool:
