@@ -109,7 +109,8 @@ def test_samples_table_and_study_json(study):
         directory = out / entry["name"]
         assert entry["files"] == {p.name: sha256_file(p) for p in directory.iterdir()}
     line = study_line(summary, out)
-    assert line.startswith(f"done: study of 4 samples, {summary['totals']['records']:,} sequences:") and str(out) in line
+    records = summary["totals"]["records"]
+    assert line.startswith(f"done: study of 4 samples, {records:,} sequences:") and str(out) in line
     assert not (out / ".virnucpro").exists() and not list(out.glob("*.partial"))
 
 

@@ -138,7 +138,7 @@ class _Stream:
                     elif not item.end:
                         current, started = self._begin(item.sample), time.perf_counter()
                     else:
-                        self._end(item.sample, current, time.perf_counter() - started)
+                        self._end(item.sample, current, started)
                         current = None
             totals.add_monitor(monitor, time.perf_counter() - stream_start)
         except BaseException:
@@ -181,16 +181,18 @@ class _Stream:
         output.start()
         return output
 
-    def _end(self, opened: OpenSample, output: OutputRun, seconds: float) -> None:
-        """The sample's files finished and recorded in the study journal (then it is skipped on resume)."""
+    def _end(self, opened: OpenSample, output: OutputRun, started: float) -> None:
+        """The sample's files finished and recorded in the study journal (then it is skipped on resume).
+        Its run.json has no model load (study.json has the study's one) and times from its begin."""
         totals = output.finish()
-        now = time.perf_counter()
-        output.complete(self.parameters, 0.0, self.threads, self.loaded.device_names, now - seconds, now - seconds)
+        output.complete(self.parameters, 0.0, self.threads, self.loaded.device_names, started, started)
         opened.state.lock.release()
         sample = opened.sample
+        files = self.state.finished_files(sample.name, output.journal.digests)
         row = sample_row(sample.name, str(sample.r1), str(sample.r2) if sample.r2 else None,
-                         opened.reader.stats.records, sample.paired, totals.calls, totals.regions, seconds)
-        self.journal.done[sample.name] = {"row": row, "files": self.state.finished_files(sample.name, output.journal.digests)}
+                         opened.reader.stats.records, sample.paired, totals.calls, totals.regions,
+                         time.perf_counter() - started)
+        self.journal.done[sample.name] = {"row": row, "files": files}
         self.journal.save(self.state.paths.journal)
 
 
