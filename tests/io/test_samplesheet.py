@@ -60,6 +60,9 @@ def test_tsv_csv_nf_core_names_relative_and_absolute_paths(tmp_path):
     ("", "needs the columns"),
     ("sample\tr1\n", "lists no samples"),
     ("sample\tr1\nA\t.\n", "not a regular file"),
+    ('sample,r1\n"A\nB",a.fq\n', "line 3: sample name 'A\\\\nB' is not usable"),  # a quoted line break
+    ('sample,r1\n"A,a.fq\n', "line 2: not valid CSV"),
+    ("sample\tr1\n\nA\tmissing.fq\n", "line 3: r1 file"),  # blank lines count
 ])
 def test_refusals_name_the_line_and_what_to_do(tmp_path, body, message):
     _files(tmp_path, "a.fq", "b.fq")

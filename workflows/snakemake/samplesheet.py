@@ -14,6 +14,7 @@ one line changed (the error's base class), so Snakemake's environment parses she
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -82,13 +83,17 @@ def _read_text(sheet: Path) -> str:
 
 def _rows(sheet: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row keyed by canonical column name), skipping blank lines."""
-    lines = _read_text(sheet).splitlines()
-    delimiter = "\t" if lines and "\t" in lines[0] else ","
+    text = _read_text(sheet)
+    delimiter = "\t" if "\t" in text.split("\n", 1)[0] else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    parsed = []  # (line number where the row ends, fields): a quoted field may hold a line break
     try:
-        parsed = list(csv.reader(lines, delimiter=delimiter, strict=True))
+        for values in reader:
+            parsed.append((reader.line_num, values))
     except csv.Error as error:
-        raise SampleSheetError(f"{sheet}: not a valid {'TSV' if delimiter == chr(9) else 'CSV'} file ({error})")
-    header = parsed[0] if parsed else []
+        raise SampleSheetError(f"{sheet}, line {reader.line_num}: not valid {'TSV' if delimiter == chr(9) else 'CSV'}"
+                               f" ({error})") from None
+    header = parsed[0][1] if parsed else []
     columns = [COLUMN_NAMES.get(name.strip().lower(), name.strip()) for name in header]
     if "sample" not in columns or "r1" not in columns:
         raise SampleSheetError(f"{sheet}: the header needs the columns `sample` and `r1` (or `fastq_1`), "
@@ -97,7 +102,7 @@ def _rows(sheet: Path) -> list[tuple[int, dict[str, str]]]:
         if columns.count(column) > 1:
             raise SampleSheetError(f"{sheet}, line 1: the column `{column}` appears twice (under two of its names?)")
     rows = []
-    for line, values in enumerate(parsed[1:], start=2):
+    for line, values in parsed[1:]:
         if not any(value.strip() for value in values):
             continue
         if len(values) > len(columns):
