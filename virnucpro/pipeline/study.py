@@ -56,11 +56,11 @@ class OpenSample:
 
 @dataclass
 class StudyItem:
-    """What flows through the stream: a sample's begin (no block), a block, or its end."""
+    """What flows through the stream: a block tagged with its sample, or (for a sample with no
+    block: an empty file) the sample alone, so the main thread still writes its files."""
 
     sample: OpenSample
     block: WorkBlock | None = None
-    end: bool = False
     output: BlockOutput | None = None  # once a worker ran the block
 
 
@@ -128,23 +128,26 @@ class _Stream:
                               lambda w, item: item if item.block is None else
                               dataclasses.replace(item, output=w.run_block(item.block, features)))
         totals = StudyTotals()
-        current: OutputRun | None = None
-        stream_start = started = time.perf_counter()
+        current: tuple[OpenSample, OutputRun] | None = None
+        stream_start = since = last = time.perf_counter()
         try:
             with StreamMonitor(self.loaded.watched_devices) as monitor:
                 for item in engine.results():
+                    if current is None or item.sample is not current[0]:  # a sample boundary
+                        if current is not None:
+                            self._end(*current, last - since)
+                            since = last
+                        current = (item.sample, self._begin(item.sample))
                     if item.output is not None:
-                        current.write(item.output)
-                    elif not item.end:
-                        current, started = self._begin(item.sample), time.perf_counter()
-                    else:
-                        self._end(item.sample, current, started)
-                        current = None
+                        current[1].write(item.output)
+                        last = time.perf_counter()
+                if current is not None:
+                    self._end(*current, last - since)
             totals.add_monitor(monitor, time.perf_counter() - stream_start)
         except BaseException:
             engine.stop()
             if current is not None:
-                current.abort()
+                current[1].abort()
             raise
         finally:
             for lock in self.locks:
@@ -152,15 +155,17 @@ class _Stream:
         return totals
 
     def _items(self, pending: list[Sample]) -> Iterator[StudyItem]:
-        """The producer's side: each sample opened in turn, then its blocks, then its end."""
+        """The producer's side: each sample opened in turn, then its blocks (no marker items: they
+        would take queue places from blocks at every boundary)."""
         for sample in pending:
             opened = self._open(sample)
-            yield StudyItem(opened)
             records = itertools.islice(opened.reader, opened.journal.records_done, None)
-            for block in iter_blocks(records, self.settings, self.loaded.tokenizer,
-                                     first_index=opened.journal.blocks_done):
+            blocks = 0
+            for blocks, block in enumerate(iter_blocks(records, self.settings, self.loaded.tokenizer,
+                                                       first_index=opened.journal.blocks_done), start=1):
                 yield StudyItem(opened, block)
-            yield StudyItem(opened, end=True)
+            if not blocks:
+                yield StudyItem(opened)
 
     def _open(self, sample: Sample) -> OpenSample:
         options = sample_options(self.options, self.state.paths.outdir, sample, sample.name in self.journal.started)
@@ -181,17 +186,20 @@ class _Stream:
         output.start()
         return output
 
-    def _end(self, opened: OpenSample, output: OutputRun, started: float) -> None:
+    def _end(self, opened: OpenSample, output: OutputRun, streamed: float) -> None:
         """The sample's files finished and recorded in the study journal (then it is skipped on resume).
-        Its run.json has no model load (study.json has the study's one) and times from its begin."""
+        Its seconds: the stream's time from the previous sample's last block to its own last block,
+        plus finishing its files. Its run.json has no model load (study.json has the study's one)."""
+        finishing = time.perf_counter()
         totals = output.finish()
-        output.complete(self.parameters, 0.0, self.threads, self.loaded.device_names, started, started)
+        output.complete(self.parameters, 0.0, self.threads, self.loaded.device_names, finishing - streamed,
+                        finishing - streamed)
         opened.state.lock.release()
         sample = opened.sample
         files = self.state.finished_files(sample.name, output.journal.digests)
         row = sample_row(sample.name, str(sample.r1), str(sample.r2) if sample.r2 else None,
                          opened.reader.stats.records, sample.paired, totals.calls, totals.regions,
-                         time.perf_counter() - started)
+                         streamed + time.perf_counter() - finishing)
         self.journal.done[sample.name] = {"row": row, "files": files}
         self.journal.save(self.state.paths.journal)
 
