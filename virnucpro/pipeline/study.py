@@ -1,12 +1,13 @@
 """`predict --samples SHEET -o OUTDIR`: a study of many samples in one run.
 
 The models load once. ONE stream runs through the engine for the whole study: the producer thread
-opens each sample in turn and yields a "begin" item, the sample's blocks (numbered from 0, as in a
-single run), then an "end" item; so the next sample's blocks are built and queued while the
-previous sample's last blocks run, and the devices never wait at a sample boundary. The main
-thread receives the items in order and switches writers (pipeline/output_run.py) at each
-boundary: OUTDIR/SAMPLE/ gets exactly the files `predict R1 -o OUTDIR/SAMPLE` writes, and the
-study journal (pipeline/study_state.py) records the sample as done. At the end, samples.tsv and
+opens each sample in turn and yields its blocks (numbered from 0, as in a single run), each tagged
+with its sample; so the next sample's blocks are built and queued while the previous sample's
+last blocks run, and the devices never wait at a sample boundary. The main thread receives them in
+order and, when a block of the next sample arrives, finishes the previous sample's files and
+opens the next one's writers (pipeline/output_run.py): OUTDIR/SAMPLE/ gets exactly the files
+`predict R1 -o OUTDIR/SAMPLE` writes, and the study journal (pipeline/study_state.py) records the
+sample as done. At the end, samples.tsv and
 study.json. `--shard K/N` takes the samples K-1 mod N (samples are the unit: see run_study).
 """
 
