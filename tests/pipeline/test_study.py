@@ -288,7 +288,10 @@ def test_resume_refuses_a_changed_sheet_or_an_edited_finished_sample(tmp_path, m
         handle.write("x\n")
     assert main(study_args(sheet, out, model_args, "--resume")) == 1
     assert "chunks.tsv of finished sample A changed" in capsys.readouterr().err
+    sheet.write_text(original.replace("B,B.fq,\n", ""))  # --force also removes the files of B, no longer listed
     assert main(study_args(sheet, out, model_args, "--threshold", "0.4", "--force")) == 0
+    assert list((out / "B").iterdir()) == []
+    assert [row["sample"] for row in read_table(out / "samples.tsv")] == ["A", "C"]
 
 
 def _without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
