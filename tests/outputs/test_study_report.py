@@ -54,6 +54,10 @@ def test_study_report_links_each_sample_report_and_survives_hostile_rows(tmp_pat
     for name in ["ok", HOSTILE, "nan", "empty"]:
         assert (out / name / "report.html").is_file()
     assert "0.25" in page  # ok's viral fraction, as written in samples.tsv
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert main(["plot", str(out), "-o", str(elsewhere / "study.html")]) == 0
+    assert 'href="../study/ok/report.html"' in (elsewhere / "study.html").read_text()
 
 
 @pytest.mark.parametrize("rows, message", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -47,11 +48,12 @@ def make_study_report(outdir: Path, output: Path | None, max_tracks: int, thresh
         except VirnucproError as error:
             problems[name] = str(error)
             warn(f"sample {name}: no report ({error})")
-    write_bytes_atomic(output, study_html(outdir, rows, problems).encode())
+    links = os.path.relpath(outdir, output.parent)  # the sample reports, seen from where the report is
+    write_bytes_atomic(output, study_html(outdir, rows, problems, links).encode())
     return [*written, output]
 
 
-def study_html(outdir: Path, rows: list[dict[str, str]], problems: dict[str, str]) -> str:
+def study_html(outdir: Path, rows: list[dict[str, str]], problems: dict[str, str], links: str = ".") -> str:
     title = f"virnucpro study: {outdir.resolve().name}"
     records = sum(int(row["records"]) for row in rows)
     virus = sum(int(row["virus"]) for row in rows)
@@ -60,7 +62,7 @@ def study_html(outdir: Path, rows: list[dict[str, str]], problems: dict[str, str
         f'<p class="muted">{len(rows):,} samples, {records:,} sequences, {virus:,} called virus;'
         f" virnucpro {html.escape(__version__)}</p>",
         "<h2>Viral read fraction per sample</h2>", _fraction_figure(rows),
-        "<h2>Samples</h2>", _samples_table(rows, problems),
+        "<h2>Samples</h2>", _samples_table(rows, problems, links),
     ]
     body = "\n".join(sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -92,7 +94,7 @@ def _fraction_figure(rows: list[dict[str, str]]) -> str:
     return _png_tag(figure, "viral read fraction per sample") + note
 
 
-def _samples_table(rows: list[dict[str, str]], problems: dict[str, str]) -> str:
+def _samples_table(rows: list[dict[str, str]], problems: dict[str, str], links: str) -> str:
     shown = [column for column in COLUMNS if column not in ("r1", "r2")]
     head = "".join(f"<th>{html.escape(column)}</th>" for column in [*shown, "report"])
     body = []
@@ -100,6 +102,12 @@ def _samples_table(rows: list[dict[str, str]], problems: dict[str, str]) -> str:
         name = row["sample"]
         cells = "".join(f"<td>{html.escape(row[column])}</td>" for column in shown)
         link = (f'<td class="muted">{html.escape(problems[name])}</td>' if name in problems else
-                f'<td><a href="{html.escape(quote(name, safe=""))}/report.html">report</a></td>')
+                f'<td><a href="{html.escape(_href(links, name))}">report</a></td>')
         body.append(f"<tr>{cells}{link}</tr>")
     return f'<table id="samples"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def _href(links: str, name: str) -> str:
+    """A relative link to a sample's report (the name URL-quoted: it may hold '#', '?', '%')."""
+    prefix = "" if links == "." else "/".join(quote(part) for part in Path(links).parts) + "/"
+    return f"{prefix}{quote(name, safe='')}/report.html"
