@@ -282,6 +282,12 @@ def test_resume_refuses_a_changed_sheet_or_an_edited_finished_sample(tmp_path, m
         assert "cannot resume the study" in err
         assert __import__("re").search(message, err), err
     sheet.write_text(original)
+    journal = out / ".virnucpro" / "study_journal.json"
+    kept = journal.read_text()
+    journal.write_text(kept.replace('"started": [', '"started": ["C", '))
+    assert main(study_args(sheet, out, model_args, "--resume")) == 1
+    assert "is not a study journal virnucpro wrote (its checksum does not match" in capsys.readouterr().err
+    journal.write_text(kept)
     assert main(study_args(sheet, out, model_args, "--resume", "--threshold", "0.4")) == 1
     assert "threshold changed since it started" in capsys.readouterr().err
     with open(out / "A" / "chunks.tsv", "a") as handle:
@@ -317,6 +323,14 @@ def test_study_shards_merge_into_the_unsharded_study(study, tmp_path, model_args
     assert summary["totals"] == json.loads((reference / "study.json").read_text())["totals"]
     assert main(["merge", *map(str, shards), "-o", str(merged)]) == 1
     assert "already exists: use --force" in capsys.readouterr().err
+    kept = (shards[0] / "study.json").read_text()
+    hostile = json.loads(kept)
+    hostile["samples"][0]["name"] = "../evil"
+    (shards[0] / "study.json").write_text(json.dumps(hostile))
+    assert main(["merge", *map(str, shards), "-o", str(tmp_path / "m2")]) == 1
+    assert "study.json is unusable: sample '../evil' has a bad name or status" in capsys.readouterr().err
+    assert not (tmp_path / "evil").exists()
+    (shards[0] / "study.json").write_text(kept)
     with open(shards[1] / "S3" / "sequences.tsv", "a") as handle:
         handle.write("tampered\n")
     assert main(["merge", *map(str, shards), "-o", str(merged), "--force"]) == 1
