@@ -124,6 +124,7 @@ class _Stream:
         self.locks: list[RunDirLock] = []  # of the samples opened: released whatever happens
 
     def run(self, pending: list[Sample]) -> StudyTotals:
+        self.total = len(self.journal.done) + len(pending)  # the samples this run (shard) covers
         features = want_features(self.options)
         engine = StreamEngine(self._items(pending), self.loaded.workers,
                               lambda w, item: item if item.block is None else
@@ -182,7 +183,6 @@ class _Stream:
         if opened.sample.name not in self.journal.started:
             self.journal.started.append(opened.sample.name)
             self.journal.save(self.state.paths.journal)
-        self.logger.info("sample %s: %s", opened.sample.name, opened.options.output)
         output = OutputRun(opened.options, opened.state, opened.journal, opened.reader, self.loaded, self.logger)
         output.start()
         return output
@@ -203,6 +203,9 @@ class _Stream:
                          streamed + time.perf_counter() - finishing)
         self.journal.done[sample.name] = {"row": row, "files": files}
         self.journal.save(self.state.paths.journal)
+        self.logger.info("sample %s done (%d of %d): %s sequences, %s virus (viral fraction %s) in %s s", sample.name,
+                         len(self.journal.done), self.total, row["records"], row["virus"],
+                         row["viral_fraction"], row["seconds"])
 
 
 def _in_shard(index: int, shard: tuple[int, int] | None) -> bool:
