@@ -188,3 +188,10 @@ def test_a_desync_is_one_line_before_any_output(mates, model_args, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "record 1" in err and "mate IDs disagree" in err
     assert not (tmp_path / "o").exists()  # refused before the models load
+
+
+def test_the_report_counts_pairs(paired_run, tmp_path):
+    report = tmp_path / "report.html"
+    assert main(["plot", str(paired_run), "-o", str(report)]) == 0
+    text = report.read_text()
+    assert 'id="pairs"' in text and f"<td>read pairs</td><td>{PAIRS:,}</td>" in text
