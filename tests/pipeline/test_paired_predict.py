@@ -195,3 +195,18 @@ def test_the_report_counts_pairs(paired_run, tmp_path):
     assert main(["plot", str(paired_run), "-o", str(report)]) == 0
     text = report.read_text()
     assert 'id="pairs"' in text and f"<td>read pairs</td><td>{PAIRS:,}</td>" in text
+
+
+def test_resume_after_r2_changed_is_refused(model_args, tmp_path, capsys):
+    r1, r2, _ = write_mates(tmp_path)
+    out = tmp_path / "out"
+    args = _args([r1, r2], out, model_args)
+    process = start_paused("after_block_2", args, tmp_path / "marker")
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    text = Path(r2).read_text()
+    Path(r2).write_text(text.replace("2:N:0:ACGT", "2:N:0:ACGA", 1))  # same size, other bytes
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "R2.fastq" in err and "changed" in err
