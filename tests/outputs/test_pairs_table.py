@@ -66,3 +66,26 @@ def test_pair_counts_of_a_finished_table(tmp_path, calls):
     assert counts["pairs"] == len(calls)
     assert counts["pair_calls"] == {"virus": calls.count("virus"), "others": calls.count("others"),
                                     "no_call": 0, "too_short": 0}
+
+
+def test_pairs_tsv_is_a_result_file_of_paired_runs_only(tmp_path):
+    from virnucpro.outputs.paths import OutputPaths
+
+    paths = OutputPaths(tmp_path)
+    assert paths.pairs not in paths.result_files(write_hits=True)
+    assert paths.pairs in paths.result_files(write_hits=False, pairs=True)
+    assert {paths.pairs, paths.partial(paths.pairs)} <= set(paths.owned_files())  # --force removes them
+
+
+def test_the_writer_streams_pairs_and_never_checkpoints_inside_a_pair(tmp_path):
+    from virnucpro.outputs.writer import ResultWriter
+
+    writer = ResultWriter(tmp_path, pairs=True)
+    writer.add(_mate("p/1", [0.9]))
+    with pytest.raises(RuntimeError, match="split a pair"):
+        writer.checkpoint()
+    writer.add(_mate("p/2", [0.1, None]))
+    writer.finish()
+    rows = (tmp_path / "pairs.tsv").read_text().splitlines()
+    assert rows[0] == PAIRS_HEADER.rstrip("\n")
+    assert rows[1].split("\t") == ["p", "p/1", "p/2", "virus", "others", "2", "1", "0.5", "0.9", "0.5", "virus"]
