@@ -161,3 +161,17 @@ def test_single_end_input_is_the_plain_reader(tmp_path):
     path = _fastq(tmp_path / "s.fq", ["a", "a/1"])
     reader = open_input([path])
     assert type(reader) is RecordReader and _ids(reader) == ["a", "a/1"]
+
+
+@pytest.mark.parametrize(("comment1", "comment2"), [("2:N:0:ACGT", "1:N:0:ACGT"), ("1:N:0:ACGT", "1:N:0:ACGT")])
+def test_illumina_read_numbers_catch_swapped_or_repeated_files(tmp_path, comment1, comment2):
+    r1 = _fastq(tmp_path / "r1.fq", [f"a {comment1}"])
+    r2 = _fastq(tmp_path / "r2.fq", [f"a {comment2}"])
+    with pytest.raises(InputFormatError, match="swapped or given twice"):
+        open_input([r1, r2], paired=True).check_first_records()
+
+
+def test_other_comments_are_not_read_numbers(tmp_path):
+    r1 = _fastq(tmp_path / "r1.fq", ["a length=40", "b"])
+    r2 = _fastq(tmp_path / "r2.fq", ["a 2:N:0:ACGT", "b 1 extra"])
+    open_input([r1, r2], paired=True).check_first_records()

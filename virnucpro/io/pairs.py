@@ -14,6 +14,7 @@ the pair reader is two of those in lockstep (or one, read two records at a time)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from virnucpro.io.sources import display_name
 
 MATE_SUFFIXES = ("/1", "/2")
 _ID_BATCH = 512  # pair IDs handed to the duplicate check at a time
+_ILLUMINA_COMMENT = re.compile(r"([12]):[YN]:\d+:")  # read number, filtered, control bits, index
 
 
 class InputUsageError(InputFormatError):
@@ -109,12 +111,13 @@ class PairedReader:
         swapped files fail before the models load."""
         if self.interleaved:
             first = self._readers[0].first_records(2)[0]
-            if first is not None and len(first) == 2:
-                pair_id(first[0].id, first[1].id, self._where(1))
-            return
-        (first1,), (first2,) = (reader.first_records(1) for reader in self._readers)
-        if first1 and first2:
-            pair_id(first1[0].id, first2[0].id, self._where(1))
+            mates = first if first is not None and len(first) == 2 else None
+        else:
+            (first1,), (first2,) = (reader.first_records(1) for reader in self._readers)
+            mates = (first1[0], first2[0]) if first1 and first2 else None
+        if mates is not None:
+            pair_id(mates[0].id, mates[1].id, self._where(1))
+            _check_read_numbers(*mates, self._where(1))
 
     def _pairs(self) -> Iterator[Record]:
         """Checked, renamed mates; pair IDs must be unique (checked in bulk, see DuplicateIdCheck)."""
@@ -181,6 +184,16 @@ def pair_id(mate1_id: str, mate2_id: str, where: str) -> str:
         raise InputFormatError(f"{where}: mate ID {mate1_id!r} is only a mate suffix; the pair needs an ID")
     raise InputFormatError(f"{where}: mate IDs disagree ({mate1_id!r} vs {mate2_id!r}); mates must have the"
                            " same ID, up to a /1 /2 suffix or the comment: are the files out of sync, or not mates?")
+
+
+def _check_read_numbers(mate1: Record, mate2: Record, where: str) -> None:
+    """Illumina comments (`1:N:0:ACGT`) that say mate 1 is read 2 or mate 2 is read 1: swapped or
+    repeated files (checked on the first pair: their IDs alone cannot tell)."""
+    for expected, mate in enumerate((mate1, mate2), start=1):
+        found = _ILLUMINA_COMMENT.match(mate.description)
+        if found and int(found.group(1)) != expected:
+            raise InputFormatError(f"{where}: mate {expected} ({mate.id!r}) is read {found.group(1)} by its"
+                                   f" Illumina comment {mate.description!r}: are the files swapped or given twice?")
 
 
 def _rename(record: Record, new_id: str, index: int) -> None:
