@@ -18,7 +18,7 @@ from virnucpro.engine.backend import Engine, LoadedWorkers, open_engine
 from virnucpro.engine.devices import resolve_precision, set_threads
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.errors import ResumeError
-from virnucpro.io import read_records
+from virnucpro.io import open_input
 from virnucpro.io.sources import display_name
 from virnucpro.outputs.results import CALLS
 from virnucpro.pipeline.assembly import open_writers, write_block
@@ -40,7 +40,7 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
         threads = set_threads(options.threads)
         devices = engine.devices(options.device, options.gpus, options.workers)
         dtype = resolve_precision(options.precision, devices[0])
-        reader = read_records(options.inputs)
+        reader = open_input(options.inputs, paired=options.paired, interleaved=options.interleaved)
         if reader.streams and options.resume:
             raise ResumeError(f"{display_name(reader.streams[0])} is a stream (stdin, a pipe or a FIFO), read only"
                               " once: it cannot be resumed; give a regular file, or rerun with --force")
