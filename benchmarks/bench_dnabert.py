@@ -49,8 +49,7 @@ def budget_batches(token_arrays: list[np.ndarray], budget: int) -> list:
     from virnucpro.tokenize.packing import pack
 
     batches = []
-    for batch in token_budget_batches(range(len(token_arrays)), lambda i: token_arrays[i].size, budget,
-                                      window=max(len(token_arrays), 1)):
+    for batch in token_budget_batches(range(len(token_arrays)), lambda i: token_arrays[i].size, budget):
         packed = pack([token_arrays[i] for i in batch.indices])
         pinned = type(packed)(packed.ids.pin_memory(), packed.cu_seqlens.pin_memory(), packed.max_seqlen)
         batches.append((torch.tensor(batch.indices), pinned))

@@ -25,7 +25,7 @@ def sample_run(tmp_path_factory, model_args) -> Path:
 
 
 def _row(name: str, records: int, virus: int, fraction: str | None = None) -> dict[str, str]:
-    row = sample_row(name, f"/data/{name}.fq", None, records, False,
+    row = sample_row(name, f"/data/{name}.fq", None, records, None,
                      {"virus": virus, "others": records - virus, "no_call": 0, "too_short": 0}, 0, 1.5)
     return row if fraction is None else {**row, "viral_fraction": fraction}
 

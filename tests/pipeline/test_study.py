@@ -22,7 +22,10 @@ from virnucpro.fsutil.hashing import sha256_file
 RUN_JSON_DIFFERENCES = {"started_at", "finished_at", "command_line", "inputs", "timings_seconds", "throughput",
                         "device_busy_fraction", "stage_busy_fraction", "stream_peak_rss_mib",
                         "stream_rss_mib_timeline", "gpu_utilization"}
-SAMPLE_SIZES = {"S1": (0, 70), "S2": (70, 130), "empty": (0, 0), "S3": (200, 25)}
+# (first read, reads or pairs, paired): a single-end and a paired-end sample mix in one sheet
+SAMPLE_SIZES = {"S1": (0, 70, False), "S2": (70, 130, False), "empty": (0, 0, False), "S3": (200, 25, False),
+                "P": (300, 40, True)}
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
 
 def _reads(path: Path, first: int, count: int) -> Path:
@@ -31,15 +34,42 @@ def _reads(path: Path, first: int, count: int) -> Path:
     return path
 
 
-def make_study(tmp_path: Path, sizes: dict[str, tuple[int, int]] = SAMPLE_SIZES) -> Path:
+def _mates(directory: Path, name: str, first: int, count: int) -> tuple[Path, Path]:
+    """R1 and R2 (IDs `ID/1`, `ID/2`): mate 2 is the reverse complement of mate 1's read."""
+    lines = READS.read_text().splitlines()[4 * first: 4 * (first + count)]
+    mates = directory / f"{name}_1.fq", directory / f"{name}_2.fq"
+    texts = ["", ""]
+    for number in range(count):
+        read_id, sequence = lines[4 * number][1:].split()[0].removesuffix("/1"), lines[4 * number + 1]
+        quality = lines[4 * number + 3]
+        texts[0] += f"@{read_id}/1\n{sequence}\n+\n{quality}\n"
+        texts[1] += f"@{read_id}/2\n{sequence.translate(_COMPLEMENT)[::-1]}\n+\n{quality[::-1]}\n"
+    for path, text in zip(mates, texts):
+        path.write_text(text)
+    return mates
+
+
+def make_study(tmp_path: Path, sizes: dict[str, tuple] = SAMPLE_SIZES) -> Path:
     """A sheet (CSV, nf-core column names, relative paths) of samples cut from the test reads."""
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
-    for name, (first, count) in sizes.items():
-        _reads(data / f"{name}.fq", first, count)
+    lines = []
+    for name, (first, count, *paired) in sizes.items():
+        if paired and paired[0]:
+            r1, r2 = _mates(data, name, first, count)
+            lines.append(f"{name},{r1.name},{r2.name}\n")
+        else:
+            lines.append(f"{name},{_reads(data / f'{name}.fq', first, count).name},\n")
     sheet = data / "sheet.csv"
-    sheet.write_text("sample,fastq_1,fastq_2\n" + "".join(f"{name},{name}.fq,\n" for name in sizes))
+    sheet.write_text("sample,fastq_1,fastq_2\n" + "".join(lines))
     return sheet
+
+
+def sample_inputs(sheet: Path, name: str) -> list[str]:
+    """The `predict` inputs of one sample of `make_study`'s sheet."""
+    if SAMPLE_SIZES[name][2]:
+        return [str(sheet.parent / f"{name}_1.fq"), str(sheet.parent / f"{name}_2.fq"), "--paired"]
+    return [str(sheet.parent / f"{name}.fq")]
 
 
 OPTIONS = ("--block-records", "30", "--write-hits", "--save-embeddings")  # every file a run can write
@@ -49,8 +79,8 @@ def study_args(sheet: Path, out: Path, model_args: list[str], *extra: str) -> li
     return ["predict", "--samples", str(sheet), "-o", str(out), *OPTIONS, *model_args, *extra]
 
 
-def single_args(reads: Path, out: Path, model_args: list[str]) -> list[str]:
-    return ["predict", str(reads), "-o", str(out), *OPTIONS, *model_args]
+def single_args(inputs: list[str], out: Path, model_args: list[str]) -> list[str]:
+    return ["predict", *inputs, "-o", str(out), *OPTIONS, *model_args]
 
 
 def assert_same_sample(study_dir: Path, single_dir: Path) -> None:
@@ -81,7 +111,7 @@ def study(tmp_path_factory, model_args) -> tuple[Path, Path]:
 def test_each_sample_is_byte_identical_to_running_it_alone(study, tmp_path, model_args):
     sheet, out = study
     for name in SAMPLE_SIZES:
-        assert main(single_args(sheet.parent / f"{name}.fq", tmp_path / name, model_args)) == 0
+        assert main(single_args(sample_inputs(sheet, name), tmp_path / name, model_args)) == 0
         assert_same_sample(out / name, tmp_path / name)
     assert sorted(p.name for p in out.iterdir()) == sorted([*SAMPLE_SIZES, "samples.tsv", "study.json"])
 
@@ -92,25 +122,27 @@ def test_samples_table_and_study_json(study):
     assert list(rows[0]) == ["sample", "r1", "r2", "records", "pairs", "virus", "others", "no_call", "too_short",
                              "viral_fraction", "regions", "seconds", "status"]
     assert [row["sample"] for row in rows] == list(SAMPLE_SIZES)
-    for row, (name, (_, count)) in zip(rows, SAMPLE_SIZES.items()):
+    for row, (name, (_, count, paired)) in zip(rows, SAMPLE_SIZES.items()):
         sequences = read_table(out / name / "sequences.tsv")
-        assert row["records"] == str(count) == str(len(sequences)) and row["pairs"] == "" and row["r2"] == ""
+        count = 2 * count if paired else count  # mates count separately
+        assert row["records"] == str(count) == str(len(sequences))
+        assert (row["pairs"], bool(row["r2"])) == ((str(count // 2), True) if paired else ("", False))
         calls = [s["call"] for s in sequences]
         assert [int(row[c]) for c in ("virus", "others", "no_call", "too_short")] == \
             [calls.count(c) for c in ("virus", "others", "no_call", "too_short")]
         assert row["viral_fraction"] == (f"{calls.count('virus') / count:.6g}" if count else "NA")
-        assert row["status"] == "done" and float(row["seconds"]) >= 0 and row["r1"] == str(sheet.parent / f"{name}.fq")
+        assert row["status"] == "done" and float(row["seconds"]) >= 0 and row["r1"] == sample_inputs(sheet, name)[0]
     summary = json.loads((out / "study.json").read_text())
     assert summary["sheet"] == str(sheet) and len(summary["sheet_sha256"]) == 64
     assert summary["model_loads"] == 1 and summary["timings_seconds"]["model_load"] > 0
-    assert summary["totals"]["records"] == sum(c for _, c in SAMPLE_SIZES.values())
+    assert summary["totals"]["records"] == sum(c * (1 + paired) for _, c, paired in SAMPLE_SIZES.values())
     assert [s["status"] for s in summary["samples"]] == ["done"] * len(SAMPLE_SIZES)
     for entry in summary["samples"]:  # the digests resume and merge check are those of the files
         directory = out / entry["name"]
         assert entry["files"] == {p.name: sha256_file(p) for p in directory.iterdir()}
     line = study_line(summary, out)
     records = summary["totals"]["records"]
-    assert line.startswith(f"done: study of 4 samples, {records:,} sequences:") and str(out) in line
+    assert line.startswith(f"done: study of 5 samples, {records:,} sequences:") and str(out) in line
     assert not (out / ".virnucpro").exists() and not list(out.glob("*.partial"))
 
 
@@ -183,11 +215,10 @@ def test_a_bad_sheet_or_a_bad_read_file_is_one_line_before_anything_is_written(t
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_a_paired_sample_is_refused_until_the_paired_reader_is_in(tmp_path, model_args, capsys):
-    sheet = make_study(tmp_path, {"A": (0, 3), "A2": (3, 3)})
-    sheet.write_text("sample,fastq_1,fastq_2\nA,A.fq,A2.fq\n")
-    assert main(study_args(sheet, tmp_path / "o", model_args)) == 1
-    assert "paired samples need the paired-end reader" in capsys.readouterr().err
+def test_paired_options_describe_inputs_not_a_sheet(tmp_path, model_args, capsys):
+    sheet = make_study(tmp_path, {"A": (0, 3)})
+    assert main(study_args(sheet, tmp_path / "o", model_args, "--paired")) == 2
+    assert "with --samples a sample is paired when the sheet gives its r2" in capsys.readouterr().err
 
 
 def test_a_study_never_overwrites_and_force_removes_exactly_what_it_wrote(study, tmp_path, model_args, capsys):

@@ -38,21 +38,28 @@ from virnucpro.outputs.regions import (
 @click.option("--write-hits", is_flag=True,
               help="Also write viral.fa (sequences called virus) and regions.fa (viral regions).")
 @click.option("--save-embeddings", is_flag=True, help="Also write embeddings.parquet (one row per kept frame).")
+@click.option("--paired", is_flag=True,
+              help="INPUT is R1 R2: paired-end mate files, read in lockstep; also writes pairs.tsv.")
+@click.option("--interleaved", is_flag=True,
+              help="INPUT is one file with mates alternating (R1, R2, R1, ...); also writes pairs.tsv.")
 @run_options
 def predict(inputs: tuple[str, ...], outdir: Path, sheet: Path | None, threshold: float, viral_fraction: float,
             min_length: int, region_length: int, min_region_length: int, min_region_chunks: int, write_hits: bool,
-            save_embeddings: bool, **params) -> None:
+            save_embeddings: bool, paired: bool, interleaved: bool, **params) -> None:
     """Call viral sequences in INPUT... (FASTA/FASTQ, gz/bz2/xz/zst, - for stdin), or in every sample
     of a sample sheet (--samples SHEET)."""
     if sheet is not None and inputs:
         raise OptionConflictError("give INPUT... or --samples SHEET, not both")
     if sheet is None and not inputs:
         raise click.UsageError("missing INPUT... (or --samples SHEET)")
+    if sheet is not None and (paired or interleaved):
+        raise OptionConflictError("--paired/--interleaved describe INPUT...; with --samples a sample is paired"
+                                  " when the sheet gives its r2")
     logger = start_logging(params)
     regions = RegionSettings(region_length, min_region_length, min_region_chunks)
     options = build_run_options(inputs, outdir, params, threshold=threshold, write_hits=write_hits,
                                 save_embeddings=save_embeddings, viral_fraction=viral_fraction,
-                                min_length=min_length, regions=regions)
+                                min_length=min_length, regions=regions, paired=paired, interleaved=interleaved)
     if sheet is not None:
         from virnucpro.pipeline.study import run_study
 
@@ -93,6 +100,11 @@ def _report(summary: dict, outdir: Path, logger) -> None:
 def summary_line(counts: dict, outdir: Path) -> str:
     """The run's result in one line: what was read, how it was called (and why not), where it is."""
     calls = counts["calls"]
+    pairs = ""
+    if "pairs" in counts:  # a paired-end run
+        pair_calls = counts["pair_calls"]
+        pairs = (f" {counts['pairs']:,} pairs: {pair_calls['virus']:,} virus, {pair_calls['others']:,} others,"
+                 f" {pair_calls['no_call']:,} no_call, {pair_calls['too_short']:,} too_short (pairs.tsv);")
     return (f"done: {counts['records']:,} sequences read: {calls['virus']:,} virus, {calls['others']:,} others,"
-            f" {calls['no_call']:,} no_call (no stop-free frame), {calls['too_short']:,} too_short;"
+            f" {calls['no_call']:,} no_call (no stop-free frame), {calls['too_short']:,} too_short;{pairs}"
             f" {counts['regions']:,} viral regions; results in {outdir} (hits: virus_summary.tsv)")

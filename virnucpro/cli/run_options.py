@@ -77,6 +77,10 @@ def build_run_options(inputs, output: Path, params: dict, **extra):
 
     if params["resume"] and params["force"]:
         raise OptionConflictError("--resume continues the run in the output, --force discards it: use one of them")
+    if extra.get("paired") or extra.get("interleaved"):  # first: `--paired - -` is a usage error
+        from virnucpro.io.pairs import check_pairing
+
+        check_pairing(list(inputs), extra.get("paired", False), extra.get("interleaved", False))
     check_inputs(inputs)
     if params["engine"] == "ray":  # RAY_ADDRESS may be set for other tools when the engine is local
         check_ray_address(params["ray_address"])

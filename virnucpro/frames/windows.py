@@ -17,6 +17,7 @@ from itertools import groupby
 
 import numpy as np
 
+from virnucpro.errors import InputFormatError
 from virnucpro.frames.bounds import chunk_bounds_range, chunk_count
 from virnucpro.frames.chunks import _NO_FRAMES, ChunkTable, chunk_table, fill_frames
 from virnucpro.io.reader import Record
@@ -47,13 +48,20 @@ class RecordWindow:
 
 
 def record_groups(records: Iterable[Record], chunk_size: int, mode: str, max_bases: int, max_records: int,
-                  long_bases: int | None = None) -> Iterator[list[Record] | RecordWindow]:
+                  long_bases: int | None = None, pairs: bool = False) -> Iterator[list[Record] | RecordWindow]:
     """The record stream as units of chunking work, in order: lists of consecutive records
     (`batch_records`), and a `RecordWindow` per `max_bases` bases of chunks of each record longer
     than `long_bases`. The units depend only on record lengths and the settings, never on whether
     a record was spooled, so the work (and its batches) is the same however it was read.
-    `long_bases` defaults to LONG_RECORD_BASES."""
+    `long_bases` defaults to LONG_RECORD_BASES.
+
+    With `pairs` (mates of paired reads, one after the other) every list holds whole pairs, so a
+    pair's row can be written with its block; a mate longer than `long_bases` is refused (it would
+    need blocks of its own, splitting its pair)."""
     long_bases = LONG_RECORD_BASES if long_bases is None else long_bases
+    if pairs:
+        yield from batch_records(map(_short_mate(long_bases), records), max_bases, max_records, multiple=2)
+        return
     per_window = max(1, max_bases // chunk_size)
     for long, run in groupby(records, _long_record_test(long_bases)):
         if not long:
@@ -67,6 +75,18 @@ def record_groups(records: Iterable[Record], chunk_size: int, mode: str, max_bas
 def unit_table(unit: list[Record] | RecordWindow, chunk_size: int, mode: str) -> ChunkTable:
     """The chunk table of one unit of `record_groups`."""
     return unit.table() if isinstance(unit, RecordWindow) else chunk_table(unit, chunk_size, mode)
+
+
+def _short_mate(long_bases: int):
+    """The mate, in memory; a mate too long for a block shared with its pair is an input error."""
+    is_long = _long_record_test(long_bases)
+
+    def checked(record: Record) -> Record:
+        if is_long(record):
+            raise InputFormatError(f"mate {record.id!r} has {len(record.sequence):,} bases: paired reads must be"
+                                   f" at most {long_bases:,} bases; score long sequences without --paired/--interleaved")
+        return record
+    return checked
 
 
 def _long_record_test(long_bases: int):

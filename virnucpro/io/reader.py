@@ -63,7 +63,9 @@ class RecordReader:
     an ETA; `bytes_total` is None when an input is a stream (stdin, a pipe, a FIFO).
     """
 
-    def __init__(self, paths: Sequence[str | Path | InputSource], spool_dir: str | Path | None = None):
+    def __init__(self, paths: Sequence[str | Path | InputSource], spool_dir: str | Path | None = None,
+                 unique_ids: bool = True):
+        self._unique_ids = unique_ids  # False: the caller checks IDs itself (mates share theirs, io/pairs.py)
         self._sources = [p if isinstance(p, InputSource) else InputSource(str(p)) for p in paths]
         self.paths = [source.path for source in self._sources]
         self.spool_dir = spool_dir  # where long FASTA records are spooled (io/long_records.py)
@@ -103,18 +105,25 @@ class RecordReader:
     def check_first_records(self) -> None:
         """Parse the first records of every input now, so a wrong input fails before the models
         load; a stream replays afterwards what this read (see sources.py), so nothing is lost."""
+        self.first_records()
+
+    def first_records(self, count: int = 1) -> list[list[Record] | None]:
+        """Up to `count` first records of every input, parsed and checked as the run will (None for
+        an input whose first records exceed the probe limit: the run itself will check them)."""
+        firsts: list[list[Record] | None] = []
         for source in self._sources:
-            probe = RecordReader([source], spool_dir=DISCARD)  # a long first record: checked, not stored
+            probe = RecordReader([source], spool_dir=DISCARD, unique_ids=self._unique_ids)  # long: not stored
             probe._probe = True
             try:
-                next(probe, None)
+                firsts.append(list(islice(probe, count)))
             except ProbeLimitReached:  # a huge first record: the run itself will check it
-                pass
+                firsts.append(None)
             finally:
                 probe.close()
+        return firsts
 
     def _all_groups(self) -> Iterator[list[Record]]:
-        duplicates = DuplicateIdCheck()
+        duplicates = DuplicateIdCheck() if self._unique_ids else _NoDuplicateCheck()
         for source in self._sources:
             yield from self._file_groups(source, duplicates)
             duplicates.flush(source.path)
@@ -213,6 +222,19 @@ class RecordReader:
             stats.records += 1
             stats.empty += not sequence
             stats.bases += len(sequence)
+
+
+class _NoDuplicateCheck:
+    """Stands in for `DuplicateIdCheck` when the caller checks IDs itself."""
+
+    def add(self, record_id: str, source: str) -> None:
+        pass
+
+    def add_all(self, record_ids: list[str], source: str) -> None:
+        pass
+
+    def flush(self, source: str) -> None:
+        pass
 
 
 _GROUP = 512

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from virnucpro.fsutil.atomic import write_bytes_atomic
 from virnucpro.outputs.formats import NA, stat_text
+from virnucpro.outputs.pairs import pair_counts
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.results import CALLS
 from virnucpro.outputs.tables import read_regions, read_sequences
@@ -53,11 +54,14 @@ def _hits(paths: OutputPaths) -> list[tuple[tuple, tuple[str, ...]]]:
     return hits
 
 
-def result_counts(paths: OutputPaths) -> dict:
+def result_counts(paths: OutputPaths, pairs: bool = False) -> dict:
     """Sequences per call and regions found, counted from the finished tables (run.json of a merge)."""
     calls = Counter(row.call for row in read_sequences(paths.sequences))
-    return {"records": calls.total(), "calls": {call: calls[call] for call in CALLS},
-            "regions": sum(1 for _ in read_regions(paths.regions))}
+    counts = {"records": calls.total(), "calls": {call: calls[call] for call in CALLS},
+              "regions": sum(1 for _ in read_regions(paths.regions))}
+    if pairs:  # a paired-end run's
+        counts.update(pair_counts(paths.pairs))
+    return counts
 
 
 def _key(mean: float, fraction: float, length: int, name: str) -> tuple:

@@ -35,6 +35,11 @@ class OutputPaths:
         return self.outdir / "sequences.tsv"
 
     @property
+    def pairs(self) -> Path:
+        """Paired-end runs only: one row per read pair, its pair-level call (outputs/pairs.py)."""
+        return self.outdir / "pairs.tsv"
+
+    @property
     def viral_fasta(self) -> Path:
         return self.outdir / "viral.fa"
 
@@ -86,7 +91,7 @@ class OutputPaths:
     def owned_files(self) -> list[Path]:
         """Every file virnucpro writes directly in OUTDIR, final and partial (--force removes exactly
         these, `owned_dirs` and nothing else)."""
-        finals = [*self.result_files(write_hits=True), self.virus_summary, self.embeddings, self.run_json,
+        finals = [*self.result_files(write_hits=True, pairs=True), self.virus_summary, self.embeddings, self.run_json,
                   self.shard_json, self.report_html]
         return finals + [self.partial(final) for final in finals]
 
@@ -94,9 +99,11 @@ class OutputPaths:
         """The directories virnucpro creates in OUTDIR (state and embedding parts)."""
         return [self.embedding_parts, self.state_dir]
 
-    def result_files(self, write_hits: bool) -> list[Path]:
-        """The files ResultWriter streams (and checkpoints, and merge joins), in a fixed order."""
+    def result_files(self, write_hits: bool, pairs: bool = False) -> list[Path]:
+        """The files ResultWriter streams (and checkpoints, and merge joins), in a fixed order;
+        `pairs`: a paired-end run's (pairs.tsv)."""
         files = [self.prediction_results, self.highestscore, self.chunks, self.sequences, self.regions]
+        files += [self.pairs] if pairs else []
         return files + [self.viral_fasta, self.regions_fasta] if write_hits else files
 
     @staticmethod

@@ -16,9 +16,10 @@ from virnucpro import __version__
 from virnucpro.errors import VirnucproError
 from virnucpro.fsutil.atomic import write_bytes_atomic
 from virnucpro.outputs.formats import stat_text
+from virnucpro.outputs.pairs import pair_counts
 from virnucpro.outputs.paths import PARTIAL_SUFFIX, OutputPaths
 from virnucpro.outputs.plots import histograms_figure, tracks_figure
-from virnucpro.outputs.results import DEFAULT_THRESHOLD
+from virnucpro.outputs.results import CALLS, DEFAULT_THRESHOLD
 from virnucpro.outputs.summary import ReportData, gather
 from virnucpro.outputs.tables import SequenceRow
 
@@ -141,7 +142,7 @@ def report_html(paths: OutputPaths, data: ReportData, run: dict) -> str:
         f"<h1>{html.escape(title)}</h1>",
         _subtitle(paths, data, run),
         _inputs(run),
-        "<h2>Summary</h2>", _summary_table(data),
+        "<h2>Summary</h2>", _summary_table(data), _pairs_table(paths),
         "<h2>Score distributions</h2>", _png_tag(histograms_figure(data), "score histograms"),
         "<h2>Score tracks</h2>", _tracks_section(data),
         "<h2>Viral regions</h2>", _regions_table(data),
@@ -204,6 +205,23 @@ def _summary_table(data: ReportData) -> str:
         for name, count, share, of in rows
     )
     return f'<table id="summary"><tr><th></th><th>count</th><th>share</th><th></th></tr>{cells}</table>'
+
+
+def _pairs_table(paths: OutputPaths) -> str:
+    """A paired-end run's pair calls (pairs.tsv), under the sequence (mate) counts; '' otherwise."""
+    if not paths.pairs.is_file():
+        return ""
+    counts = pair_counts(paths.pairs)
+    total, calls = counts["pairs"], counts["pair_calls"]
+    rows = [("read pairs", total, "", "")]
+    rows += [(f"pairs called {call}", calls[call], _percent(calls[call], total), "of all pairs") for call in CALLS]
+    cells = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{count:,}</td><td>{share}</td><td>{of}</td></tr>"
+        for name, count, share, of in rows
+    )
+    return (f'<table id="pairs"><tr><th></th><th>count</th><th>share</th><th></th></tr>{cells}</table>'
+            '<p class="muted">The sequences above are mates (ID/1, ID/2); a pair is called on the scored chunks'
+            " of both mates pooled (pairs.tsv).</p>")
 
 
 def _regions_table(data: ReportData) -> str:

@@ -28,11 +28,11 @@ def viral_fraction(virus: int, records: int) -> str:
     return f"{virus / records:.6g}" if records else "NA"
 
 
-def sample_row(sample: str, r1: str, r2: str | None, records: int, paired: bool, calls: dict[str, int],
+def sample_row(sample: str, r1: str, r2: str | None, records: int, pairs: int | None, calls: dict[str, int],
                regions: int, seconds: float) -> dict[str, str]:
-    """The row of one finished sample, every value as written."""
+    """The row of one finished sample, every value as written (`pairs` None: single-end)."""
     return {"sample": sample, "r1": r1, "r2": r2 or "", "records": str(records),
-            "pairs": str(records // 2) if paired else "", "virus": str(calls["virus"]),
+            "pairs": "" if pairs is None else str(pairs), "virus": str(calls["virus"]),
             "others": str(calls["others"]), "no_call": str(calls["no_call"]), "too_short": str(calls["too_short"]),
             "viral_fraction": viral_fraction(calls["virus"], records), "regions": str(regions),
             "seconds": f"{seconds:.3f}", "status": "done"}

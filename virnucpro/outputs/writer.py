@@ -22,6 +22,7 @@ from virnucpro.fsutil.safe_files import open_exclusive
 from virnucpro.outputs import formats
 from virnucpro.outputs.hashed import HashedAppender, sha256_of_prefix
 from virnucpro.outputs.hits import write_virus_summary
+from virnucpro.outputs.pairs import PAIRS_HEADER, PairTable
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.outputs.regions import RegionSettings, find_regions
 from virnucpro.outputs.results import (
@@ -42,8 +43,10 @@ class ResultWriter:
 
     def __init__(self, outdir: str | Path, threshold: float = DEFAULT_THRESHOLD, write_hits: bool = False,
                  *, regions: RegionSettings = RegionSettings(), viral_fraction: float = VIRAL_FRACTION_TO_CALL,
-                 min_length: int = 0, _handles: dict[Path, HashedAppender] | None = None) -> None:
+                 min_length: int = 0, pairs: bool = False, _handles: dict[Path, HashedAppender] | None = None
+                 ) -> None:
         self.paths = paths = OutputPaths(outdir)
+        self.pairs = pairs  # a paired-end run: records are mates, two by two; pairs.tsv too
         self.threshold = threshold
         self.viral_fraction = viral_fraction
         self.min_length = min_length
@@ -66,27 +69,30 @@ class ResultWriter:
         self._viral = _handles[paths.viral_fasta].write if write_hits else None
         self._regions = _handles[paths.regions].write
         self._regions_fasta = _handles[paths.regions_fasta].write if write_hits else None
+        self.pair_table = PairTable(_handles[paths.pairs].write, threshold, viral_fraction) if pairs else None
         if fresh:
             self._prediction(formats.PREDICTION_HEADER.encode())
             self._highestscore(formats.HIGHESTSCORE_HEADER.encode())
             self._chunks(formats.CHUNKS_HEADER.encode())
             self._sequences(formats.SEQUENCES_HEADER.encode())
             self._regions(formats.REGIONS_HEADER.encode())
+            if pairs:
+                _handles[paths.pairs].write(PAIRS_HEADER.encode())
 
     @classmethod
     def reopen(cls, outdir: str | Path, offsets: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
                write_hits: bool = False, *, digests: dict[str, str],
                regions: RegionSettings = RegionSettings(), viral_fraction: float = VIRAL_FRACTION_TO_CALL,
-               min_length: int = 0) -> ResultWriter:
+               min_length: int = 0, pairs: bool = False) -> ResultWriter:
         """Continue a run from a checkpoint: check each partial file's first `offsets[name]` bytes
         against the checkpoint's sha256 (`digests[name]`), then truncate it there."""
         paths = OutputPaths(outdir)
-        expected = {path.name for path in paths.result_files(write_hits)}
+        expected = {path.name for path in paths.result_files(write_hits, pairs)}
         if set(offsets) != expected or set(digests) != expected:
             raise ResumeError(f"checkpoint lists {sorted(offsets)}, expected result files {sorted(expected)}")
         handles: dict[Path, HashedAppender] = {}
         try:
-            for path in paths.result_files(write_hits):
+            for path in paths.result_files(write_hits, pairs):
                 _unrename(path, paths.partial(path))
                 handles[path] = _truncated(paths.partial(path), offsets[path.name], digests[path.name])
         except BaseException:
@@ -94,8 +100,10 @@ class ResultWriter:
                 handle.close()
             raise
         writer = cls(outdir, threshold, write_hits, regions=regions, viral_fraction=viral_fraction,
-                     min_length=min_length, _handles=handles)
+                     min_length=min_length, pairs=pairs, _handles=handles)
         writer.calls.update(_calls_in(paths.partial(paths.sequences)))
+        if writer.pair_table is not None:
+            writer.pair_table.recount(paths.partial(paths.pairs))
         writer.regions_found = _rows_in(paths.partial(paths.regions))
         return writer
 
@@ -105,10 +113,14 @@ class ResultWriter:
         if call.call != "too_short":
             self._write_chunks(result)
         self._end_sequence(result, call, lambda: _track_of(result.chunks))
+        if self.pair_table is not None:
+            self.pair_table.add_mate(result.record_id, call, result.chunks)
 
     def add_piece(self, result: SequenceResult, first: bool, last: bool) -> None:
         """Append some consecutive chunks of a long sequence (`first`/`last`: whether they begin /
         end it): chunk rows now, its sequences.tsv row (and FASTA / region records) with the last piece."""
+        if self.pair_table is not None:
+            raise ValueError("a paired run has no long records (frames/windows.py refuses them)")
         if first:
             self._tally = SequenceTally(self.threshold, self.viral_fraction)
             self._track = ChunkTrack()
@@ -167,6 +179,8 @@ class ResultWriter:
 
     def checkpoint(self) -> dict[str, int]:
         """Flush and fsync every partial file; return its size in bytes, by final file name."""
+        if self.pair_table is not None and not self.pair_table.between_pairs:
+            raise RuntimeError("checkpoint between the mates of a pair: a block split a pair")
         sizes = {}
         for path, handle in self._handles.items():
             handle.flush()
@@ -195,7 +209,7 @@ class ResultWriter:
             handle.close()
 
     def _finals(self) -> list[Path]:
-        return self.paths.result_files(self.write_hits)
+        return self.paths.result_files(self.write_hits, self.pairs)
 
 
 def _track_of(chunks: list[ChunkResult]) -> tuple[list[tuple[int, int]], list[float | None]]:

@@ -48,6 +48,7 @@ class BlockSettings:
     block_bases: int = 4 << 20
     long_record_bases: int = LONG_RECORD_BASES  # a longer record gets blocks of its own (one window of chunks each)
     keep_sequences: bool = False  # keep record sequences for viral.fa
+    pairs: bool = False  # records are mates, two by two: a block never splits a pair (frames/windows.py)
 
 
 def iter_blocks(
@@ -62,7 +63,7 @@ def iter_blocks(
     """
     index, owned = first_index - 1, False
     units = record_groups(records, settings.chunk_size, settings.chunking, settings.block_bases,
-                          settings.block_records, settings.long_record_bases)
+                          settings.block_records, settings.long_record_bases, pairs=settings.pairs)
     for unit in units:
         if isinstance(unit, RecordWindow):  # all windows of a long record share its block index
             if unit.window.first == 0:

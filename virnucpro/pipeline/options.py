@@ -39,13 +39,21 @@ class RunOptions:
     viral_fraction: float = 0.5  # viral chunks / scored chunks that call a sequence virus
     min_length: int = 0  # shorter sequences are called too_short, not scored
     offline: bool = False  # never download missing published models (see pipeline/fetch.py)
+    paired: bool = False  # inputs == [R1, R2], read in lockstep (io/pairs.py)
+    interleaved: bool = False  # inputs == [one file], mates alternating
+
+    @property
+    def pairs(self) -> str | None:
+        """How mates come ("paired" / "interleaved"), None for single-end reads."""
+        return "paired" if self.paired else "interleaved" if self.interleaved else None
 
     def block_settings(self, batch_tokens: int) -> BlockSettings:
         """How blocks are cut and batched; `batch_tokens` as the engine resolved it for its devices."""
         return BlockSettings(chunk_size=self.chunk_size or self.models.model_type, chunking=self.chunking,
                              batch_tokens=batch_tokens, block_records=self.block_records,
-                             keep_sequences=self.write_hits)
+                             keep_sequences=self.write_hits, pairs=self.pairs is not None)
 
     def call_rules(self) -> dict:
         """The ResultWriter's rules for calling a sequence and finding its viral regions."""
-        return {"regions": self.regions, "viral_fraction": self.viral_fraction, "min_length": self.min_length}
+        return {"regions": self.regions, "viral_fraction": self.viral_fraction, "min_length": self.min_length,
+                "pairs": self.pairs is not None}

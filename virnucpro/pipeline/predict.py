@@ -18,7 +18,7 @@ from virnucpro.engine.backend import Engine, LoadedWorkers, open_engine
 from virnucpro.engine.devices import resolve_precision, set_threads
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.errors import ResumeError
-from virnucpro.io import read_records
+from virnucpro.io import open_input
 from virnucpro.io.sources import display_name
 from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
 from virnucpro.pipeline.cpu_warning import warn_if_slow_on_cpu
@@ -54,7 +54,7 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
 
 def open_reader(options: RunOptions):
     """The records of a run's input (the one place an input is opened: predict and a study's samples)."""
-    return read_records(options.inputs)
+    return open_input(options.inputs, paired=options.paired, interleaved=options.interleaved)
 
 
 def open_checked_reader(options: RunOptions):

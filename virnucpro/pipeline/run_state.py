@@ -26,7 +26,7 @@ def fingerprint(options: RunOptions, settings: BlockSettings, model_paths: dict[
     """Everything that decides the result bytes (the resume fingerprint covers exactly this)."""
     stamps = hash_stamps()
     model_files = {kind: _file_identity(path, stamps) for kind, path in model_paths.items()}
-    return {
+    parameters = {
         "version": __version__, "chunk_size": settings.chunk_size, "chunking": settings.chunking,
         # one budget for both encoders; both keys kept so journals of earlier versions still resume
         "esm_batch_tokens": settings.batch_tokens, "dnabert_batch_tokens": settings.batch_tokens,
@@ -37,6 +37,9 @@ def fingerprint(options: RunOptions, settings: BlockSettings, model_paths: dict[
         "viral_fraction": options.viral_fraction, "min_length": options.min_length,
         "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
     }
+    if options.pairs:  # only then: single-end journals and shard logs stay as they were
+        parameters["pairs"] = options.pairs
+    return parameters
 
 
 def _file_identity(path: Path, stamps) -> dict:

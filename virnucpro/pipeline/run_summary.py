@@ -13,6 +13,7 @@ import torch
 from virnucpro import __version__
 from virnucpro.engine.worker import STAGES, BlockOutput
 from virnucpro.fsutil.atomic import write_json_atomic
+from virnucpro.outputs.pairs import pair_counts
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.pipeline.options import RunOptions
 
@@ -97,6 +98,8 @@ def write_summary(options: RunOptions, parameters: dict, load_seconds: float, to
         "stream_rss_mib_timeline": [{"seconds": seconds, "rss_mib": rss, "shared_mib": shared}
                                     for seconds, rss, shared in totals.stream_rss_timeline],
     }
+    if options.pairs and not options.embed_only:  # counted from the finished pairs.tsv
+        summary["counts"].update(pair_counts(OutputPaths(options.output).pairs))
     if not options.embed_only:
         write_json_atomic(OutputPaths(options.output).run_json, summary)
     return summary

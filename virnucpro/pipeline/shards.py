@@ -80,7 +80,8 @@ class ShardLog:
         return result_names(self.parameters)
 
     def result_files(self, directory: Path) -> list[Path]:
-        return OutputPaths(directory).result_files(self.parameters.get("write_hits") is True)
+        return OutputPaths(directory).result_files(self.parameters.get("write_hits") is True,
+                                                   pairs=has_pairs(self.parameters))
 
     def end_offsets(self) -> dict[str, int]:
         return self.blocks[-1]["ends"] if self.blocks else self.start_offsets
@@ -101,7 +102,13 @@ def result_names(parameters: dict) -> set[str]:
     """The result files a run with these (untrusted) parameters writes; none for `embed`."""
     if parameters.get("embed_only") is True:
         return set()
-    return {path.name for path in OutputPaths(".").result_files(parameters.get("write_hits") is True)}
+    return {path.name for path in OutputPaths(".").result_files(parameters.get("write_hits") is True,
+                                                                 pairs=has_pairs(parameters))}
+
+
+def has_pairs(parameters: dict) -> bool:
+    """Whether a run with these (untrusted) parameters read paired mates (and so wrote pairs.tsv)."""
+    return parameters.get("pairs") in ("paired", "interleaved")
 
 
 def _check_blocks(log: ShardLog, names: set[str]) -> None:
@@ -143,7 +150,8 @@ def merge_shards(shard_dirs: list[Path], outdir: Path, force: bool = False) -> l
     outdir.mkdir(parents=True, exist_ok=True)
     finals = [*_write_merged(shard_dirs, logs, outdir), write_virus_summary(OutputPaths(outdir))]
     write_json_atomic(OutputPaths(outdir).run_json, {"merged_from": [str(d) for d in shard_dirs],
-                                                     "counts": result_counts(OutputPaths(outdir)), "shards": runs})
+                                                     "counts": result_counts(OutputPaths(outdir), has_pairs(logs[0].parameters)),
+                                                     "shards": runs})
     _remove_stale(outdir, [*finals, OutputPaths(outdir).run_json])
     fsync_directory(outdir)
     return finals
@@ -228,7 +236,8 @@ def _check_output(outdir: Path, shard_dirs: list[Path], force: bool) -> None:
 def _result_paths(outdir: Path) -> list[Path]:
     """Every file a merge (or a later `plot`) puts in OUTDIR."""
     paths = OutputPaths(outdir)
-    return [*paths.result_files(write_hits=True), paths.virus_summary, paths.run_json, paths.report_html]
+    return [*paths.result_files(write_hits=True, pairs=True), paths.virus_summary, paths.run_json,
+            paths.report_html]
 
 
 def _remove_stale(outdir: Path, written: list[Path]) -> None:

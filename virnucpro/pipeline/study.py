@@ -18,6 +18,8 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator
+
+import torch
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,8 @@ class OpenSample:
 
     sample: Sample
     options: RunOptions
+    settings: BlockSettings  # a paired sample's blocks never split a pair
+    parameters: dict  # its run's fingerprint (a paired sample's has `pairs`)
     state: OutputState
     journal: Journal
     reader: object
@@ -67,13 +71,10 @@ class StudyItem:
 
 def sample_options(options: RunOptions, outdir: Path, sample: Sample, resume: bool) -> RunOptions:
     """The RunOptions of one sample: what `predict R1 [R2 --paired] -o OUTDIR/SAMPLE` would be given."""
-    own = {"output": StudyPaths(outdir).sample_dir(sample.name), "shard": None, "resume": resume, "force": False}
+    own = {"output": StudyPaths(outdir).sample_dir(sample.name), "shard": None, "resume": resume, "force": False,
+           "interleaved": False}
     if not sample.paired:
-        return dataclasses.replace(options, inputs=[str(sample.r1)], **own)
-    if "paired" not in {f.name for f in dataclasses.fields(RunOptions)}:
-        raise VirnucproError(f"sample sheet line {sample.line}: sample {sample.name!r} has an r2 file: paired samples"
-                             " need the paired-end reader (predict --paired), not in this build; leave r2 empty"
-                             " to run R1 alone")
+        return dataclasses.replace(options, inputs=[str(sample.r1)], paired=False, **own)
     return dataclasses.replace(options, inputs=[str(sample.r1), str(sample.r2)], paired=True, **own)
 
 
@@ -99,14 +100,14 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
             every_file = [str(path) for s in pending for path in (s.r1, s.r2) if path is not None]
             loaded, settings = load_workers(dataclasses.replace(options, inputs=every_file), engine, devices, dtype,
                                             logger)  # the CPU warning weighs the whole study
-            # each sample's run is unsharded (the study shards by sample): its run.json says so
+            # the study's settings: those of its samples (unsharded: the study shards by sample)
             unsharded = dataclasses.replace(options, shard=None)
             parameters = fingerprint(unsharded, settings, loaded.paths, dtype, devices[0])
             _check_parameters(journal, parameters, outdir)
             journal.save(state.paths.journal)
             logger.info("study: %d samples (%d to run, %d already done)", len(samples), len(pending),
                         len(journal.done))
-            study = _Stream(options, state, journal, loaded, settings, parameters, threads, logger)
+            study = _Stream(options, state, journal, loaded, (dtype, devices[0]), threads, logger)
             totals = study.run(pending)
             totals.model_load_seconds = loaded.load_seconds
             summary = write_study_files(state, journal, totals, loaded.device_names, wall_start)
@@ -118,9 +119,9 @@ class _Stream:
     """The study's one stream: samples opened by the producer, written by the main thread."""
 
     def __init__(self, options: RunOptions, state: StudyState, journal: StudyJournal, loaded: LoadedWorkers,
-                 settings: BlockSettings, parameters: dict, threads: int, logger: logging.Logger) -> None:
+                 precision: tuple[torch.dtype, torch.device], threads: int, logger: logging.Logger) -> None:
         self.options, self.state, self.journal, self.loaded = options, state, journal, loaded
-        self.settings, self.parameters, self.threads, self.logger = settings, parameters, threads, logger
+        self.precision, self.threads, self.logger = precision, threads, logger
         self.locks: list[RunDirLock] = []  # of the samples opened: released whatever happens
 
     def run(self, pending: list[Sample]) -> StudyTotals:
@@ -163,7 +164,7 @@ class _Stream:
             opened = self._open(sample)
             records = itertools.islice(opened.reader, opened.journal.records_done, None)
             blocks = 0
-            for blocks, block in enumerate(iter_blocks(records, self.settings, self.loaded.tokenizer,
+            for blocks, block in enumerate(iter_blocks(records, opened.settings, self.loaded.tokenizer,
                                                        first_index=opened.journal.blocks_done), start=1):
                 yield StudyItem(opened, block)
             if not blocks:
@@ -171,13 +172,15 @@ class _Stream:
 
     def _open(self, sample: Sample) -> OpenSample:
         options = sample_options(self.options, self.state.paths.outdir, sample, sample.name in self.journal.started)
+        settings = options.block_settings(self.loaded.batch_tokens)
+        parameters = fingerprint(options, settings, self.loaded.paths, *self.precision)
         state = OutputState(options)
         state.lock.acquire()
         self.locks.append(state.lock)
-        journal = open_journal(state.previous_journal(), options, self.parameters)
+        journal = open_journal(state.previous_journal(), options, parameters)
         reader = open_reader(options)
         reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
-        return OpenSample(sample, options, state, journal, reader)
+        return OpenSample(sample, options, settings, parameters, state, journal, reader)
 
     def _begin(self, opened: OpenSample) -> OutputRun:
         if opened.sample.name not in self.journal.started:
@@ -193,13 +196,13 @@ class _Stream:
         plus finishing its files. Its run.json has no model load (study.json has the study's one)."""
         finishing = time.perf_counter()
         totals = output.finish()
-        output.complete(self.parameters, 0.0, self.threads, self.loaded.device_names, finishing - streamed,
-                        finishing - streamed)
+        summary = output.complete(opened.parameters, 0.0, self.threads, self.loaded.device_names, finishing - streamed,
+                                  finishing - streamed)
         opened.state.lock.release()
         sample = opened.sample
         files = self.state.finished_files(sample.name, output.journal.digests)
         row = sample_row(sample.name, str(sample.r1), str(sample.r2) if sample.r2 else None,
-                         opened.reader.stats.records, sample.paired, totals.calls, totals.regions,
+                         opened.reader.stats.records, summary["counts"].get("pairs"), totals.calls, totals.regions,
                          streamed + time.perf_counter() - finishing)
         self.journal.done[sample.name] = {"row": row, "files": files}
         self.journal.save(self.state.paths.journal)
