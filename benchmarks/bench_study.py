@@ -3,9 +3,9 @@
 Reads are W1-style (benchmarks/reads.py): each pair is ONE synthetic fragment (`--fragment` bp,
 default 400, drawn like a W1 read) whose mates are its first `--length` bases (R1) and the reverse
 complement of its last `--length` bases (R2), IDs `W1_n/1` and `W1_n/2`; each sample draws its own
-fragments (seed = sample number). When the build reads pairs (RunOptions has `paired`), a sample is
-r1 + r2 in the sheet; otherwise its mates go interleaved into one single-end file (the same
-2 x M sequences, IDs distinct by their /1 /2), and the JSON says `"layout": "single-end mates"`.
+fragments (seed = sample number). A sample is r1 + r2 in the sheet (read as --paired); with
+`--single-end` its mates go into one single-end file instead (the same 2 x M sequences, IDs distinct
+by their /1 /2), and the JSON says `"layout": "single-end mates"`.
 
 The study runs once. Separate runs are `predict SAMPLE -o DIR`, one process each as a user runs
 them, for the first K samples only (default 5, to stay inside a 10-minute call); the JSON gives
@@ -42,15 +42,6 @@ from virnucpro.devtools.workloads import sample_reads  # noqa: E402
 _COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
 
-def paired_build() -> bool:
-    """Whether this virnucpro reads read pairs (the paired-end reader of issue #19 point 2)."""
-    from dataclasses import fields
-
-    from virnucpro.pipeline.options import RunOptions
-
-    return "paired" in {f.name for f in fields(RunOptions)}
-
-
 def write_sample(directory: Path, index: int, pairs: int, fragment: int, length: int, paired: bool) -> list[Path]:
     """One sample's FASTQ file(s): mates from the same fragment."""
     quality = "I" * length
@@ -79,7 +70,7 @@ def predict(args: list[str]) -> float:
 
 
 def run(arguments: argparse.Namespace) -> dict:
-    paired = paired_build() and not arguments.single_end
+    paired = not arguments.single_end
     with tempfile.TemporaryDirectory(prefix="bench_study_") as tmp:
         tmp = Path(tmp)
         write_random_models(tmp / "models", size=arguments.size, seed=0)
@@ -140,7 +131,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--fragment", type=int, default=400)
     parser.add_argument("--length", type=int, default=150)
-    parser.add_argument("--single-end", action="store_true", help="mates in one file even when pairs are read")
+    parser.add_argument("--single-end", action="store_true", help="both mates in one single-end file per sample")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "study.json")
     arguments = parser.parse_args()
     result = run(arguments)
