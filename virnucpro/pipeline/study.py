@@ -28,7 +28,7 @@ from virnucpro.engine.devices import resolve_precision, set_threads
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.work import WorkBlock
 from virnucpro.engine.worker import BlockOutput
-from virnucpro.errors import VirnucproError
+from virnucpro.errors import ResumeError, VirnucproError
 from virnucpro.io.samplesheet import Sample, read_sample_sheet
 from virnucpro.outputs.paths import OutputPaths, StudyPaths
 from virnucpro.outputs.rundir_lock import RunDirLock
@@ -223,7 +223,7 @@ def _check_parameters(journal: StudyJournal, parameters: dict, outdir: Path) -> 
     changed = sorted(k for k in set(journal.parameters) | set(parameters)
                      if journal.parameters.get(k) != parameters.get(k))
     if changed:
-        raise VirnucproError(f"cannot resume the study in {outdir}: {', '.join(changed)} changed since it started;"
+        raise ResumeError(f"cannot resume the study in {outdir}: {', '.join(changed)} changed since it started;"
                              " rerun with its settings, or use --force to start over")
 
 
