@@ -224,7 +224,7 @@ def _check_parameters(journal: StudyJournal, parameters: dict, outdir: Path) -> 
                      if journal.parameters.get(k) != parameters.get(k))
     if changed:
         raise ResumeError(f"cannot resume the study in {outdir}: {', '.join(changed)} changed since it started;"
-                             " rerun with its settings, or use --force to start over")
+                          " rerun with its settings, or use --force to start over")
 
 
 def _check_inputs(options: RunOptions, outdir: Path, samples: dict[str, Sample], ours: list[Sample]) -> None:
