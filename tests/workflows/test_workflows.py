@@ -49,7 +49,7 @@ def test_sheet_tab_separated_with_r1(tmp_path):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("sample\tr1\tr2\nA\ta.fq\ta.fq\n", "paired-end reads are not supported yet"),
+    ("sample\tr1\tr2\nA\ta.fq\ta.fq\n", "same file as r1 and r2"),
     ("sample\tr1\nA\ta.fq\nA\ta.fq\n", "appears twice"),
     ("sample\tr1\n../x\ta.fq\n", "not usable as a directory name"),
     ("sample\tr1\nA\tmissing.fq\n", "does not exist"),

@@ -22,8 +22,18 @@ MAX_TRACKS = 100  # one panel each; matplotlib refuses a figure taller than 2**1
               help="Chunk score cut drawn and coloured [default: the run's, from run.json, else 0.5].")
 def plot(outdir: Path, output: Path | None, max_tracks: int, threshold: float | None) -> None:
     """Plot chunk score tracks along long sequences (a prophage-region scan), score histograms and a
-    self-contained HTML report from a finished run in OUTDIR."""
+    self-contained HTML report from a finished run in OUTDIR. On a study (`predict --samples`; OUTDIR
+    holds samples.tsv): each sample's report and OUTDIR/report.html linking them, with a bar of
+    each sample's viral read fraction."""
     from virnucpro.outputs.report import make_report
+    from virnucpro.outputs.study_report import is_study, make_study_report
 
-    for path in make_report(outdir, output, max_tracks, threshold):
+    def warn(line: str) -> None:
+        click.echo(f"virnucpro: warning: {line}", err=True)
+
+    if is_study(outdir):
+        written = make_study_report(outdir, output, max_tracks, threshold, warn)
+    else:
+        written = make_report(outdir, output, max_tracks, threshold)
+    for path in written:
         click.echo(f"wrote {path}", err=True)

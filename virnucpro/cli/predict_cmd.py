@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from virnucpro.cli.checks import FiniteFloatRange
-from virnucpro.cli.run_options import build_run_options, run_options, start_logging
+from virnucpro.cli.run_options import OptionConflictError, build_run_options, run_options, start_logging
 from virnucpro.outputs.regions import (
     DEFAULT_EXPECTED_LENGTH,
     DEFAULT_MIN_LENGTH,
@@ -17,9 +17,12 @@ from virnucpro.outputs.regions import (
 
 
 @click.command("predict")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory for the result files.")
+@click.option("--samples", "sheet", type=click.Path(dir_okay=False, path_type=Path), metavar="SHEET",
+              help="Run a study: a TSV/CSV sample sheet (sample, r1[, r2]); OUTDIR/SAMPLE/ per sample, "
+                   "OUTDIR/samples.tsv and study.json. Instead of INPUT...")
 @click.option("--threshold", type=FiniteFloatRange(0, 1), default=0.5, show_default=True,
               help="Chunk virus score needed to call a chunk viral (0.5 = the original rule).")
 @click.option("--viral-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
@@ -40,19 +43,44 @@ from virnucpro.outputs.regions import (
 @click.option("--interleaved", is_flag=True,
               help="INPUT is one file with mates alternating (R1, R2, R1, ...); also writes pairs.tsv.")
 @run_options
-def predict(inputs: tuple[str, ...], outdir: Path, threshold: float, viral_fraction: float, min_length: int,
-            region_length: int, min_region_length: int, min_region_chunks: int, write_hits: bool,
+def predict(inputs: tuple[str, ...], outdir: Path, sheet: Path | None, threshold: float, viral_fraction: float,
+            min_length: int, region_length: int, min_region_length: int, min_region_chunks: int, write_hits: bool,
             save_embeddings: bool, paired: bool, interleaved: bool, **params) -> None:
-    """Call viral sequences in INPUT... (FASTA/FASTQ, gz/bz2/xz/zst, - for stdin)."""
-    from virnucpro.pipeline.predict import run
-
+    """Call viral sequences in INPUT... (FASTA/FASTQ, gz/bz2/xz/zst, - for stdin), or in every sample
+    of a sample sheet (--samples SHEET)."""
+    if sheet is not None and inputs:
+        raise OptionConflictError("give INPUT... or --samples SHEET, not both")
+    if sheet is None and not inputs:
+        raise click.UsageError("missing INPUT... (or --samples SHEET)")
+    if sheet is not None and (paired or interleaved):
+        raise OptionConflictError("--paired/--interleaved describe INPUT...; with --samples a sample is paired"
+                                  " when the sheet gives its r2")
     logger = start_logging(params)
     regions = RegionSettings(region_length, min_region_length, min_region_chunks)
     options = build_run_options(inputs, outdir, params, threshold=threshold, write_hits=write_hits,
                                 save_embeddings=save_embeddings, viral_fraction=viral_fraction,
                                 min_length=min_length, regions=regions, paired=paired, interleaved=interleaved)
+    if sheet is not None:
+        from virnucpro.pipeline.study import run_study
+
+        logger.info("%s", study_line(run_study(options, sheet, logger), outdir))
+        return
+    from virnucpro.pipeline.predict import run
+
     summary = run(options, logger)
     _report(summary, outdir, logger)
+
+
+def study_line(summary: dict, outdir: Path) -> str:
+    """The study's result in one line: samples, reads, calls, viral fraction, time, where it is."""
+    totals, timings = summary["totals"], summary["timings_seconds"]
+    busy = summary["device_busy_fraction"]
+    return (f"done: study of {totals['samples']:,} samples, {totals['records']:,} sequences: {totals['virus']:,} virus,"
+            f" {totals['others']:,} others, {totals['no_call']:,} no_call, {totals['too_short']:,} too_short"
+            f" (viral fraction {totals['viral_fraction']}); {totals['regions']:,} viral regions;"
+            f" models loaded once in {timings['model_load']:.1f} s, stream {timings['stream']:.1f} s"
+            + (f", GPU busy {100 * busy:.0f}%" if busy is not None else "")
+            + f"; per-sample results in {outdir}/SAMPLE, table in {outdir}/samples.tsv")
 
 
 def _report(summary: dict, outdir: Path, logger) -> None:

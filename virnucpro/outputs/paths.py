@@ -121,3 +121,47 @@ class OutputPaths:
         """One block's part; a long record's work blocks share its index and add their first chunk."""
         return parts / (f"part-{block_index:08d}.parquet" if piece is None else
                         f"part-{block_index:08d}-{piece:010d}.parquet")
+
+
+class StudyPaths:
+    """The files a study (`predict --samples`) writes in OUTDIR beside one directory per sample."""
+
+    def __init__(self, outdir: str | Path) -> None:
+        self.outdir = Path(outdir)
+
+    @property
+    def samples_table(self) -> Path:
+        """One row per sample, in sheet order (outputs/samples_table.py)."""
+        return self.outdir / "samples.tsv"
+
+    @property
+    def study_json(self) -> Path:
+        return self.outdir / "study.json"
+
+    @property
+    def report_html(self) -> Path:
+        return self.outdir / "report.html"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.outdir / STATE_DIR
+
+    @property
+    def journal(self) -> Path:
+        """The study's progress while it is unfinished (which samples are done, with their files' sha256)."""
+        return self.state_dir / "study_journal.json"
+
+    def sample_dir(self, name: str) -> Path:
+        return self.outdir / name
+
+    def owned_files(self) -> list[Path]:
+        """The study-level files (--force removes these, the journal, and each sample's own files)."""
+        finals = [self.samples_table, self.study_json, self.report_html]
+        return finals + [OutputPaths.partial(final) for final in finals]
+
+    @staticmethod
+    def reserved_names() -> frozenset[str]:
+        """Names a sample may not take: any file or directory virnucpro writes in OUTDIR."""
+        root = Path("/")
+        owned = [*OutputPaths(root).owned_files(), *OutputPaths(root).owned_dirs(), *StudyPaths(root).owned_files()]
+        return frozenset(path.name for path in owned)

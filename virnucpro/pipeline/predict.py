@@ -20,17 +20,14 @@ from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.errors import ResumeError
 from virnucpro.io import open_input
 from virnucpro.io.sources import display_name
-from virnucpro.outputs.results import CALLS
-from virnucpro.pipeline.assembly import open_writers, write_block
 from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
 from virnucpro.pipeline.cpu_warning import warn_if_slow_on_cpu
 from virnucpro.pipeline.fetch import fetch_missing_models
 from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_state import OutputState
-from virnucpro.pipeline.progress import RunProgress
-from virnucpro.pipeline.run_state import checkpoint, finish_shard, fingerprint, mark_shard_start, open_journal
-from virnucpro.pipeline.run_summary import RunTotals, write_summary
+from virnucpro.pipeline.output_run import OutputRun
+from virnucpro.pipeline.run_state import fingerprint, open_journal
 from virnucpro.pipeline.stream import StreamEngine
 
 def run(options: RunOptions, logger: logging.Logger) -> dict:
@@ -40,11 +37,7 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
         threads = set_threads(options.threads)
         devices = engine.devices(options.device, options.gpus, options.workers)
         dtype = resolve_precision(options.precision, devices[0])
-        reader = open_input(options.inputs, paired=options.paired, interleaved=options.interleaved)
-        if reader.streams and options.resume:
-            raise ResumeError(f"{display_name(reader.streams[0])} is a stream (stdin, a pipe or a FIFO), read only"
-                              " once: it cannot be resumed; give a regular file, or rerun with --force")
-        reader.check_first_records()  # a wrong file fails before the models load
+        reader = open_checked_reader(options)  # a wrong file fails before the models load
         fetch_missing_models(options.models, options.offline, options.live_progress, logger)  # before any write
         state = OutputState(options)
         with state.lock:  # from before the first write to the end: one run per output
@@ -54,12 +47,24 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
             parameters = fingerprint(options, settings, loaded.paths, dtype, devices[0])
             journal = open_journal(previous, options, parameters)
             stream_start = time.perf_counter()
-            totals = _stream(options, state, journal, reader, settings, loaded, logger)
-            summary = write_summary(options, parameters, loaded.load_seconds, totals, reader, threads,
-                                    loaded.device_names, wall_start, stream_start)
-            finish_shard(journal, reader.stats.records, options.output)
-            state.done()
-            return summary
+            output = _stream(options, state, journal, reader, settings, loaded, logger)
+            return output.complete(parameters, loaded.load_seconds, threads, loaded.device_names, wall_start,
+                                   stream_start)
+
+
+def open_reader(options: RunOptions):
+    """The records of a run's input (the one place an input is opened: predict and a study's samples)."""
+    return open_input(options.inputs, paired=options.paired, interleaved=options.interleaved)
+
+
+def open_checked_reader(options: RunOptions):
+    """The input's reader, its first records parsed (a wrong file fails before the models load)."""
+    reader = open_reader(options)
+    if reader.streams and options.resume:
+        raise ResumeError(f"{display_name(reader.streams[0])} is a stream (stdin, a pipe or a FIFO), read only"
+                          " once: it cannot be resumed; give a regular file, or rerun with --force")
+    reader.check_first_records()
+    return reader
 
 
 def load_workers(options: RunOptions, engine: Engine, devices: list[torch.device], dtype: torch.dtype,
@@ -72,42 +77,28 @@ def load_workers(options: RunOptions, engine: Engine, devices: list[torch.device
     return loaded, options.block_settings(loaded.batch_tokens)
 
 
+def want_features(options: RunOptions) -> bool:
+    """Whether the workers return the per-frame features (embed, or predict --save-embeddings)."""
+    return options.embed_only or options.save_embeddings
+
+
 def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, settings: BlockSettings,
-            loaded: LoadedWorkers, logger: logging.Logger) -> RunTotals:
+            loaded: LoadedWorkers, logger: logging.Logger) -> OutputRun:
     """The main loop: results of each block, in order, into the writers; a checkpoint per block."""
-    results, embeddings = open_writers(options, journal, loaded.dnabert_dim)
+    output = OutputRun(options, state, journal, reader, loaded, logger)
     records = itertools.islice(reader, journal.records_done, None)
     blocks = iter_blocks(records, settings, loaded.tokenizer, first_index=journal.blocks_done, shard=options.shard)
-    want_features = embeddings is not None
-    engine = StreamEngine(blocks, loaded.workers, lambda w, block: w.run_block(block, want_features))
-    progress = RunProgress(logger, reader, options.live_progress, records_before=journal.records_done)
-    totals = RunTotals()
-    if journal.blocks_done:
-        logger.info("resuming after %d blocks (%d records)", journal.blocks_done, journal.records_done)
+    features = want_features(options)
+    engine = StreamEngine(blocks, loaded.workers, lambda w, block: w.run_block(block, features))
     try:
-        mark_shard_start(journal, results)
+        output.start()
         with StreamMonitor(loaded.watched_devices) as monitor:
-            for output in engine.results():
-                output.wait()
-                write_block(output, results, embeddings)
-                totals.add(output)
-                if output.block.records_completed:  # not inside a long record: see blocks.py
-                    checkpoint(journal, output.block, results, embeddings, state.journal_path)
-                progress.advance(output.block.records_completed, output.block.num_frames, output.block.esm_tokens)
-        totals.add_monitor(monitor)
+            for block_output in engine.results():
+                output.write(block_output)
+        output.totals.add_monitor(monitor)
     except BaseException:
         engine.stop()  # its threads stopped and joined before the files close and the error goes up
-        if results is not None:
-            results.close()
-        if not state.journal_path.exists():  # nothing checkpointed: leave no half-made output behind
-            state.discard()
+        output.abort()
         raise
-    finally:
-        progress.close()
-    if results is not None:
-        results.finish()
-        totals.calls, totals.regions = {call: results.calls[call] for call in CALLS}, results.regions_found
-        journal.digests = results.digests()  # of the finished files (a shard records them for merge)
-    if embeddings is not None:
-        embeddings.finish()
-    return totals
+    output.finish()
+    return output
