@@ -47,14 +47,15 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
         reader.check_first_records()  # a wrong file fails before the models load
         fetch_missing_models(options.models, options.offline, options.live_progress, logger)  # before any write
         state = OutputState(options)
-        with state.lock:  # from before the first write to the end: one run per output
+        with state.lock, RunProgress(logger, reader, options.live_progress) as progress:  # one run per output
             previous = state.previous_journal()
             reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
             loaded, settings = load_workers(options, engine, devices, dtype, logger)
             parameters = fingerprint(options, settings, loaded.paths, dtype, devices[0])
             journal = open_journal(previous, options, parameters)
             stream_start = time.perf_counter()
-            totals = _stream(options, state, journal, reader, settings, loaded, logger)
+            progress.start_stream(journal.records_done, loaded.workers)
+            totals = _stream(options, state, journal, reader, settings, loaded, logger, progress)
             summary = write_summary(options, parameters, loaded.load_seconds, totals, reader, threads,
                                     loaded.device_names, wall_start, stream_start)
             finish_shard(journal, reader.stats.records, options.output)
@@ -73,15 +74,14 @@ def load_workers(options: RunOptions, engine: Engine, devices: list[torch.device
 
 
 def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, settings: BlockSettings,
-            loaded: LoadedWorkers, logger: logging.Logger) -> RunTotals:
+            loaded: LoadedWorkers, logger: logging.Logger, progress: RunProgress) -> RunTotals:
     """The main loop: results of each block, in order, into the writers; a checkpoint per block."""
     results, embeddings = open_writers(options, journal, loaded.dnabert_dim)
     records = itertools.islice(reader, journal.records_done, None)
     blocks = iter_blocks(records, settings, loaded.tokenizer, first_index=journal.blocks_done, shard=options.shard)
     want_features = embeddings is not None
     engine = StreamEngine(blocks, loaded.workers, lambda w, block: w.run_block(block, want_features))
-    progress = RunProgress(logger, reader, options.live_progress, records_before=journal.records_done)
-    totals = RunTotals()
+    totals = RunTotals(records_resumed=journal.records_done)
     if journal.blocks_done:
         logger.info("resuming after %d blocks (%d records)", journal.blocks_done, journal.records_done)
     try:
@@ -93,7 +93,7 @@ def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, s
                 totals.add(output)
                 if output.block.records_completed:  # not inside a long record: see blocks.py
                     checkpoint(journal, output.block, results, embeddings, state.journal_path)
-                progress.advance(output.block.records_completed, output.block.num_frames, output.block.esm_tokens)
+                progress.block_written(output.block)
         totals.add_monitor(monitor)
     except BaseException:
         engine.stop()  # its threads stopped and joined before the files close and the error goes up

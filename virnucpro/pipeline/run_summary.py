@@ -19,7 +19,8 @@ from virnucpro.pipeline.options import RunOptions
 
 @dataclass
 class RunTotals:
-    records: int = 0
+    records: int = 0  # this session
+    records_resumed: int = 0  # written by the sessions before this one (the journal's checkpoint)
     chunks: int = 0
     frames: int = 0
     unique_frames: int = 0
@@ -77,6 +78,7 @@ def write_summary(options: RunOptions, parameters: dict, load_seconds: float, to
         "parameters": {k: v for k, v in parameters.items() if k != "models"},
         "counts": {"records": reader.stats.records, "empty_records": reader.stats.empty,
                    "bases": reader.stats.bases, "records_this_session": totals.records,
+                   "records_resumed": totals.records_resumed,
                    "chunks_this_session": totals.chunks, "frames_this_session": totals.frames,
                    "unique_frames_this_session": totals.unique_frames, "esm_tokens_this_session": totals.esm_tokens,
                    "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits,
