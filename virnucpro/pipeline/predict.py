@@ -57,7 +57,7 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
             progress.start_stream(journal.records_done, loaded.workers)
             totals = _stream(options, state, journal, reader, settings, loaded, logger, progress)
             summary = write_summary(options, parameters, loaded.load_seconds, totals, reader, threads,
-                                    loaded.device_names, wall_start, stream_start)
+                                    loaded.device_names, wall_start, stream_start, loaded.load_phases)
             finish_shard(journal, reader.stats.records, options.output)
             state.done()
             return summary

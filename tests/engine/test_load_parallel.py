@@ -1,0 +1,78 @@
+"""Loading in parallel (DNABERT-S and the classifier on a thread while ESM-2 loads) gives the same
+weights bit for bit as loading one after the other; each load phase is timed for run.json; the
+compile caches persist under the virnucpro cache directory unless the user chose their own."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from conftest import READS, tiny_model_paths
+
+from virnucpro.cli.main import main
+from virnucpro.engine.compile_cache import compile_cache_dirs, use_persistent_compile_caches
+from virnucpro.engine.encoders import load_encoders
+from virnucpro.engine.threads import lingering
+from virnucpro.errors import ModelLoadError
+from virnucpro.models.classifier import load_classifier
+from virnucpro.models.dnabert_loader import load_dnabert
+from virnucpro.models.esm2_loader import load_esm2
+
+
+def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    left, right = a.state_dict(), b.state_dict()
+    assert left.keys() == right.keys()
+    for key in left:
+        assert left[key].dtype == right[key].dtype and torch.equal(left[key], right[key]), key
+
+
+def test_parallel_load_gives_the_weights_of_the_sequential_one(tiny_models):
+    paths = tiny_model_paths(tiny_models)
+    phases: dict[str, float] = {}
+    encoders, info = load_encoders(paths, torch.device("cpu"), torch.float32, phases)
+    _same_state(encoders.dnabert, load_dnabert(paths["dnabert"], "cpu", torch.float32))
+    _same_state(encoders.esm, load_esm2(paths["esm2"], "cpu", torch.float32))
+    classifier, sequential_info = load_classifier(paths["classifier"])
+    _same_state(encoders.classifier, classifier)
+    assert info == sequential_info
+    assert {"esm2_read", "esm2_convert_cast", "esm2_kernel_setup", "dnabert_load", "classifier_load"} <= phases.keys()
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert not lingering()
+
+
+def test_a_failing_small_model_load_is_raised_and_its_thread_joined(tiny_models, tmp_path):
+    paths = tiny_model_paths(tiny_models)
+    broken = tmp_path / "dnabert-s"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # no weights
+    with pytest.raises(ModelLoadError, match="no DNABERT-S weights"):
+        load_encoders({**paths, "dnabert": broken}, torch.device("cpu"), torch.float32)
+    assert not lingering()
+
+
+def test_compile_caches_go_under_the_virnucpro_cache_unless_the_user_set_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "mine"))
+    dirs = use_persistent_compile_caches()
+    assert dirs == {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache" / "virnucpro" / "compile" / "inductor"),
+                    "TRITON_CACHE_DIR": str(tmp_path / "mine")}
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == dirs["TORCHINDUCTOR_CACHE_DIR"]
+    assert compile_cache_dirs() == dirs
+
+
+def test_run_json_has_the_load_phases_and_the_first_block_time(tmp_path, model_args, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for variable in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        monkeypatch.delenv(variable, raising=False)  # restored afterwards: the load sets them
+    reads = tmp_path / "reads.fastq"
+    reads.write_text("".join(READS.read_text().splitlines(True)[:400]))
+    assert main(["predict", str(reads), "-o", str(tmp_path / "out"), *model_args]) == 0
+    timings = json.loads((tmp_path / "out" / "run.json").read_text())["timings_seconds"]
+    phases = timings["load_phases"]
+    assert {"process_start_to_load", "cuda_context", "resolve_paths", "models_wall", "esm2_read",
+            "dnabert_load", "classifier_load"} <= phases.keys()
+    assert phases["models_wall"] <= timings["model_load"]
+    assert timings["first_block_written_since_process_start"] > phases["process_start_to_load"]
