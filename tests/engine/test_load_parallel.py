@@ -13,7 +13,7 @@ from conftest import READS, tiny_model_paths
 
 from virnucpro.cli.main import main
 from virnucpro.engine.compile_cache import compile_cache_dirs, use_persistent_compile_caches
-from virnucpro.engine.encoders import load_encoders
+from virnucpro.engine.encoders import _SideLoad, load_encoders
 from virnucpro.engine.threads import lingering
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.classifier import load_classifier
@@ -28,7 +28,28 @@ def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert left[key].dtype == right[key].dtype and torch.equal(left[key], right[key]), key
 
 
-def test_parallel_load_gives_the_weights_of_the_sequential_one(tiny_models):
+def test_the_dnabert_thread_loads_the_weights_of_the_sequential_load(tiny_models):
+    path = tiny_model_paths(tiny_models)["dnabert"]
+    model, phases = _SideLoad(path, torch.device("cpu"), torch.float32).result()
+    _same_state(model, load_dnabert(path, "cpu", torch.float32))
+    assert set(phases) == {"dnabert_load_parallel"}
+    assert not lingering()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_on_a_gpu_the_parallel_load_gives_the_sequential_weights(tiny_models, dtype):
+    paths, device = tiny_model_paths(tiny_models), torch.device("cuda")
+    phases: dict[str, float] = {}
+    encoders, _ = load_encoders(paths, device, dtype, phases)
+    assert "dnabert_load_parallel" in phases
+    _same_state(encoders.dnabert, load_dnabert(paths["dnabert"], device, dtype))
+    _same_state(encoders.esm, load_esm2(paths["esm2"], device, dtype))
+    assert not lingering()
+
+
+def test_the_loaded_models_are_those_of_the_plain_loaders(tiny_models):
     paths = tiny_model_paths(tiny_models)
     phases: dict[str, float] = {}
     encoders, info = load_encoders(paths, torch.device("cpu"), torch.float32, phases)
@@ -42,13 +63,13 @@ def test_parallel_load_gives_the_weights_of_the_sequential_one(tiny_models):
     assert not lingering()
 
 
-def test_a_failing_small_model_load_is_raised_and_its_thread_joined(tiny_models, tmp_path):
-    paths = tiny_model_paths(tiny_models)
+def test_a_failing_load_on_the_thread_is_raised_and_the_thread_joined(tmp_path):
     broken = tmp_path / "dnabert-s"
     broken.mkdir()
     (broken / "config.json").write_text("{}")  # no weights
+    side = _SideLoad(broken, torch.device("cpu"), torch.float32)
     with pytest.raises(ModelLoadError, match="no DNABERT-S weights"):
-        load_encoders({**paths, "dnabert": broken}, torch.device("cpu"), torch.float32)
+        side.result()
     assert not lingering()
 
 

@@ -69,22 +69,30 @@ def model_paths(choice: ModelChoice) -> dict[str, Path]:
 
 def load_encoders(paths: dict[str, Path], device: torch.device, dtype: torch.dtype,
                   phases: dict[str, float] | None = None) -> tuple[Encoders, ClassifierInfo | None]:
-    """The models on `device`: DNABERT-S and the classifier load on a thread while ESM-2 (11 GB at
-    full size) loads here, so the small models cost no extra wall time. The weights are the same
-    bit for bit as loading one after the other (tests/engine/test_load_parallel.py). `phases` gets
-    each phase's seconds (the two threads' phases overlap in time)."""
-    side = _SideLoad(paths, device, dtype)
+    """The models on `device`. On a GPU, DNABERT-S loads on a thread (read straight onto the GPU)
+    while ESM-2 (11 GB at full size) loads here, so it costs no extra wall time; the weights are
+    the same bit for bit as loading one after the other (tests/engine/test_load_parallel.py). On
+    the CPU they load one after the other: both loads are CPU work there, and a second thread
+    running torch ops left the stream ~4x slower on a 2-core machine (its own OpenMP team).
+    `phases` gets each phase's seconds (the two threads' phases overlap in time)."""
     timer = LoadTimer(device)
+    side = _SideLoad(paths["dnabert"], device, dtype) if device.type == "cuda" else None
     try:
         esm = load_esm2(paths["esm2"], device, dtype, timer=timer)
     finally:
-        dnabert, loaded_classifier, side_phases = side.result()  # joined even when ESM-2 failed
+        dnabert, side_phases = side.result() if side is not None else (None, {})  # joined even if ESM-2 failed
+    if dnabert is None:
+        dnabert = load_dnabert(paths["dnabert"], device, dtype)
+        timer.mark("dnabert_load")
     if phases is not None:
-        phases.update(timer.seconds, **side_phases)
-    if loaded_classifier is None:
+        phases.update(side_phases)
+    if "classifier" not in paths:
+        _report(timer, phases)
         return Encoders(dnabert, esm, None, device), None
-    classifier, info = loaded_classifier
-    encoders = Encoders(dnabert, esm, classifier, device)
+    classifier, info = load_classifier(paths["classifier"])
+    encoders = Encoders(dnabert, esm, classifier.to(device), device)
+    timer.mark("classifier_load")
+    _report(timer, phases)
     expected = encoders.dnabert_dim + encoders.esm_dim
     if info.input_dim != expected:
         raise SetupError(
@@ -96,26 +104,26 @@ def load_encoders(paths: dict[str, Path], device: torch.device, dtype: torch.dty
     return encoders, info
 
 
+def _report(timer: LoadTimer, phases: dict[str, float] | None) -> None:
+    if phases is not None:
+        phases.update(timer.seconds)
+
+
 class _SideLoad:
-    """DNABERT-S and the classifier, loaded on their own (joined) thread."""
+    """DNABERT-S loaded on its own (joined) thread."""
 
-    def __init__(self, paths: dict[str, Path], device: torch.device, dtype: torch.dtype):
+    def __init__(self, path: Path, device: torch.device, dtype: torch.dtype):
         self._outcome: tuple | BaseException | None = None
-        self._thread = start_thread("load-small-models", self._load, paths, device, dtype)
+        self._thread = start_thread("load-dnabert", self._load, path, device, dtype)
 
-    def _load(self, paths: dict[str, Path], device: torch.device, dtype: torch.dtype) -> None:
+    def _load(self, path: Path, device: torch.device, dtype: torch.dtype) -> None:
         try:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             timer = LoadTimer(device)
-            dnabert = load_dnabert(paths["dnabert"], device, dtype)
-            timer.mark("dnabert_load")
-            classifier = None
-            if "classifier" in paths:
-                model, info = load_classifier(paths["classifier"])
-                classifier = (model.to(device), info)
-                timer.mark("classifier_load")
-            self._outcome = (dnabert, classifier, timer.seconds)
+            dnabert = load_dnabert(path, device, dtype, read_onto_device=True)
+            timer.mark("dnabert_load_parallel")
+            self._outcome = (dnabert, timer.seconds)
         except BaseException as error:  # noqa: BLE001 (re-raised in the loading thread by result())
             self._outcome = error
 
