@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="directory holding BEFORE's virnucpro package")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "virnucpro-first-result")
     parser.add_argument("--budget-seconds", type=float, default=1e9, help="start no run after this many seconds")
+    parser.add_argument("--deadline-seconds", type=float, default=1e9,
+                        help="kill a run still going this many seconds after the start (its entry says so)")
     parser.add_argument("--repeats", type=int, default=2, help="warm runs of each code tree")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
@@ -64,7 +66,8 @@ def main() -> None:
         if cold:
             caches = args.workdir / f"compile-caches-{time.time_ns()}"  # fresh: nothing compiled yet
         page_cache = drop_page_cache(models) if cold else None
-        run = predict(code, models, reads, args.workdir / f"out-{name}", caches, args.device)
+        run = predict(code, models, reads, args.workdir / f"out-{name}", caches, args.device,
+                      started + args.deadline_seconds)
         run["page_cache"] = page_cache
         result["runs"][name] = run
         result["summary"] = summarize(result["runs"])
@@ -90,8 +93,10 @@ def prepare(workdir: Path, size: str, reads: int) -> tuple[Path, Path]:
     return models, reads_file
 
 
-def predict(code: Path, models: Path, reads: Path, out: Path, caches: Path, device: str) -> dict:
-    """One `predict` in its own process with `code` first on the path; timed from outside."""
+def predict(code: Path, models: Path, reads: Path, out: Path, caches: Path, device: str,
+            deadline: float = float("inf")) -> dict:
+    """One `predict` in its own process with `code` first on the path; timed from outside; killed
+    at `deadline` (a perf_counter time)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code), *_extra_path()]),
                TORCHINDUCTOR_CACHE_DIR=str(caches / "inductor"), TRITON_CACHE_DIR=str(caches / "triton"))
     command = [sys.executable, "-m", "virnucpro", "predict", str(reads), "-o", str(out), "--force",
@@ -101,17 +106,22 @@ def predict(code: Path, models: Path, reads: Path, out: Path, caches: Path, devi
     log = out.with_name(out.name + "-log.txt")
     started = time.perf_counter()
     with open(log, "w") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        first_block = None
+        # cwd: `python -m` puts it first on sys.path, so it must hold no virnucpro of its own
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=out.parent)
+        first_block, killed = None, False
         while process.poll() is None:
-            if first_block is None and _blocks_done(journal) >= 1:
+            if first_block is None and journal.exists():  # written at the first checkpoint, not before
                 first_block = time.perf_counter() - started
-            time.sleep(0.005)
+            if time.perf_counter() > deadline:
+                process.kill()
+                process.wait()
+                killed = True
+            time.sleep(0.001)
     wall = time.perf_counter() - started
-    run = {"code": str(code), "returncode": process.returncode, "wall_seconds": wall,
+    run = {"code": str(code), "returncode": process.returncode, "killed_at_deadline": killed, "wall_seconds": wall,
            "first_block_seconds": first_block, "log_tail": log.read_text()[-1500:]}
     if first_block is None and process.returncode == 0:
-        run["first_block_note"] = "the run ended before a poll saw its first checkpoint: first block ~ wall"
+        run["first_block_note"] = "no poll saw the journal (removed when the run ends): first block <= wall"
     if (out / "run.json").is_file():
         summary = json.loads((out / "run.json").read_text())
         timings = summary["timings_seconds"]
@@ -120,13 +130,6 @@ def predict(code: Path, models: Path, reads: Path, out: Path, caches: Path, devi
                    first_block_since_process_start=timings.get("first_block_written_since_process_start"),
                    devices=summary["devices"], records=summary["counts"]["records"])
     return run
-
-
-def _blocks_done(journal: Path) -> int:
-    try:
-        return int(json.loads(journal.read_text()).get("blocks_done", 0))
-    except (OSError, ValueError, AttributeError):
-        return 0
 
 
 def _extra_path() -> list[str]:
@@ -198,6 +201,8 @@ def summarize(runs: dict) -> dict:
                                 "after_cold": cold.get("first_block_seconds")},
         "load_and_warm_up_seconds": {"before_warm": best("before_warm", "load_seconds"), "after_warm": warm,
                                      "after_cold": cold.get("load_seconds")},
+        # BEFORE's run.json has no load phases: a BEFORE run with them ran AFTER's code by mistake
+        "before_ran_before_code": all(r.get("load_phases") is None for n, r in runs.items() if n.startswith("before")),
         "warm_load_target_seconds": WARM_LOAD_TARGET_SECONDS,
         "warm_load_target_met": None if warm is None else warm <= WARM_LOAD_TARGET_SECONDS,
         "after_warm_load_phases_largest_first": None if phases is None else dict(
