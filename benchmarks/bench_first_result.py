@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--deadline-seconds", type=float, default=1e9,
                         help="kill a run still going this many seconds after the start (its entry says so)")
     parser.add_argument("--repeats", type=int, default=2, help="warm runs of each code tree")
+    parser.add_argument("--probe-seconds", type=float, default=0.0,
+                        help="after the runs, this long for the ESM-2 read probe (GPU only; 0: none)")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -75,6 +77,11 @@ def main() -> None:
         print(f"{name}: {json.dumps({k: run.get(k) for k in ('wall_seconds', 'first_block_seconds', 'load_seconds')})}",
               flush=True)
     result["summary"] = summarize(result["runs"])
+    if args.probe_seconds > 0:
+        try:
+            result["esm2_read_probe"] = probe_esm2_reads(models / "esm2", time.perf_counter() + args.probe_seconds)
+        except Exception as error:  # noqa: BLE001 (the runs above are what counts; say why the probe failed)
+            result["esm2_read_probe"] = {"failed": repr(error)}
     write(args.output, result)
 
 
@@ -181,6 +188,62 @@ def resident_bytes(path: Path) -> int:
             libc.munmap(address, size)
     finally:
         os.close(fd)
+
+
+def probe_esm2_reads(esm2: Path, deadline: float) -> dict:
+    """What the largest load phase could cost: the ESM-2 safetensors (page cache warm) onto the GPU
+    three ways, and the one-time `import torch._dynamo` (in a fresh interpreter). Measured, not
+    adopted: the next step's evidence."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"skipped": "no GPU"}
+    from concurrent.futures import ThreadPoolExecutor
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    files = sorted(esm2.glob("*.safetensors"))
+    size = sum(f.stat().st_size for f in files)
+
+    def threaded(workers: int) -> dict:
+        def one(item):
+            file, name = item
+            with safe_open(str(file), framework="pt", device="cuda:0") as handle:
+                return name, handle.get_tensor(name)
+        names = [(f, n) for f in files for n in safe_open(str(f), framework="pt").keys()]
+        with ThreadPoolExecutor(workers) as pool:
+            return dict(pool.map(one, names))
+
+    def pinned_copy() -> dict:
+        state = {}
+        for file in files:
+            for name, tensor in load_file(file).items():
+                state[name] = tensor.pin_memory().to("cuda", non_blocking=True)
+        return state
+
+    ways = {"load_file_to_cuda (as now)": lambda: {k: v for f in files for k, v in load_file(f, device="cuda").items()},
+            "load_file_cpu_then_to_cuda": lambda: {k: v.to("cuda") for f in files for k, v in load_file(f).items()},
+            "pinned_then_non_blocking_copy": pinned_copy,
+            "8_threads_get_tensor_to_cuda": lambda: threaded(8)}
+    result: dict = {"bytes": size}
+    for name, read in ways.items():
+        if time.perf_counter() > deadline:
+            result[name] = "skipped: out of time"
+            continue
+        torch.cuda.synchronize()
+        began = time.perf_counter()
+        state = read()
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - began
+        result[name] = {"seconds": seconds, "gb_per_second": size / seconds / 1e9}
+        del state
+        torch.cuda.empty_cache()
+    if time.perf_counter() < deadline:
+        code = "import time, torch; t = time.perf_counter(); import torch._dynamo; print(time.perf_counter() - t)"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=15)
+        result["import_torch_dynamo_seconds"] = float(done.stdout.strip() or "nan")
+    return result
 
 
 def summarize(runs: dict) -> dict:
