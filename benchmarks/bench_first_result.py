@@ -254,11 +254,11 @@ def summarize(runs: dict) -> dict:
         return min(values) if values else None
 
     cold, warm = runs.get("after_cold", {}), best("after_warm", "load_seconds")
-    phases = next((r.get("load_phases") for n, r in runs.items() if n.startswith("after_warm") and r.get("load_phases")),
+    phases = next((r["load_phases"] for n, r in runs.items() if n.startswith("after_warm") and r.get("load_phases")),
                   None)
     return {
-        "end_to_end_seconds": {"before": best("before_warm", "wall_seconds"), "after": best("after_warm", "wall_seconds"),
-                               "after_cold": cold.get("wall_seconds")},
+        "end_to_end_seconds": {"before": best("before_warm", "wall_seconds"),
+                               "after": best("after_warm", "wall_seconds"), "after_cold": cold.get("wall_seconds")},
         "first_block_seconds": {"before": best("before_warm", "first_block_seconds"),
                                 "after": best("after_warm", "first_block_seconds"),
                                 "after_cold": cold.get("first_block_seconds")},

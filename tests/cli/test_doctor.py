@@ -97,8 +97,8 @@ def test_compile_caches_are_reported_with_their_size(tmp_path, capsys, monkeypat
     root = _verified_models_dir(tmp_path / "models")
     _, report = _json_report(capsys, "--models-dir", str(root))
     assert report["compile_caches"] == [
-        {"variable": "TORCHINDUCTOR_CACHE_DIR", "path": str(tmp_path / "xdg-cache" / "virnucpro" / "compile" / "inductor"),
-         "size_bytes": 0},
+        {"variable": "TORCHINDUCTOR_CACHE_DIR",
+         "path": str(tmp_path / "xdg-cache" / "virnucpro" / "compile" / "inductor"), "size_bytes": 0},
         {"variable": "TRITON_CACHE_DIR", "path": str(tmp_path / "triton"), "size_bytes": 2500},
     ]
     main(["doctor", "--models-dir", str(root)])

@@ -66,8 +66,9 @@ def reads(tmp_path_factory) -> Path:
 
 
 def _args(reads: Path, out: Path, models: Path, *extra: str) -> list[str]:
-    return ["predict", str(reads), "-o", str(out), "--esm", str(models / "esm2"), "--dnabert", str(models / "dnabert-s"),
-            "--classifier", str(models / "classifier.pth"), "--device", "cpu", "--batch-tokens", "256", *extra]
+    return ["predict", str(reads), "-o", str(out), "--esm", str(models / "esm2"),
+            "--dnabert", str(models / "dnabert-s"), "--classifier", str(models / "classifier.pth"),
+            "--device", "cpu", "--batch-tokens", "64", "--threads", "1", *extra]
 
 
 def _log_lines_are_whole(text: str, models: Path) -> None:
@@ -86,7 +87,7 @@ def test_the_bar_shows_loading_then_moves_within_the_first_block(reads, tiny_mod
     text = _in_terminal(_args(reads, tmp_path / "out", tiny_models))  # 1,000 reads: the first block holds all
     assert re.search(r"loading models \([\d.]+ s\)", text)
     inside_the_block = {percent for percent, written in _bar_states(text) if written == 0 and 0 < percent < 100}
-    assert len(inside_the_block) >= 3, _bar_states(text)
+    assert len(inside_the_block) >= 10, _bar_states(text)  # redrawn at every batch on the CPU
     assert _bar_states(text)[-1] == (100.0, 1000)
     _log_lines_are_whole(text, tiny_models)
 

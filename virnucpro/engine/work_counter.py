@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,7 @@ class WorkCounter:
         self.frames = 0.0  # this session, batch by batch
         self.esm_tokens = 0
         self.batches = 0
+        self.on_credit: Callable[[], None] | None = None  # called after a batch counted at once (CPU)
 
     def batch_done(self, block: WorkBlock, tokens: int, esm_tokens: int, on_gpu: bool) -> None:
         """One batch of `block` (of `tokens` tokens) issued by this thread; on a GPU it counts
@@ -50,6 +52,8 @@ class WorkCounter:
             self._pending.append(credit)
             if event is None:
                 self._settle()
+        if event is None and self.on_credit is not None:  # a CPU batch takes milliseconds or more:
+            self.on_credit()  # redraw at each one (a GPU's are counted when the bar polls)
 
     def block_written(self, block: WorkBlock) -> None:
         """The block's records now count as written: forget its credit."""

@@ -35,6 +35,7 @@ class RunProgress:
         self.records = records_before  # written, resumed runs included
         self.frames = self.tokens = 0  # this session, written blocks (the counter has batches)
         self.counter = WorkCounter()
+        self.counter.on_credit = self.refresh
         self._last_log = self.started
         self._lock = threading.RLock()
         self._bar = self._task = None
@@ -86,7 +87,8 @@ class RunProgress:
         return None if total is None else min(self.records_done() / total, 1.0)
 
     def _estimated_total(self) -> float | None:
-        total_bytes, read_bytes, read_records = self.reader.bytes_total, self.reader.bytes_done, self.reader.stats.records
+        reader = self.reader
+        total_bytes, read_bytes, read_records = reader.bytes_total, reader.bytes_done, reader.stats.records
         if not total_bytes or not read_bytes or not read_records:
             return None
         return max(read_records * total_bytes / read_bytes, read_records, self.records, 1)
