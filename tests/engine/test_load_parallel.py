@@ -40,7 +40,7 @@ def test_the_dnabert_thread_loads_the_weights_of_the_sequential_load(tiny_models
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_on_a_gpu_the_parallel_load_gives_the_sequential_weights(tiny_models, dtype):
-    paths, device = tiny_model_paths(tiny_models), torch.device("cuda")
+    paths, device = tiny_model_paths(tiny_models), torch.device("cuda")  # no index, as a caller may pass
     phases: dict[str, float] = {}
     encoders, _ = load_encoders(paths, device, dtype, phases)
     assert "dnabert_load_parallel" in phases

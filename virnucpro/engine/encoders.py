@@ -118,7 +118,7 @@ class _SideLoad:
 
     def _load(self, path: Path, device: torch.device, dtype: torch.dtype) -> None:
         try:
-            if device.type == "cuda":
+            if device.type == "cuda" and device.index is not None:  # set_device refuses a bare "cuda"
                 torch.cuda.set_device(device)
             timer = LoadTimer(device)
             dnabert = load_dnabert(path, device, dtype, read_onto_device=True)
