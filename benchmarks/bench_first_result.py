@@ -10,9 +10,10 @@ so a cut-off call still leaves what it measured):
   after_cold   empty compile caches (fresh TORCHINDUCTOR_CACHE_DIR / TRITON_CACHE_DIR) and a cold page
                cache (fsync + posix_fadvise(DONTNEED) on every model file; `page_cache` says what
                fraction of the model bytes was still resident afterwards, via mincore)
-  after_warm   the same command again: page cache and compile caches warm
-  before_warm  BEFORE's code (`--before`, a directory holding its `virnucpro` package), same caches
-  after_warm2, before_warm2  repeats, for the spread
+  before_warm  BEFORE's code (`--before`, a directory holding its `virnucpro` package): page cache
+               and compile caches warm (from after_cold; the same cache directories)
+  after_warm   AFTER's code, the same command
+  before_warm2, after_warm2  repeats, for the spread
 
     python benchmarks/bench_first_result.py --size tiny --reads 200 --device cpu -o /tmp/fr.json  # seconds, on a CPU
     python3 benchmarks/bench_first_result.py --size full --reads 2000 --before BEFORE_DIR -o OUT.json
@@ -55,12 +56,12 @@ def main() -> None:
     result = {"workload": {"reads": args.reads, "read_length": 150, "model_size": args.size, "device": args.device},
               "machine": machine(), "prepare_seconds": time.perf_counter() - started, "runs": {}}
     caches = args.workdir / "compile-caches"
-    plan = [("after_cold", HERE, True)]
+    plan = [("after_cold", HERE, True)]  # it warms the page cache and the compile caches for both trees
     for repeat in range(1, args.repeats + 1):
         suffix = "" if repeat == 1 else str(repeat)
-        plan.append((f"after_warm{suffix}", HERE, False))
-        if args.before:
+        if args.before:  # BEFORE first: a call cut short by its budget still has one of each
             plan.append((f"before_warm{suffix}", args.before.resolve(), False))
+        plan.append((f"after_warm{suffix}", HERE, False))
     for name, code, cold in plan:
         if time.perf_counter() - started > args.budget_seconds:
             result["runs"][name] = {"skipped": "out of the call's time budget"}
