@@ -32,12 +32,25 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+_stderr_console = None
+
+
+def stderr_console():
+    """The one rich Console on stderr: log lines and the progress bar share it, so a log line
+    printed while the bar is live goes above the bar instead of through it."""
+    global _stderr_console
+    from rich.console import Console
+
+    if _stderr_console is None:  # it writes to whatever sys.stderr is at the time
+        _stderr_console = Console(stderr=True)
+    return _stderr_console
+
+
 def _console_handler(level: int) -> logging.Handler:
     if stderr_is_terminal():
-        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False,
+        handler: logging.Handler = RichHandler(console=stderr_console(), show_path=False, markup=False,
                                                log_time_format="[%X]")
     else:
         handler = logging.StreamHandler(sys.stderr)

@@ -41,6 +41,7 @@ def collect_report(models_dir: str | Path | None = None) -> dict:
         **torch_info,
         "models": models,
         "disk": disk,
+        "compile_caches": _compile_cache_report(),
         "problems": problems,
         "ok": not any(problem["severity"] == "error" for problem in problems),
     }
@@ -130,6 +131,14 @@ def _disk_report(models_dir, models_missing: bool, problems: list[dict]) -> list
     return disk
 
 
+def _compile_cache_report() -> list[dict]:
+    """Where the Inductor and Triton kernel caches are (runs set them there) and how big they are."""
+    from virnucpro.engine.compile_cache import compile_cache_dirs, directory_bytes
+
+    return [{"variable": variable, "path": path, "size_bytes": directory_bytes(path)}
+            for variable, path in compile_cache_dirs().items()]
+
+
 def _gb(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.1f} GB"
 
@@ -151,6 +160,8 @@ def format_report(report: dict) -> str:
             where = f"{model['path']} ({model['source']}, {_gb(model['size_bytes'])}, sha256 {model['checksum']})"
         lines.append(f"  {model['status']:<8} {model['label']:<18} {where}".rstrip())
     lines += [f"disk: {d['role']} {d['path']}: {_gb(d['free_bytes'])} free" for d in report["disk"]]
+    lines += [f"compile cache ({c['variable']}): {c['path']}, {c['size_bytes'] / 1e6:.1f} MB"
+              for c in report["compile_caches"]]
     for problem in report["problems"]:
         lines.append(f"{problem['severity']}: {problem['message']}\n  -> {problem['advice']}")
     if report["ok"]:

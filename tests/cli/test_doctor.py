@@ -87,3 +87,19 @@ def test_low_disk_is_a_warning_when_models_must_be_downloaded(capsys, monkeypatc
     code, report = _json_report(capsys)
     assert code == 1
     assert any("only 1.0 GB free" in p["message"] for p in report["problems"])
+
+
+def test_compile_caches_are_reported_with_their_size(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton"))
+    (tmp_path / "triton" / "k").mkdir(parents=True)
+    (tmp_path / "triton" / "k" / "kernel.cubin").write_bytes(b"x" * 2500)
+    root = _verified_models_dir(tmp_path / "models")
+    _, report = _json_report(capsys, "--models-dir", str(root))
+    assert report["compile_caches"] == [
+        {"variable": "TORCHINDUCTOR_CACHE_DIR",
+         "path": str(tmp_path / "xdg-cache" / "virnucpro" / "compile" / "inductor"), "size_bytes": 0},
+        {"variable": "TRITON_CACHE_DIR", "path": str(tmp_path / "triton"), "size_bytes": 2500},
+    ]
+    main(["doctor", "--models-dir", str(root)])
+    assert f"compile cache (TRITON_CACHE_DIR): {tmp_path / 'triton'}, 0.0 MB" in capsys.readouterr().out

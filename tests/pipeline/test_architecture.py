@@ -89,6 +89,6 @@ def test_the_pipeline_runs_on_any_engine_without_asking_which(tmp_path, model_ar
 
     monkeypatch.setattr(predict, "open_engine", backend.open_engine)
     assert main(["predict", *reads, "-o", str(tmp_path / "counted"), *args]) == 0
-    assert engines[0].blocks == 4  # 1000 reads in blocks of 300
+    assert engines[0].blocks == 7  # 1000 reads in blocks of 300 after the ramp: 18, 37, 75, 150, 300, 300, 120
     for name in ("prediction_results.txt", "sequences.tsv", "chunks.tsv"):
         assert (tmp_path / "counted" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()

@@ -1,6 +1,7 @@
 """Progress estimates the total from what the reader has seen, not from bytes read alone."""
 
 import logging
+import time
 from types import SimpleNamespace
 
 from virnucpro.pipeline.progress import RunProgress
@@ -34,3 +35,33 @@ def test_plain_log_line_has_rates_and_eta(caplog):
     with caplog.at_level(logging.INFO, logger="progress-test"):
         progress.advance(records=50, frames=60, tokens=3000)
     assert "frames/s" in caplog.text and "50.0% done" in caplog.text and "ETA" in caplog.text
+
+
+def _block(index, records, esm_tokens, dnabert_tokens):
+    batch = SimpleNamespace(num_tokens=esm_tokens)
+    dna = SimpleNamespace(num_tokens=dnabert_tokens)
+    return SimpleNamespace(index=index, piece=None, records_completed=records, num_frames=2 * records,
+                           esm_tokens=esm_tokens, dnabert_tokens=dnabert_tokens, esm_batches=[batch],
+                           dnabert_batches=[dna])
+
+
+def test_batches_move_the_fraction_inside_a_block_and_writing_settles_it():
+    progress = RunProgress(logging.getLogger("test"), _reader(1000, 1000, 100), live=False)
+    block = _block(0, records=40, esm_tokens=300, dnabert_tokens=100)
+    progress.counter.batch_done(block, 300, 300, on_gpu=False)  # ESM-2 done: 3/4 of the block's tokens
+    assert abs(progress.fraction_done() - 0.30) < 1e-9
+    assert progress.records == 0  # nothing written yet
+    progress.counter.batch_done(block, 100, 0, on_gpu=False)
+    progress.block_written(block)
+    assert progress.records == 40 and abs(progress.fraction_done() - 0.40) < 1e-9  # counted once, not twice
+
+
+def test_a_run_off_a_terminal_logs_every_30_s_between_blocks(caplog):
+    progress = RunProgress(logging.getLogger("progress-tick"), _reader(1000, 1000, 100), live=False)
+    with caplog.at_level(logging.INFO, logger="progress-tick"), progress:
+        progress.start_stream(records_before=25, workers=[])
+        progress._last_log -= 60  # no block written since: the ticker logs anyway
+        deadline = time.monotonic() + 5
+        while "progress:" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "25 reads" in caplog.text and "25.0% done" in caplog.text

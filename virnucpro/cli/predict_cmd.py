@@ -89,12 +89,21 @@ def _report(summary: dict, outdir: Path, logger) -> None:
         logger.warning("the input held no sequences; wrote empty result files")
     if counts["empty_records"]:
         logger.warning("%d records have no sequence (listed in sequences.tsv as no_call)", counts["empty_records"])
-    logger.info("%d sequences, %d chunks, %d kept frames (%d distinct) in %.1f s; device busy %.0f%%",
-                counts["records"], counts["chunks_this_session"], counts["frames_this_session"],
-                counts["unique_frames_this_session"], timings["total"], 100 * summary["device_busy_fraction"])
+    logger.info("%s", session_line(counts, timings["total"], summary["device_busy_fraction"]))
     stages = ", ".join(f"{k.removeprefix('device_')} {v:.1f} s" for k, v in timings.items() if k.startswith("device_"))
     logger.info("device time per stage: %s; results in %s", stages, outdir)
     logger.info("%s", summary_line(counts, outdir))
+
+
+def session_line(counts: dict, seconds: float, busy: float) -> str:
+    """This session's work; after a resume it says which counts are this session's and which the run's."""
+    work = (f"{counts['chunks_this_session']:,} chunks, {counts['frames_this_session']:,} kept frames"
+            f" ({counts['unique_frames_this_session']:,} distinct) in {seconds:.1f} s; device busy {100 * busy:.0f}%")
+    resumed = counts.get("records_resumed", 0)
+    if not resumed:
+        return f"{counts['records']:,} sequences, {work}"
+    return (f"this session: {counts['records_this_session']:,} sequences, {work}; whole run: {counts['records']:,}"
+            f" sequences ({resumed:,} done before the resume)")
 
 
 def summary_line(counts: dict, outdir: Path) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -40,6 +40,7 @@ class LoadedWorkers:
     esm_parameters: int
     batch_tokens: int  # the token budget, the smallest over the workers' devices: every block fits everywhere
     load_seconds: float  # loading and warm-up
+    load_phases: dict[str, float | None] = field(default_factory=dict)  # seconds per phase (engine/local.py)
 
 
 class Engine(Protocol):

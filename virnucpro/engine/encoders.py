@@ -11,9 +11,11 @@ import numpy as np
 import torch
 
 from virnucpro.engine.devices import SetupError
+from virnucpro.engine.threads import start_thread
 from virnucpro.models.classifier import ClassifierInfo, MLPClassifier, load_classifier
 from virnucpro.models.dnabert_loader import load_dnabert
 from virnucpro.models.esm2_loader import load_esm2
+from virnucpro.models.load_timer import LoadTimer
 from virnucpro.models.registry import resolve_model
 from virnucpro.tokenize.dnabert import DnabertTokenizer
 from virnucpro.tokenize.packing import pack
@@ -65,14 +67,32 @@ def model_paths(choice: ModelChoice) -> dict[str, Path]:
     return paths
 
 
-def load_encoders(paths: dict[str, Path], device: torch.device,
-                  dtype: torch.dtype) -> tuple[Encoders, ClassifierInfo | None]:
-    dnabert = load_dnabert(paths["dnabert"], device, dtype)
-    esm = load_esm2(paths["esm2"], device, dtype)
+def load_encoders(paths: dict[str, Path], device: torch.device, dtype: torch.dtype,
+                  phases: dict[str, float] | None = None) -> tuple[Encoders, ClassifierInfo | None]:
+    """The models on `device`. On a GPU, DNABERT-S loads on a thread (read straight onto the GPU)
+    while ESM-2 (11 GB at full size) loads here, so it costs no extra wall time; the weights are
+    the same bit for bit as loading one after the other (tests/engine/test_load_parallel.py). On
+    the CPU they load one after the other: both loads are CPU work there, and a second thread
+    running torch ops left the stream ~4x slower on a 2-core machine (its own OpenMP team).
+    `phases` gets each phase's seconds (the two threads' phases overlap in time)."""
+    timer = LoadTimer(device)
+    side = _SideLoad(paths["dnabert"], device, dtype) if device.type == "cuda" else None
+    try:
+        esm = load_esm2(paths["esm2"], device, dtype, timer=timer)
+    finally:
+        dnabert, side_phases = side.result() if side is not None else (None, {})  # joined even if ESM-2 failed
+    if dnabert is None:
+        dnabert = load_dnabert(paths["dnabert"], device, dtype)
+        timer.mark("dnabert_load")
+    if phases is not None:
+        phases.update(side_phases)
     if "classifier" not in paths:
+        _report(timer, phases)
         return Encoders(dnabert, esm, None, device), None
     classifier, info = load_classifier(paths["classifier"])
     encoders = Encoders(dnabert, esm, classifier.to(device), device)
+    timer.mark("classifier_load")
+    _report(timer, phases)
     expected = encoders.dnabert_dim + encoders.esm_dim
     if info.input_dim != expected:
         raise SetupError(
@@ -84,6 +104,36 @@ def load_encoders(paths: dict[str, Path], device: torch.device,
     return encoders, info
 
 
+def _report(timer: LoadTimer, phases: dict[str, float] | None) -> None:
+    if phases is not None:
+        phases.update(timer.seconds)
+
+
+class _SideLoad:
+    """DNABERT-S loaded on its own (joined) thread."""
+
+    def __init__(self, path: Path, device: torch.device, dtype: torch.dtype):
+        self._outcome: tuple | BaseException | None = None
+        self._thread = start_thread("load-dnabert", self._load, path, device, dtype)
+
+    def _load(self, path: Path, device: torch.device, dtype: torch.dtype) -> None:
+        try:
+            if device.type == "cuda" and device.index is not None:  # set_device refuses a bare "cuda"
+                torch.cuda.set_device(device)
+            timer = LoadTimer(device)
+            dnabert = load_dnabert(path, device, dtype, read_onto_device=True)
+            timer.mark("dnabert_load_parallel")
+            self._outcome = (dnabert, timer.seconds)
+        except BaseException as error:  # noqa: BLE001 (re-raised in the loading thread by result())
+            self._outcome = error
+
+    def result(self) -> tuple:
+        self._thread.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome
+
+
 def tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
     """The model directory's own tokenizer.json when it has one, else the packaged public copy."""
     if (dnabert_dir / "tokenizer.json").is_file():
@@ -92,23 +142,28 @@ def tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
 
 
 @torch.inference_mode()
-def warm_up(encoders: Encoders, batch_tokens: int) -> None:
+def warm_up(encoders: Encoders, batch_tokens: int, phases: dict[str, float] | None = None) -> None:
     """Run dummy batches once so compilation happens at load time, not mid-stream.
 
     ESM-2: short proteins (Triton attention with rotary inside), with a token count that is a
     multiple of 16 and one that is not (Triton specialises integer arguments on divisibility by 16),
     and longer ones (compiled rotary + varlen attention). DNABERT-S compiles for dynamic shapes on
-    its second distinct shape, so it gets two. GPUs only.
+    its second distinct shape, so it gets two. GPUs only. `phases` gets each model's seconds.
     """
     if encoders.device.type != "cuda":
         return
     torch.cuda.set_device(encoders.device)
+    timer = LoadTimer(encoders.device)
     for tokens in (48, 49, 100):  # 48 * n is a multiple of 16; 49 * n is not unless 16 divides n
         protein = np.concatenate(([0], np.full(tokens - 2, 5), [2]))  # <cls> A... <eos>
         copies = max(1, batch_tokens // tokens)
         copies -= 1 if tokens == 49 and copies % 16 == 0 else 0
         encoders.esm.embed(pack([protein] * copies))
+    timer.mark("warm_up_esm2")
     for length in (34, 41):
         dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
         encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))
-    torch.cuda.synchronize(encoders.device)
+    timer.mark("warm_up_dnabert")
+    if phases is not None:
+        for name, seconds in timer.seconds.items():
+            phases[name] = phases.get(name, 0.0) + seconds

@@ -12,10 +12,12 @@ import time
 import torch
 
 from virnucpro.engine.backend import LoadedWorkers
+from virnucpro.engine.compile_cache import use_persistent_compile_caches
 from virnucpro.engine.devices import resolve_batch_tokens, resolve_devices
 from virnucpro.engine.encoders import Encoders, ModelChoice, load_encoders, model_paths, tokenizer_for, warm_up
 from virnucpro.engine.worker import DeviceWorker
 from virnucpro.models.classifier import chunk_size_mismatch
+from virnucpro.models.load_timer import process_age_seconds
 
 
 class LocalEngine:
@@ -27,16 +29,27 @@ class LocalEngine:
 
     def load(self, choice: ModelChoice, devices: list[torch.device], dtype: torch.dtype,
              batch_tokens: int | None) -> LoadedWorkers:
-        """Resolve the model paths, load the models once per distinct device and warm them up."""
+        """Resolve the model paths, load the models once per distinct device and warm them up;
+        each phase's seconds go to `LoadedWorkers.load_phases` (run.json)."""
         started = time.perf_counter()
+        phases: dict[str, float] = {"process_start_to_load": process_age_seconds()}
+        caches = use_persistent_compile_caches()
+        self._logger.debug("compile caches: %s", caches)
+        for device in dict.fromkeys(devices):
+            if device.type == "cuda":  # the CUDA context, on its own (else the first copy pays for it)
+                torch.empty(0, device=device)
+        phases["cuda_context"] = time.perf_counter() - started
         tokens = resolve_batch_tokens(batch_tokens, devices[0])
         paths = model_paths(choice)
         for kind, path in paths.items():
             self._logger.info("model %s: %s", kind, path)
+        phases["resolve_paths"] = time.perf_counter() - started - phases["cuda_context"]
         loaded: dict[torch.device, Encoders] = {}
         info = None
+        models_started = time.perf_counter()
         for device in dict.fromkeys(devices):
-            loaded[device], info = load_encoders(paths, device, dtype)
+            loaded[device], info = load_encoders(paths, device, dtype, phases)
+        phases["models_wall"] = time.perf_counter() - models_started
         if info is not None and (mismatch := chunk_size_mismatch(info, paths["classifier"], choice.model_type)):
             self._logger.warning(mismatch)
         first = loaded[devices[0]]
@@ -45,7 +58,8 @@ class LocalEngine:
                           str(dtype).removeprefix("torch."), first.esm.describe_attention(),
                           first.dnabert.describe_attention())
         for encoders in loaded.values():  # compiled at load time, not mid-stream
-            warm_up(encoders, tokens)
+            warm_up(encoders, tokens, phases)
         names = [str(d) if d.type == "cpu" else f"{d}: {torch.cuda.get_device_name(d)}" for d in devices]
         return LoadedWorkers([DeviceWorker(loaded[d]) for d in devices], names, devices, tokenizer_for(paths["dnabert"]),
-                             paths, first.dnabert_dim, first.esm_parameters, tokens, time.perf_counter() - started)
+                             paths, first.dnabert_dim, first.esm_parameters, tokens, time.perf_counter() - started,
+                             phases)

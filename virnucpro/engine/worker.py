@@ -19,6 +19,7 @@ from virnucpro.engine.oom import run_with_oom_split
 from virnucpro.engine.staging import PinnedStaging
 from virnucpro.engine.threads import stop_point
 from virnucpro.engine.work import TokenBatch, WorkBlock
+from virnucpro.engine.work_counter import WorkCounter
 from virnucpro.tokenize.packing import pack
 
 # ESM-2 first: the writer formats block k's results (Python, holding the GIL) right when the GPU
@@ -107,6 +108,7 @@ class DeviceWorker:
         self.device = encoders.device
         self._splits = 0
         self._staging = PinnedStaging(self.device) if self.device.type == "cuda" else None
+        self.counter: WorkCounter | None = None  # batch-by-batch progress, when someone watches
 
     @torch.inference_mode()
     def run_block(self, block: WorkBlock, want_features: bool = False) -> BlockOutput:
@@ -115,9 +117,9 @@ class DeviceWorker:
         self._splits = 0
         clock = StageClock(device)
         clock.mark()
-        esm = self._embed_table(enc.esm, block.esm_batches, block.num_proteins, enc.esm_dim)
+        esm = self._embed_table(enc.esm, block.esm_batches, block.num_proteins, enc.esm_dim, block)
         clock.mark()
-        dnabert = self._embed_table(enc.dnabert, block.dnabert_batches, block.num_nucleotides, enc.dnabert_dim)
+        dnabert = self._embed_table(enc.dnabert, block.dnabert_batches, block.num_nucleotides, enc.dnabert_dim, block)
         clock.mark()
         nucleotide_rows = self._index_tensor(block.unique_nucleotide)
         protein_rows = self._index_tensor(block.unique_protein)
@@ -151,12 +153,17 @@ class DeviceWorker:
         ready.record()
         return ready
 
-    def _embed_table(self, model: torch.nn.Module, batches: list[TokenBatch], rows: int, dim: int) -> torch.Tensor:
+    def _embed_table(self, model: torch.nn.Module, batches: list[TokenBatch], rows: int, dim: int,
+                     block: WorkBlock | None = None) -> torch.Tensor:
         """[rows, dim] fp32 embeddings of every distinct input of one encoder in the block."""
         table = torch.empty(rows, dim, dtype=torch.float32, device=self.device)
+        counter, is_esm = self.counter, model is self.encoders.esm
         for batch in batches:
             stop_point()  # a stopping run waits for one batch, not the whole block
             table[self._index_tensor(batch.rows)] = self._embed_batch(model, batch)
+            if counter is not None and block is not None:
+                counter.batch_done(block, batch.num_tokens, batch.num_tokens if is_esm else 0,
+                                   self.device.type == "cuda")
         return table
 
     def _index_tensor(self, rows: np.ndarray) -> torch.Tensor:

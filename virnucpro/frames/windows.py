@@ -11,7 +11,7 @@ as the rows of `chunk_table([record])` it replaces (tests/io/test_long_records.p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -48,28 +48,45 @@ class RecordWindow:
 
 
 def record_groups(records: Iterable[Record], chunk_size: int, mode: str, max_bases: int, max_records: int,
-                  long_bases: int | None = None, pairs: bool = False) -> Iterator[list[Record] | RecordWindow]:
+                  long_bases: int | None = None, pairs: bool = False,
+                  limits: Callable[[int], tuple[int, int]] | None = None) -> Iterator[list[Record] | RecordWindow]:
     """The record stream as units of chunking work, in order: lists of consecutive records
     (`batch_records`), and a `RecordWindow` per `max_bases` bases of chunks of each record longer
     than `long_bases`. The units depend only on record lengths and the settings, never on whether
     a record was spooled, so the work (and its batches) is the same however it was read.
-    `long_bases` defaults to LONG_RECORD_BASES.
+    `long_bases` defaults to LONG_RECORD_BASES. `limits(n)` -> (max_bases, max_records) of unit n
+    (a long record, all its windows, is one unit), for a ramp of smaller first units; default: the
+    same limits for every unit.
 
     With `pairs` (mates of paired reads, one after the other) every list holds whole pairs, so a
     pair's row can be written with its block; a mate longer than `long_bases` is refused (it would
     need blocks of its own, splitting its pair)."""
     long_bases = LONG_RECORD_BASES if long_bases is None else long_bases
+    limits = limits or (lambda unit: (max_bases, max_records))
     if pairs:
-        yield from batch_records(map(_short_mate(long_bases), records), max_bases, max_records, multiple=2)
+        yield from _cut(map(_short_mate(long_bases), records), limits, 0, multiple=2)
         return
-    per_window = max(1, max_bases // chunk_size)
+    unit = 0
     for long, run in groupby(records, _long_record_test(long_bases)):
         if not long:
-            yield from batch_records(run, max_bases, max_records)
+            unit = yield from _cut(run, limits, unit)
             continue
         for record in run:
+            per_window = max(1, limits(unit)[0] // chunk_size)
             for window, bounds in windows(len(record.sequence), chunk_size, mode, per_window):
                 yield RecordWindow(record, window, bounds)
+            unit += 1
+
+
+def _cut(records: Iterable[Record], limits: Callable[[int], tuple[int, int]], unit: int, multiple: int = 1,
+         ) -> Generator[list[Record], None, int]:
+    """Lists of records cut with the limits of units `unit`, `unit + 1`, ...; returns the next unit.
+    batch_records resets after each list, so one call per list cuts exactly as one call for all."""
+    records = iter(records)
+    while batch := next(batch_records(records, *limits(unit), multiple=multiple), None):
+        yield batch
+        unit += 1
+    return unit
 
 
 def unit_table(unit: list[Record] | RecordWindow, chunk_size: int, mode: str) -> ChunkTable:

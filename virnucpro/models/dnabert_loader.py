@@ -28,11 +28,14 @@ IGNORED_PREFIXES = ("pooler.", "cls.")
 LAYER_PREFIX = "encoder.layer."
 
 
-def load_dnabert(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> DnabertS:
-    """DnabertS in eval mode on `device` with parameters in `dtype`."""
+def load_dnabert(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 read_onto_device: bool = False) -> DnabertS:
+    """DnabertS in eval mode on `device` with parameters in `dtype`. `read_onto_device`: safetensors
+    are read straight onto `device` and checked and cast there (the same values: a cast rounds the
+    same way on either side)."""
     path = Path(path)
     config = read_dnabert_config(path / "config.json")
-    state = _strip_prefix(read_hf_weights(path, "DNABERT-S"))
+    state = _strip_prefix(read_hf_weights(path, "DNABERT-S", device if read_onto_device else "cpu"))
     config_check.check_layer_count(config.num_hidden_layers, state, LAYER_PREFIX, path / "config.json")
     with torch.device("meta"):
         model = DnabertS(config)

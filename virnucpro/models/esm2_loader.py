@@ -21,6 +21,7 @@ from virnucpro.models import config_check
 from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.esm2 import ESM2, ESM2Config, rotary_inv_freq
 from virnucpro.models.hf_weights import read_hf_weights
+from virnucpro.models.load_timer import LoadTimer
 from virnucpro.models.safe_pickle import load_pickle_checkpoint, tensor_state_dict
 from virnucpro.models.weight_checks import check_norms_finite
 
@@ -51,12 +52,14 @@ def load_esm2(
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
     fast: bool | None = None,
+    timer: LoadTimer | None = None,
 ) -> ESM2:
     """An ESM2 in eval mode on `device`; dtype defaults to bf16 on CUDA and fp32 elsewhere.
 
     `fast` (default: on for CUDA fp16/bf16 when Triton is installed) turns on the compiled,
     fixed-token-count path (`ESM2.enable_compile`); off keeps the plain eager path. Either path
     runs fc1's GELU as cuBLASLt's epilogue where that is checked to work (`ESM2.use_gelu_epilogue`).
+    `timer` gets the phases: file reads (onto the device), then conversion and casts.
     """
     path = Path(path)
     device = torch.device(device)
@@ -67,10 +70,18 @@ def load_esm2(
         cfg, state, layout = _read_fair_esm(path)
     else:
         raise ModelLoadError(f"ESM-2 checkpoint not found: {path}")
-    model = build_esm2(cfg, state, layout, device, dtype).use_gelu_epilogue()
+    if timer is not None:
+        timer.mark("esm2_read")
+    model = build_esm2(cfg, state, layout, device, dtype)
+    if timer is not None:
+        timer.mark("esm2_convert_cast")
+    model = model.use_gelu_epilogue()
     if fast is None:
         fast = device.type == "cuda" and dtype != torch.float32 and importlib.util.find_spec("triton") is not None
-    return model.enable_compile() if fast else model
+    model = model.enable_compile() if fast else model
+    if timer is not None:
+        timer.mark("esm2_kernel_setup")
+    return model
 
 
 def build_esm2(

@@ -37,6 +37,9 @@ from virnucpro.tokenize.esm_alphabet import encode_protein_arrays
 from virnucpro.tokenize.packing import pack
 
 
+BLOCK_RAMP = (16, 8, 4, 2)  # 1/16, 1/8, 1/4, 1/2 of a block, then full blocks
+
+
 @dataclass(frozen=True)
 class BlockSettings:
     """Everything that decides how blocks are cut and batched (part of the resume fingerprint)."""
@@ -49,6 +52,19 @@ class BlockSettings:
     long_record_bases: int = LONG_RECORD_BASES  # a longer record gets blocks of its own (one window of chunks each)
     keep_sequences: bool = False  # keep record sequences for viral.fa
     pairs: bool = False  # records are mates, two by two: a block never splits a pair (frames/windows.py)
+    ramp: tuple[int, ...] = BLOCK_RAMP  # block k < len(ramp) is 1/ramp[k] of the full size
+
+
+def block_limits(settings: BlockSettings, index: int) -> tuple[int, int]:
+    """(max bases, max records) of block `index`: a ramp of smaller first blocks, then full size.
+
+    Small first blocks put the first batches on the GPU within a moment of the models being ready
+    and finish small inputs sooner. A pure function of the block index and the settings (the ramp
+    is in the resume fingerprint), so the boundaries never depend on timing, workers, shards or
+    resume.
+    """
+    divisor = settings.ramp[index] if 0 <= index < len(settings.ramp) else 1
+    return max(1, settings.block_bases // divisor), max(1, settings.block_records // divisor)
 
 
 def iter_blocks(
@@ -63,7 +79,8 @@ def iter_blocks(
     """
     index, owned = first_index - 1, False
     units = record_groups(records, settings.chunk_size, settings.chunking, settings.block_bases,
-                          settings.block_records, settings.long_record_bases, pairs=settings.pairs)
+                          settings.block_records, settings.long_record_bases, pairs=settings.pairs,
+                          limits=lambda unit: block_limits(settings, first_index + unit))
     for unit in units:
         if isinstance(unit, RecordWindow):  # all windows of a long record share its block index
             if unit.window.first == 0:

@@ -27,11 +27,16 @@ class OutputRun:
     `finish` and `complete` (or `abort` on any error)."""
 
     def __init__(self, options: RunOptions, state: OutputState, journal: Journal, reader, loaded: LoadedWorkers,
-                 logger: logging.Logger) -> None:
+                 logger: logging.Logger, progress: RunProgress | None = None) -> None:
+        """`progress`: the run's bar, already showing the loading step (predict); a study's sample
+        gets a bar of its own, from its journal's checkpoint."""
         self.options, self.state, self.journal, self.reader = options, state, journal, reader
         self.results, self.embeddings = open_writers(options, journal, loaded.dnabert_dim)
-        self.totals = RunTotals()
-        self.progress = RunProgress(logger, reader, options.live_progress, records_before=journal.records_done)
+        self.totals = RunTotals(records_resumed=journal.records_done)
+        if progress is None:
+            progress = RunProgress(logger, reader, options.live_progress)
+            progress.start_stream(journal.records_done, loaded.workers)
+        self.progress = progress
         if journal.blocks_done:
             logger.info("resuming %s after %d blocks (%d records)", options.output, journal.blocks_done,
                         journal.records_done)
@@ -47,7 +52,7 @@ class OutputRun:
         block = output.block
         if block.records_completed:  # not inside a long record: see blocks.py
             checkpoint(self.journal, block, self.results, self.embeddings, self.state.journal_path)
-        self.progress.advance(block.records_completed, block.num_frames, block.esm_tokens)
+        self.progress.block_written(block)
 
     def abort(self) -> None:
         """After an error or an interrupt: files closed; nothing checkpointed leaves nothing behind."""
@@ -71,10 +76,10 @@ class OutputRun:
         return self.totals
 
     def complete(self, parameters: dict, load_seconds: float, threads: int, device_names: list[str],
-                 wall_start: float, stream_start: float) -> dict:
+                 wall_start: float, stream_start: float, load_phases: dict | None = None) -> dict:
         """run.json, the shard log, the state removed: the output is finished. Returns run.json."""
         summary = write_summary(self.options, parameters, load_seconds, self.totals, self.reader, threads,
-                                device_names, wall_start, stream_start)
+                                device_names, wall_start, stream_start, load_phases)
         finish_shard(self.journal, self.reader.stats.records, self.options.output)
         self.state.done()
         return summary

@@ -27,6 +27,7 @@ from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_state import OutputState
 from virnucpro.pipeline.output_run import OutputRun
+from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.run_state import fingerprint, open_journal
 from virnucpro.pipeline.stream import StreamEngine
 
@@ -40,16 +41,17 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
         reader = open_checked_reader(options)  # a wrong file fails before the models load
         fetch_missing_models(options.models, options.offline, options.live_progress, logger)  # before any write
         state = OutputState(options)
-        with state.lock:  # from before the first write to the end: one run per output
+        with state.lock, RunProgress(logger, reader, options.live_progress) as progress:  # one run per output
             previous = state.previous_journal()
             reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
             loaded, settings = load_workers(options, engine, devices, dtype, logger)
             parameters = fingerprint(options, settings, loaded.paths, dtype, devices[0])
             journal = open_journal(previous, options, parameters)
             stream_start = time.perf_counter()
-            output = _stream(options, state, journal, reader, settings, loaded, logger)
+            progress.start_stream(journal.records_done, loaded.workers)
+            output = _stream(options, state, journal, reader, settings, loaded, logger, progress)
             return output.complete(parameters, loaded.load_seconds, threads, loaded.device_names, wall_start,
-                                   stream_start)
+                                   stream_start, loaded.load_phases)
 
 
 def open_reader(options: RunOptions):
@@ -83,9 +85,9 @@ def want_features(options: RunOptions) -> bool:
 
 
 def _stream(options: RunOptions, state: OutputState, journal: Journal, reader, settings: BlockSettings,
-            loaded: LoadedWorkers, logger: logging.Logger) -> OutputRun:
+            loaded: LoadedWorkers, logger: logging.Logger, progress: RunProgress) -> OutputRun:
     """The main loop: results of each block, in order, into the writers; a checkpoint per block."""
-    output = OutputRun(options, state, journal, reader, loaded, logger)
+    output = OutputRun(options, state, journal, reader, loaded, logger, progress)
     records = itertools.islice(reader, journal.records_done, None)
     blocks = iter_blocks(records, settings, loaded.tokenizer, first_index=journal.blocks_done, shard=options.shard)
     features = want_features(options)

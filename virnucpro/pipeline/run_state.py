@@ -31,7 +31,7 @@ def fingerprint(options: RunOptions, settings: BlockSettings, model_paths: dict[
         # one budget for both encoders; both keys kept so journals of earlier versions still resume
         "esm_batch_tokens": settings.batch_tokens, "dnabert_batch_tokens": settings.batch_tokens,
         "block_records": settings.block_records, "block_bases": settings.block_bases,
-        "long_record_bases": settings.long_record_bases,
+        "long_record_bases": settings.long_record_bases, "block_ramp": list(settings.ramp),
         "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
         "threshold": options.threshold, "write_hits": options.write_hits, "regions": asdict(options.regions),
         "viral_fraction": options.viral_fraction, "min_length": options.min_length,

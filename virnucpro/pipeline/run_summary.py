@@ -13,6 +13,7 @@ import torch
 from virnucpro import __version__
 from virnucpro.engine.worker import STAGES, BlockOutput
 from virnucpro.fsutil.atomic import write_json_atomic
+from virnucpro.models.load_timer import process_age_seconds
 from virnucpro.outputs.pairs import pair_counts
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.pipeline.options import RunOptions
@@ -20,7 +21,8 @@ from virnucpro.pipeline.options import RunOptions
 
 @dataclass
 class RunTotals:
-    records: int = 0
+    records: int = 0  # this session
+    records_resumed: int = 0  # written by the sessions before this one (the journal's checkpoint)
     chunks: int = 0
     frames: int = 0
     unique_frames: int = 0
@@ -34,8 +36,11 @@ class RunTotals:
     host_stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     calls: dict[str, int] = field(default_factory=dict)  # sequences per call, over the whole run
     regions: int = 0  # viral regions found, over the whole run
+    first_block_seconds: float | None = None  # from the process's start to the first block written
 
     def add(self, output: BlockOutput) -> None:
+        if self.first_block_seconds is None:
+            self.first_block_seconds = process_age_seconds()
         block = output.block
         self.records += block.records_completed
         self.chunks += len(block.table.chunk_ids)
@@ -57,7 +62,8 @@ class RunTotals:
 
 
 def write_summary(options: RunOptions, parameters: dict, load_seconds: float, totals: RunTotals, reader,
-                  threads: int, device_names: list[str], wall_start: float, stream_start: float) -> dict:
+                  threads: int, device_names: list[str], wall_start: float, stream_start: float,
+                  load_phases: dict | None = None) -> dict:
     """run.json: versions, models, parameters, counts, per-stage timings and GPU busy fraction."""
     now = time.perf_counter()
     stream_seconds = now - stream_start
@@ -78,11 +84,14 @@ def write_summary(options: RunOptions, parameters: dict, load_seconds: float, to
         "parameters": {k: v for k, v in parameters.items() if k != "models"},
         "counts": {"records": reader.stats.records, "empty_records": reader.stats.empty,
                    "bases": reader.stats.bases, "records_this_session": totals.records,
+                   "records_resumed": totals.records_resumed,
                    "chunks_this_session": totals.chunks, "frames_this_session": totals.frames,
                    "unique_frames_this_session": totals.unique_frames, "esm_tokens_this_session": totals.esm_tokens,
                    "dnabert_tokens_this_session": totals.dnabert_tokens, "oom_splits": totals.oom_splits,
                    "calls": totals.calls, "regions": totals.regions},
-        "timings_seconds": {"model_load": load_seconds, "stream": stream_seconds,
+        "timings_seconds": {"model_load": load_seconds, "load_phases": dict(load_phases or {}),
+                            "first_block_written_since_process_start": totals.first_block_seconds,
+                            "stream": stream_seconds,
                             "total": now - wall_start,
                             **{f"device_{stage}": s for stage, s in totals.stage_seconds.items()},
                             **{f"host_issue_{stage}": s for stage, s in totals.host_stage_seconds.items()}},
