@@ -143,14 +143,9 @@ class ResultWriter:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
             if isinstance(result.sequence, str):
                 self._viral(formats.fasta_record(result.record_id, result.sequence, result.description).encode())
-            else:  # spooled on disk (io/long_records.py): copied a MiB at a time, never held whole
-                viral = self._handles[self.paths.viral_fasta]
+            else:  # spooled on disk (io/long_records.py): copied a piece at a time, never held whole
                 header = f"{result.record_id} {result.description}" if result.description else result.record_id
-                self._viral(f">{header}\n".encode())
-                for piece in result.sequence.pieces():
-                    self._viral(piece.encode())
-                    viral.flush()
-                self._viral(b"\n")
+                self._copy_spooled(self.paths.viral_fasta, f">{header}\n", result.sequence, 0, result.length)
         self.calls[call.call] += 1
         if call.n_chunks_scored >= self.region_settings.min_scored:
             self._add_regions(result, *track())
@@ -162,8 +157,23 @@ class ResultWriter:
             if self._regions_fasta is not None:
                 if result.sequence is None:
                     raise ValueError(f"write_hits needs the sequence of {result.record_id}")
-                self._regions_fasta(formats.region_fasta(result, regions).encode())
+                if isinstance(result.sequence, str):
+                    self._regions_fasta(formats.region_fasta(result, regions).encode())
+                else:  # a spooled record's region can be most of it: copied a piece at a time
+                    for number, region in enumerate(regions, start=1):
+                        header = formats.region_header(result.record_id, number, region)
+                        self._copy_spooled(self.paths.regions_fasta, header, result.sequence, region.start, region.end)
             self.regions_found += len(regions)
+
+    def _copy_spooled(self, path: Path, header: str, sequence, start: int, stop: int) -> None:
+        """One FASTA record of bases [start:stop] of a spooled sequence, handed to the file piece by
+        piece (`SpooledSequence.pieces`), so memory stays bounded whatever the span's length."""
+        handle = self._handles[path]
+        handle.write(header.encode())
+        for piece in sequence.pieces(start, stop):
+            handle.write(piece.encode())
+            handle.flush()
+        handle.write(b"\n")
 
     def checkpoint(self) -> dict[str, int]:
         """Flush and fsync every partial file; return its size in bytes, by final file name."""
