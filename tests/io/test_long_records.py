@@ -240,8 +240,16 @@ def test_shards_of_long_records_merge_to_identical_files(tmp_path, monkeypatch, 
     shards = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
     for k, shard in enumerate(shards, 1):
         assert _predict([mixed], shard, model_args, "--shard", f"{k}/3") == 0
+    from virnucpro.outputs import hits
+
+    unsharded = tmp_path / "unsharded"
+    assert _predict([mixed], unsharded, model_args) == 0
+    monkeypatch.setattr(hits, "SORT_RUN_ROWS", 1)  # merge sorts virus_summary.tsv in spilled runs of 1 row
     assert main(["merge", *map(str, shards), "-o", str(tmp_path / "merged")]) == 0
     assert _files(tmp_path / "merged") == references["even"]
+    summary = (tmp_path / "merged" / "virus_summary.tsv").read_bytes()
+    assert summary.count(b"\n") > 2 and summary == (unsharded / "virus_summary.tsv").read_bytes()
+    assert not (tmp_path / "merged" / ".virnucpro").exists()  # the run files are gone
 
 
 def test_frames_command_writes_the_same_files_for_spooled_records(tmp_path, monkeypatch, mixed):
@@ -338,3 +346,47 @@ def test_a_long_first_record_passes_the_early_checks(tmp_path, monkeypatch):
     reader.check_first_records()
     monkeypatch.setattr(long_records.tempfile, "TemporaryFile", temporary_file)
     assert [(r.id, len(r.sequence)) for r in reader] == [("chr1", 3000), ("read", 4)]
+
+
+def _scored_chunks(record_id: str, length: int, viral: range) -> list:
+    """300-bp chunks of a `length`-bp record, scored viral (0.99) on the chunk numbers in `viral`."""
+    from virnucpro.outputs.results import ChunkResult, FrameScore
+
+    chunks = []
+    for number, start in enumerate(range(0, length, 300)):
+        score = 0.99 if number in viral else 0.01
+        name = f"{record_id}_chunk_{number + 1}"
+        chunks.append(ChunkResult(name, start, min(start + 300, length), [FrameScore(name + "F1", 1 - score, score)]))
+    return chunks
+
+
+def test_regions_of_a_spooled_record_are_copied_in_bounded_pieces(tmp_path, monkeypatch):
+    """regions.fa (and viral.fa) of a spooled record: no read from the spool larger than
+    PIECE_BYTES, whatever the region's length; the files are those of the same record in memory."""
+    from virnucpro.outputs.results import SequenceResult
+    from virnucpro.outputs.writer import ResultWriter
+
+    bases = _bases(9000, 11)
+    path = tmp_path / "chr.fa"
+    path.write_text(">chr1 a contig\n" + bases + "\n")
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 64)
+    sequence = next(iter(read_records([str(path)], spool_dir=tmp_path))).sequence
+    assert is_spooled(Record("chr1", sequence, "", 0))
+    chunks = _scored_chunks("chr1", 9000, range(5, 25))  # one region of 6000 bp, most of the record
+    reads = []
+    getitem = long_records.SpooledSequence.__getitem__
+    monkeypatch.setattr(long_records.SpooledSequence, "__getitem__",
+                        lambda self, window: reads.append(len(getitem(self, window))) or getitem(self, window))
+    monkeypatch.setattr(long_records, "PIECE_BYTES", 700, raising=False)
+    spooled = ResultWriter(tmp_path / "spooled", write_hits=True)
+    for first in range(0, 30, 10):
+        spooled.add_piece(SequenceResult("chr1", 9000, chunks[first:first + 10], sequence, "a contig"),
+                          first=first == 0, last=first == 20)
+    spooled.finish()
+    in_memory = ResultWriter(tmp_path / "memory", write_hits=True)
+    in_memory.add(SequenceResult("chr1", 9000, chunks, bases, "a contig"))
+    in_memory.finish()
+    assert spooled.regions_found == 1 and reads and max(reads) <= 700
+    for name in ("regions.fa", "viral.fa", "regions.tsv", "sequences.tsv", "virus_summary.tsv"):
+        assert (tmp_path / "spooled" / name).read_bytes() == (tmp_path / "memory" / name).read_bytes(), name
+    assert bases[1500:7500] in (tmp_path / "spooled" / "regions.fa").read_text()
