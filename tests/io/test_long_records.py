@@ -390,3 +390,24 @@ def test_regions_of_a_spooled_record_are_copied_in_bounded_pieces(tmp_path, monk
     for name in ("regions.fa", "viral.fa", "regions.tsv", "sequences.tsv", "virus_summary.tsv"):
         assert (tmp_path / "spooled" / name).read_bytes() == (tmp_path / "memory" / name).read_bytes(), name
     assert bases[1500:7500] in (tmp_path / "spooled" / "regions.fa").read_text()
+
+
+def test_each_chunk_score_of_a_long_record_is_computed_once(tmp_path, monkeypatch):
+    """chunks.tsv, the sequence's tally and the region track of a long record share each chunk's score."""
+    from functools import cached_property
+
+    from virnucpro.outputs.results import ChunkResult, SequenceResult
+    from virnucpro.outputs.writer import ResultWriter
+
+    computed = []
+    original = ChunkResult.__dict__.get("_virus_score")
+    counting = cached_property(lambda self: computed.append(self.chunk_id) or original.func(self))
+    counting.__set_name__(ChunkResult, "_virus_score")
+    monkeypatch.setattr(ChunkResult, "_virus_score", counting, raising=False)
+    chunks = _scored_chunks("chr1", 9000, range(5, 25))
+    writer = ResultWriter(tmp_path / "out", write_hits=False)
+    for first in range(0, 30, 10):
+        writer.add_piece(SequenceResult("chr1", 9000, chunks[first:first + 10]), first=first == 0, last=first == 20)
+    writer.finish()
+    assert writer.regions_found == 1
+    assert computed == [chunk.chunk_id for chunk in chunks]
