@@ -9,10 +9,11 @@ checkpoint) and appends from there, so a resumed run ends with byte-identical fi
 from __future__ import annotations
 
 import math
+import operator
 import os
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -118,7 +119,7 @@ class ResultWriter:
         if not too_short:
             self._write_chunks(result)
         if last:
-            self._end_sequence(result, self._tally.call(too_short), self._track.lists)
+            self._end_sequence(result, self._tally.call(too_short), self._track.views)
             self._tally = self._track = None
         self._flush()  # no checkpoint inside a long record: its rows must not pile up in memory
 
@@ -150,7 +151,8 @@ class ResultWriter:
         if call.n_chunks_scored >= self.region_settings.min_scored:
             self._add_regions(result, *track())
 
-    def _add_regions(self, result: SequenceResult, bounds: list[tuple[int, int]], scores: list[float | None]) -> None:
+    def _add_regions(self, result: SequenceResult, bounds: Sequence[tuple[int, int]], scores: Sequence[float | None]
+                     ) -> None:
         regions = find_regions(bounds, scores, self.threshold, self.region_settings)
         if regions:
             self._regions(formats.region_lines(result, regions).encode())
@@ -213,21 +215,62 @@ def _track_of(chunks: list[ChunkResult]) -> tuple[list[tuple[int, int]], list[fl
 
 
 class ChunkTrack:
-    """A long sequence's chunk bounds and virus scores, kept compact (16 + 8 bytes a chunk, NaN for an
-    unscored chunk) while its pieces arrive, for the region scan at its end."""
+    """A long sequence's chunk starts, lengths and virus scores, kept compact while its pieces arrive
+    (8 + 4 + 8 bytes a chunk, NaN for an unscored chunk), and handed to the region scan as read-only
+    views: no Python object per chunk exists before the scan itself (a 1-Gb record has 3.3M chunks;
+    as lists of tuples and floats they took ~160 bytes each at its end)."""
 
     def __init__(self) -> None:
-        self.starts, self.ends, self.scores = array("q"), array("q"), array("d")
+        self.starts, self.lengths, self.scores = array("q"), array("I"), array("d")
 
     def add(self, chunks: list[ChunkResult]) -> None:
         for chunk in chunks:
             score = chunk.virus_score()
             self.starts.append(chunk.start)
-            self.ends.append(chunk.end)
+            self.lengths.append(chunk.end - chunk.start)
             self.scores.append(math.nan if score is None else score)
 
-    def lists(self) -> tuple[list[tuple[int, int]], list[float | None]]:
-        return list(zip(self.starts, self.ends)), [None if math.isnan(s) else s for s in self.scores]
+    def views(self) -> tuple[Sequence[tuple[int, int]], Sequence[float | None]]:
+        """(bounds, scores) as `find_regions` reads them."""
+        return _BoundsView(self.starts, self.lengths), _ScoresView(self.scores)
+
+
+class _BoundsView(Sequence):
+    """(start, end) of chunk i, computed when asked."""
+
+    def __init__(self, starts: array, lengths: array) -> None:
+        self._starts, self._lengths = starts, lengths
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(zip(self._starts[index], map(operator.add, self._starts[index], self._lengths[index])))
+        start = self._starts[index]
+        return start, start + self._lengths[index]
+
+    def __iter__(self):
+        return zip(self._starts, map(operator.add, self._starts, self._lengths))
+
+
+class _ScoresView(Sequence):
+    """Score of chunk i, None for an unscored chunk (stored as NaN)."""
+
+    def __init__(self, scores: array) -> None:
+        self._scores = scores
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [None if math.isnan(score) else score for score in self._scores[index]]
+        score = self._scores[index]
+        return None if math.isnan(score) else score
+
+    def __iter__(self):
+        return (None if math.isnan(score) else score for score in self._scores)
 
 
 def _open_partial(partial: Path, mode: str) -> BinaryIO:
