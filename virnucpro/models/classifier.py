@@ -8,7 +8,6 @@ in it is executed) and our `.safetensors` with metadata (dims, chunk size, prove
 from __future__ import annotations
 
 import json
-
 import reprlib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
