@@ -46,9 +46,17 @@ def _walk(data):
             yield from _walk(value)
 
 
-def test_too_short_records_are_not_embedded_and_the_files_are_the_same(tmp_path, monkeypatch, model_args):
+@pytest.mark.parametrize("long_records", [False, True])
+def test_too_short_records_are_not_embedded_and_the_files_are_the_same(tmp_path, monkeypatch, model_args,
+                                                                       long_records):
+    """long_records: records over 1000 bp are cut into work blocks of their own (pieces), so a
+    too_short record (1499 bp) takes that path too."""
     fasta = _input(tmp_path)
     embedded_all = tmp_path / "embedded_all"
+    if long_records:
+        settings = RunOptions.block_settings
+        monkeypatch.setattr(RunOptions, "block_settings", lambda options, tokens: dataclasses.replace(
+            settings(options, tokens), block_bases=1200, long_record_bases=1000))
     original = RunOptions.block_settings
     with monkeypatch.context() as patch:  # the blocks of before: every record's frames embedded
         patch.setattr(RunOptions, "block_settings", lambda options, tokens: _no_skip(original(options, tokens)))
