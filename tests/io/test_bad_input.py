@@ -107,22 +107,22 @@ def test_empty_records_get_a_no_call_row_in_input_order(tmp_path, model_args, cl
 
 def test_resume_across_empty_records_is_byte_identical(tmp_path, model_args, monkeypatch):
     """Empty records count in `Record.index` and in the journal's `records_done` alike."""
-    from virnucpro.pipeline import predict
+    from virnucpro.pipeline import output_run
 
     inputs = [BAD / "header_only.fa", BAD / "zero_length_record.fa", BAD / "short_sequences.fa"]
     reference = tmp_path / "reference"
     assert _predict(inputs, reference, model_args, "--block-records", "2") == 0
-    write_block, written = predict.write_block, []
+    write_block, written = output_run.write_block, []
 
     def interrupted_after_three_blocks(*args):
         if len(written) == 3:
             raise KeyboardInterrupt
         written.append(write_block(*args))
 
-    monkeypatch.setattr(predict, "write_block", interrupted_after_three_blocks)
+    monkeypatch.setattr(output_run, "write_block", interrupted_after_three_blocks)
     out = tmp_path / "out"
     assert _predict(inputs, out, model_args, "--block-records", "2") == 130
-    monkeypatch.setattr(predict, "write_block", write_block)
+    monkeypatch.setattr(output_run, "write_block", write_block)
     assert _predict(inputs, out, model_args, "--block-records", "2", "--resume") == 0
     for result in RESULT_TABLES:
         assert (out / result).read_bytes() == (reference / result).read_bytes(), result

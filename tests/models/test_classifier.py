@@ -175,3 +175,18 @@ def test_probabilities_on_cuda_match_the_cpu(model):
     assert on_gpu.dtype == torch.float32 and on_gpu.device.type == "cuda"
     expected = model.probabilities(x.to(torch.bfloat16))
     torch.testing.assert_close(on_gpu.cpu(), expected, rtol=0, atol=1e-5)
+
+
+def test_convert_classifier_output_is_reproducible(tmp_path, model):
+    """The same .pth gives byte-identical safetensors every time (the metadata keys used to come out
+    in a random order)."""
+    source = tmp_path / "300_model.pth"
+    save_original_pth(model, source, legacy=True)
+    outputs = [tmp_path / f"converted{k}.safetensors" for k in range(6)]
+    for output in outputs:
+        assert main(["convert-classifier", str(source), "-o", str(output), "--chunk-size", "300"]) == 0
+    assert len({output.read_bytes() for output in outputs}) == 1
+    converted, info = load_classifier(outputs[0])
+    assert info.chunk_size == 300 and info.source_name == "300_model.pth"
+    x = _features()
+    assert torch.equal(converted.probabilities(x), model.probabilities(x))

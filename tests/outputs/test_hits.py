@@ -130,3 +130,39 @@ def test_viral_fa_keeps_the_description_and_a_bare_id_stays_bare(tmp_path):
     described = SequenceResult("phage", PHAGE.length, PHAGE.chunks, PHAGE.sequence, "Escherichia phage T4, complete")
     lines = write(tmp_path, [described, READ]).viral_fasta.read_text().splitlines()
     assert lines[0::2] == [">phage Escherichia phage T4, complete", ">read"]
+
+
+def _many_hits() -> list[SequenceResult]:
+    """200 sequences, most called virus, with many ties in score, fraction and length (the name
+    decides), and prophage contigs that add region rows."""
+    import random
+
+    rng = random.Random(5)
+    results = []
+    for i in range(200):
+        if i % 10 == 0:
+            results.append(sequence(f"contig{i:03d}", [0.05] * 20 + [rng.choice((0.9, 0.95))] * 8 + [0.05] * 20))
+        else:
+            results.append(sequence(f"s{rng.randrange(1000):03d}_{i}", [rng.choice((0.6, 0.9, 0.99, 0.2))]
+                                    * rng.choice((1, 2, 3))))
+    return results
+
+
+def test_virus_summary_of_many_hits_is_sorted_in_spilled_runs_identically(tmp_path, monkeypatch):
+    """At most SORT_RUN_ROWS rows are sorted in memory; the rest go to sorted run files in the state
+    directory (created exclusively, removed afterwards), merged: the table is byte-identical."""
+    from virnucpro.outputs import hits
+
+    results = _many_hits()
+    in_memory = write(tmp_path / "memory", results)
+    spills = []
+    open_spill = hits.open_exclusive if hasattr(hits, "open_exclusive") else None
+    monkeypatch.setattr(hits, "open_exclusive", lambda path: spills.append(path) or open_spill(path), raising=False)
+    monkeypatch.setattr(hits, "SORT_RUN_ROWS", 7, raising=False)
+    spilled = write(tmp_path / "spilled", results)
+    table = in_memory.virus_summary.read_bytes()
+    assert table.count(b"\n") > 150 and b"\tregion\t" in table
+    assert spilled.virus_summary.read_bytes() == table
+    assert len(spills) == -(-(table.count(b"\n") - 1) // 7)  # every run of 7 rows, the last shorter
+    assert all(path.parent == spilled.state_dir for path in spills)
+    assert not any(path.exists() for path in spills)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,18 @@ def fsync_directory(directory: Path) -> None:
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write `data` to a new temporary file beside `path`, fsync, then rename over `path`."""
+    write_chunks_atomic(path, [data])
+
+
+def write_chunks_atomic(path: str | Path, chunks: Iterable[bytes]) -> None:
+    """`write_bytes_atomic` for data that is produced piece by piece (never all in memory)."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     handle = open_exclusive(temporary)
     try:
         with handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

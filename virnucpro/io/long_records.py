@@ -32,6 +32,7 @@ from typing import BinaryIO
 from virnucpro.errors import InputFormatError, VirnucproError
 
 LONG_RECORD_BYTES = 1 << 20  # a record longer than this (in file bytes) is spooled
+PIECE_BYTES = 1 << 20  # bases read from a spool at a time when a whole record or region is copied out
 DISCARD = "discard"  # as spool_dir: long records are checked and counted, their bases not kept
 _READ_BYTES = 1 << 20
 _SEQUENCE_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b"*.-"
@@ -60,10 +61,13 @@ class SpooledSequence:
             raise ValueError("a spooled sequence is read in plain [start:stop] slices")
         return os.pread(self._spool.fileno(), max(stop - start, 0), start).decode("ascii")
 
-    def pieces(self, size: int = _READ_BYTES):
-        """The whole sequence as consecutive str pieces (for viral.fa)."""
-        for start in range(0, self.length, size):
-            yield self[start : start + size]
+    def pieces(self, start: int = 0, stop: int | None = None):
+        """Bases [start:stop] (default: all) as consecutive str pieces of at most `PIECE_BYTES`, so a
+        whole record (viral.fa) or region (regions.fa) is copied out without being held at once."""
+        stop = self.length if stop is None else min(stop, self.length)
+        size = PIECE_BYTES
+        for begin in range(start, stop, size):
+            yield self[begin : min(begin + size, stop)]
 
     def close(self) -> None:
         if self._spool is not None:

@@ -7,6 +7,7 @@ in it is executed) and our `.safetensors` with metadata (dims, chunk size, prove
 
 from __future__ import annotations
 
+import json
 import reprlib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -207,7 +208,21 @@ def save_classifier_safetensors(model: MLPClassifier, path: str | Path, info: Cl
 
     info = replace(info, input_dim=model.input_dim, hidden=model.hidden, created_by=f"virnucpro {__version__}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    write_bytes_atomic(path, save(tensors, metadata=info.to_metadata()))
+    write_bytes_atomic(path, _reproducible(save(tensors, metadata=info.to_metadata())))
+
+
+def _reproducible(data: bytes) -> bytes:
+    """The safetensors file `data` with its metadata keys sorted: safetensors writes them from a
+    Rust HashMap, in an order that changes from run to run, so the same input gave different bytes.
+    The header is rewritten (same JSON, metadata sorted, padded with spaces to 8 bytes as
+    safetensors pads it); tensor offsets are relative to the data after it, so the data is kept as is."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def convert_classifier(source: str | Path, output: str | Path, chunk_size: int | None = None) -> ClassifierInfo:

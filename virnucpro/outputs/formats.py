@@ -113,9 +113,13 @@ def region_lines(result: SequenceResult, regions: list[Region]) -> str:
 
 
 def region_fasta(result: SequenceResult, regions: list[Region]) -> str:
-    """regions.fa records; the header gives the span as ID:FIRST-LAST (1-based, inclusive, like samtools)."""
+    """regions.fa records of a sequence held in memory (a spooled one: see ResultWriter._add_regions)."""
     return "".join(
-        f">{region_id(result.record_id, number)} {result.record_id}:{r.start + 1}-{r.end}\n"
-        f"{result.sequence[r.start:r.end]}\n"
+        f"{region_header(result.record_id, number, r)}{result.sequence[r.start:r.end]}\n"
         for number, r in enumerate(regions, start=1)
     )
+
+
+def region_header(record_id: str, number: int, region: Region) -> str:
+    """A regions.fa header line: the span as ID:FIRST-LAST (1-based, inclusive, like samtools)."""
+    return f">{region_id(record_id, number)} {record_id}:{region.start + 1}-{region.end}\n"

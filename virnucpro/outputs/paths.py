@@ -88,6 +88,11 @@ class OutputPaths:
     def journal(self) -> Path:
         return self.state_dir / JOURNAL_FILE
 
+    def summary_run(self, number: int) -> Path:
+        """A sorted run of virus_summary rows spilled while the table is sorted (outputs/hits.py);
+        removed once the table is written."""
+        return self.state_dir / f"virus_summary.run-{number:06d}.tsv"
+
     def owned_files(self) -> list[Path]:
         """Every file virnucpro writes directly in OUTDIR, final and partial (--force removes exactly
         these, `owned_dirs` and nothing else)."""

@@ -95,8 +95,8 @@ def find_regions(bounds: list[tuple[int, int]], scores: list[float | None], thre
 
 def viterbi(evidence: list[float], starts: list[int], expected_length: int) -> list[bool]:
     """Most likely viral (True) / non-viral labelling; ties keep the current state (deterministic)."""
-    half = [e / 2 for e in evidence]  # symmetric emissions: only the difference between states counts
-    viral, other = half[0], -half[0]  # ln(1/2) is common to both states and dropped
+    # symmetric emissions (half the log-odds each way): only the difference between states counts
+    viral, other = evidence[0] / 2, -evidence[0] / 2  # ln(1/2) is common to both states and dropped
     from_viral: list[bool] = []  # per chunk >= 1: best predecessor of (viral, other) is viral?
     from_other_viral: list[bool] = []
     for i in range(1, len(evidence)):
@@ -106,8 +106,9 @@ def viterbi(evidence: list[float], starts: list[int], expected_length: int) -> l
         o_stay, o_switch = other + stay, viral + switch
         from_viral.append(v_stay >= v_switch)
         from_other_viral.append(o_switch > o_stay)
-        viral = (v_stay if v_stay >= v_switch else v_switch) + half[i]
-        other = (o_stay if o_stay >= o_switch else o_switch) - half[i]
+        half = evidence[i] / 2
+        viral = (v_stay if v_stay >= v_switch else v_switch) + half
+        other = (o_stay if o_stay >= o_switch else o_switch) - half
     state = viral > other
     states = [state]
     for i in range(len(evidence) - 2, -1, -1):

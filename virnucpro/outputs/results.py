@@ -62,6 +62,12 @@ class ChunkResult:
 
     def virus_score(self) -> float | None:
         """The chunk virus score in [0, 1], or None for a chunk with no kept frame."""
+        return self._virus_score
+
+    @cached_property
+    def _virus_score(self) -> float | None:
+        """Computed once per chunk: its chunks.tsv row, its sequence's tally and (for a long record)
+        the region track all ask for it."""
         if not self.frames:
             return None
         top_virus = float(self.max_p_virus)

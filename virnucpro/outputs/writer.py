@@ -9,10 +9,11 @@ checkpoint) and appends from there, so a resumed run ends with byte-identical fi
 from __future__ import annotations
 
 import math
+import operator
 import os
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -130,7 +131,7 @@ class ResultWriter:
         if not too_short:
             self._write_chunks(result)
         if last:
-            self._end_sequence(result, self._tally.call(too_short), self._track.lists)
+            self._end_sequence(result, self._tally.call(too_short), self._track.views)
             self._tally = self._track = None
         self._flush()  # no checkpoint inside a long record: its rows must not pile up in memory
 
@@ -155,27 +156,38 @@ class ResultWriter:
                 raise ValueError(f"write_hits needs the sequence of {result.record_id}")
             if isinstance(result.sequence, str):
                 self._viral(formats.fasta_record(result.record_id, result.sequence, result.description).encode())
-            else:  # spooled on disk (io/long_records.py): copied a MiB at a time, never held whole
-                viral = self._handles[self.paths.viral_fasta]
+            else:  # spooled on disk (io/long_records.py): copied a piece at a time, never held whole
                 header = f"{result.record_id} {result.description}" if result.description else result.record_id
-                self._viral(f">{header}\n".encode())
-                for piece in result.sequence.pieces():
-                    self._viral(piece.encode())
-                    viral.flush()
-                self._viral(b"\n")
+                self._copy_spooled(self.paths.viral_fasta, f">{header}\n", result.sequence, 0, result.length)
         self.calls[call.call] += 1
         if call.n_chunks_scored >= self.region_settings.min_scored:
             self._add_regions(result, *track())
 
-    def _add_regions(self, result: SequenceResult, bounds: list[tuple[int, int]], scores: list[float | None]) -> None:
+    def _add_regions(self, result: SequenceResult, bounds: Sequence[tuple[int, int]], scores: Sequence[float | None]
+                     ) -> None:
         regions = find_regions(bounds, scores, self.threshold, self.region_settings)
         if regions:
             self._regions(formats.region_lines(result, regions).encode())
             if self._regions_fasta is not None:
                 if result.sequence is None:
                     raise ValueError(f"write_hits needs the sequence of {result.record_id}")
-                self._regions_fasta(formats.region_fasta(result, regions).encode())
+                if isinstance(result.sequence, str):
+                    self._regions_fasta(formats.region_fasta(result, regions).encode())
+                else:  # a spooled record's region can be most of it: copied a piece at a time
+                    for number, region in enumerate(regions, start=1):
+                        header = formats.region_header(result.record_id, number, region)
+                        self._copy_spooled(self.paths.regions_fasta, header, result.sequence, region.start, region.end)
             self.regions_found += len(regions)
+
+    def _copy_spooled(self, path: Path, header: str, sequence, start: int, stop: int) -> None:
+        """One FASTA record of bases [start:stop] of a spooled sequence, handed to the file piece by
+        piece (`SpooledSequence.pieces`), so memory stays bounded whatever the span's length."""
+        handle = self._handles[path]
+        handle.write(header.encode())
+        for piece in sequence.pieces(start, stop):
+            handle.write(piece.encode())
+            handle.flush()
+        handle.write(b"\n")
 
     def checkpoint(self) -> dict[str, int]:
         """Flush and fsync every partial file; return its size in bytes, by final file name."""
@@ -217,21 +229,62 @@ def _track_of(chunks: list[ChunkResult]) -> tuple[list[tuple[int, int]], list[fl
 
 
 class ChunkTrack:
-    """A long sequence's chunk bounds and virus scores, kept compact (16 + 8 bytes a chunk, NaN for an
-    unscored chunk) while its pieces arrive, for the region scan at its end."""
+    """A long sequence's chunk starts, lengths and virus scores, kept compact while its pieces arrive
+    (8 + 4 + 8 bytes a chunk, NaN for an unscored chunk), and handed to the region scan as read-only
+    views: no Python object per chunk exists before the scan itself (a 1-Gb record has 3.3M chunks;
+    as lists of tuples and floats they took ~160 bytes each at its end)."""
 
     def __init__(self) -> None:
-        self.starts, self.ends, self.scores = array("q"), array("q"), array("d")
+        self.starts, self.lengths, self.scores = array("q"), array("I"), array("d")
 
     def add(self, chunks: list[ChunkResult]) -> None:
         for chunk in chunks:
             score = chunk.virus_score()
             self.starts.append(chunk.start)
-            self.ends.append(chunk.end)
+            self.lengths.append(chunk.end - chunk.start)
             self.scores.append(math.nan if score is None else score)
 
-    def lists(self) -> tuple[list[tuple[int, int]], list[float | None]]:
-        return list(zip(self.starts, self.ends)), [None if math.isnan(s) else s for s in self.scores]
+    def views(self) -> tuple[Sequence[tuple[int, int]], Sequence[float | None]]:
+        """(bounds, scores) as `find_regions` reads them."""
+        return _BoundsView(self.starts, self.lengths), _ScoresView(self.scores)
+
+
+class _BoundsView(Sequence):
+    """(start, end) of chunk i, computed when asked."""
+
+    def __init__(self, starts: array, lengths: array) -> None:
+        self._starts, self._lengths = starts, lengths
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(zip(self._starts[index], map(operator.add, self._starts[index], self._lengths[index])))
+        start = self._starts[index]
+        return start, start + self._lengths[index]
+
+    def __iter__(self):
+        return zip(self._starts, map(operator.add, self._starts, self._lengths))
+
+
+class _ScoresView(Sequence):
+    """Score of chunk i, None for an unscored chunk (stored as NaN)."""
+
+    def __init__(self, scores: array) -> None:
+        self._scores = scores
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [None if math.isnan(score) else score for score in self._scores[index]]
+        score = self._scores[index]
+        return None if math.isnan(score) else score
+
+    def __iter__(self):
+        return (None if math.isnan(score) else score for score in self._scores)
 
 
 def _open_partial(partial: Path, mode: str) -> BinaryIO:

@@ -52,6 +52,7 @@ class BlockSettings:
     long_record_bases: int = LONG_RECORD_BASES  # a longer record gets blocks of its own (one window of chunks each)
     keep_sequences: bool = False  # keep record sequences for viral.fa
     pairs: bool = False  # records are mates, two by two: a block never splits a pair (frames/windows.py)
+    min_length: int = 0  # shorter records are too_short: their chunks are counted, their frames not embedded
     ramp: tuple[int, ...] = BLOCK_RAMP  # block k < len(ramp) is 1/ramp[k] of the full size
 
 
@@ -126,15 +127,20 @@ def _record_info(record: Record, settings: BlockSettings) -> RecordInfo:
 
 def _block_from_table(index: int, first_record: int, infos: list[RecordInfo], table: ChunkTable,
                       settings: BlockSettings, tokenizer: DnabertTokenizer) -> WorkBlock:
-    """Deduplicate, tokenise and batch the kept frames of `table`."""
+    """Deduplicate, tokenise and batch the kept frames of `table`. Frames of too_short records
+    (shorter than `settings.min_length`) are left out, and so is every encoder batch that only
+    they needed; the batches are planned over all frames first, so every other frame's batch (and
+    with it the last bits of its score) is the one it would have had anyway."""
     nucleotides = _first_seen(table.nucleotides)
     proteins = _first_seen(table.proteins)
+    frame_pairs = zip(map(nucleotides.__getitem__, table.nucleotides), map(proteins.__getitem__, table.proteins))
+    too_short = _too_short_frames(table, infos, settings.min_length)
+    if too_short is not None:
+        frame_pairs = [pair for pair, skip in zip(frame_pairs, too_short.tolist()) if not skip]
+        table = _frames_kept(table, ~too_short)
     pairs: dict[tuple[int, int], int] = {}
-    frame_to_unique = np.fromiter(
-        (pairs.setdefault(pair, len(pairs)) for pair in zip(map(nucleotides.__getitem__, table.nucleotides),
-                                                            map(proteins.__getitem__, table.proteins))),
-        dtype=np.int64, count=len(table.proteins),
-    )
+    frame_to_unique = np.fromiter((pairs.setdefault(pair, len(pairs)) for pair in frame_pairs),
+                                  dtype=np.int64, count=len(table.proteins))
     unique = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
     block = WorkBlock(
         index, first_record, infos, table, table.frame_labels(table.chunk_ids), frame_to_unique,
@@ -142,7 +148,35 @@ def _block_from_table(index: int, first_record: int, infos: list[RecordInfo], ta
     )
     block.dnabert_batches = _batches(tokenizer.encode_batch(list(nucleotides)), settings.batch_tokens)
     block.esm_batches = _batches(encode_protein_arrays(list(proteins)), settings.batch_tokens)
+    if too_short is not None:
+        block.dnabert_batches = _needed(block.dnabert_batches, block.unique_nucleotide, len(nucleotides))
+        block.esm_batches = _needed(block.esm_batches, block.unique_protein, len(proteins))
     return block
+
+
+def _too_short_frames(table: ChunkTable, infos: list[RecordInfo], min_length: int) -> np.ndarray | None:
+    """Which frames belong to records shorter than `min_length` (None when none does): the writer
+    gives such a record its too_short row from its chunk count alone, so their scores are unused."""
+    if not min_length or all(info.length >= min_length for info in infos):
+        return None
+    short = np.repeat(np.array([info.length < min_length for info in infos], dtype=bool), table.chunk_counts)
+    return short[table.frame_chunks]
+
+
+def _frames_kept(table: ChunkTable, keep: np.ndarray) -> ChunkTable:
+    """`table` with only the frames where `keep` is True (every chunk stays: chunks are counted)."""
+    kept = np.flatnonzero(keep).tolist()
+    table.frame_chunks, table.frame_strands = table.frame_chunks[keep], table.frame_strands[keep]
+    table.nucleotides = [table.nucleotides[i] for i in kept]
+    table.proteins = [table.proteins[i] for i in kept]
+    return table
+
+
+def _needed(batches: list[TokenBatch], used_rows: np.ndarray, rows: int) -> list[TokenBatch]:
+    """The batches that embed at least one input some kept frame uses."""
+    used = np.zeros(rows, dtype=bool)
+    used[used_rows] = True
+    return [batch for batch in batches if used[batch.rows].any()]
 
 
 def _first_seen(texts: list[str]) -> dict[str, int]:

@@ -51,7 +51,8 @@ class RunOptions:
         """How blocks are cut and batched; `batch_tokens` as the engine resolved it for its devices."""
         return BlockSettings(chunk_size=self.chunk_size or self.models.model_type, chunking=self.chunking,
                              batch_tokens=batch_tokens, block_records=self.block_records,
-                             keep_sequences=self.write_hits, pairs=self.pairs is not None)
+                             keep_sequences=self.write_hits, pairs=self.pairs is not None,
+                             min_length=0 if self.embed_only else self.min_length)
 
     def call_rules(self) -> dict:
         """The ResultWriter's rules for calling a sequence and finding its viral regions."""
