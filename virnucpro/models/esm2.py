@@ -30,9 +30,12 @@ from virnucpro.models.packed_attention import (
     TRITON_PACKED,
     has_packed_attention,
     packed_attention,
+    sequence_attention,
     sequence_bounds,
+    sequence_tile,
 )
 from virnucpro.models.pooling import segment_sums
+from virnucpro.models.stream_overlap import fork, join, on_stream, side_streams, split_at_half
 from virnucpro.tokenize.packing import PackedTokens
 
 TOKEN_DROPOUT_SCALE = 1.0 - 0.15 * 0.8  # fair-esm: mask ratio used in training, no <mask> at inference
@@ -128,6 +131,9 @@ class ESM2(nn.Module):
         self._post = post_attention
         self._fused_attention: bool | None = False  # None: per batch, see _use_fused_attention
         self.gelu_epilogue = False  # exact erf GELU until use_gelu_epilogue says otherwise
+        self.sequence_tiles = False  # fused attention: one program per sequence where all fit a tile
+        self.stream_overlap = False  # embed: two half batches on two CUDA streams (stream_overlap.py)
+        self._streams: tuple | None = None
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -195,36 +201,91 @@ class ESM2(nn.Module):
     def embed(self, packed: PackedTokens) -> torch.Tensor:
         """[B, D] fp32 mean over residues (BOS/EOS excluded, positions 1..min(len, 1024))."""
         device = self.embed_tokens.weight.device
+        halves = split_at_half(packed) if self.stream_overlap else None
+        if halves is not None:
+            return self._embed_overlapped(halves)
         packed = packed.to(device, non_blocking=True)
         return _mean_over_residues(self.forward(packed), packed)
 
     def forward(self, packed: PackedTokens) -> torch.Tensor:
         """Final hidden states [T, D] fp32 (after emb_layer_norm_after) of a packed batch."""
-        cu, heads, eps = packed.cu_seqlens, self.cfg.num_heads, self.cfg.layer_norm_eps
+        state = self._start(packed)
+        for i in range(len(self.layers)):
+            self._layer(i, state)
+        return state.h
+
+    def _embed_overlapped(self, halves: tuple[PackedTokens, PackedTokens]) -> torch.Tensor:
+        """`embed` of two halves of one batch, each on its own stream, queued layer by layer so
+        that one half's memory-bound kernels can run beside the other's matmuls."""
+        device = self.embed_tokens.weight.device
+        streams = self._streams = self._streams or side_streams(device)
+        fork(streams)
+        states = []
+        for half, stream in zip(halves, streams):
+            with on_stream(stream):
+                states.append(self._start(half.to(device, non_blocking=True)))
+        for i in range(len(self.layers)):
+            for state, stream in zip(states, streams):
+                with on_stream(stream):
+                    self._layer(i, state)
+        means = []
+        for state, stream in zip(states, streams):
+            with on_stream(stream):
+                means.append(_mean_over_residues(state.h, state.packed))
+        join(streams, means)
+        return torch.cat(means)
+
+    def _start(self, packed: PackedTokens) -> _ForwardState:
+        """Rotary tables, embeddings, the first LayerNorm and the attention choice of a batch."""
+        cu, eps = packed.cu_seqlens, self.cfg.layer_norm_eps
         positions, seq_start, seq_end = _token_spans(cu, packed.num_tokens)
         angles = positions.float().unsqueeze(-1) * self.inv_freq  # [T, Dh/2] fp32
-        cos, sin = angles.cos(), angles.sin()
         x = self.embed_tokens(packed.ids).float() * TOKEN_DROPOUT_SCALE
         first = self.layers[0].attn_norm
         h = F.layer_norm(x, (x.shape[-1],), first.weight, first.bias, eps).to(self.compute_dtype)
         mean_tokens = packed.num_tokens / max(packed.num_sequences, 1)
-        fused, backend = self._use_fused_attention(mean_tokens), self.attention_backend(mean_tokens)
-        for i, layer in enumerate(self.layers):
-            qkv = F.linear(h, layer.qkv.weight, layer.qkv.bias)  # [T, 3*D]; q pre-scaled
-            if fused:
-                attn = packed_attention(qkv, seq_start, seq_end, heads, rotary=(cos, sin))
-            else:
-                q, k, v = self._rotary(qkv, cos, sin, heads)
-                attn = varlen_attention(q, k, v, cu, packed.max_seqlen, 1.0, backend)
-            last = i + 1 == len(self.layers)
-            nxt = self.final_norm if last else self.layers[i + 1].attn_norm
-            x, h = self._post(
-                x, attn, layer.out_proj.weight, layer.out_proj.bias, layer.ffn_norm.weight,
-                layer.ffn_norm.bias, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight,
-                layer.fc2.bias, nxt.weight, nxt.bias, eps, torch.float32 if last else self.compute_dtype,
-                self.gelu_epilogue,
-            )  # fmt: skip
-        return h
+        fused = self._use_fused_attention(mean_tokens)
+        sequence_tiles = fused and self.sequence_tiles and sequence_tile(packed.max_seqlen) is not None
+        return _ForwardState(
+            packed, angles.cos(), angles.sin(), seq_start, seq_end, x, h, fused, sequence_tiles,
+            self.attention_backend(mean_tokens),
+        )  # fmt: skip
+
+    def _layer(self, i: int, s: _ForwardState) -> None:
+        """Layer i on the state: attention, then `post_attention` (residual, FFN, next norm)."""
+        layer, heads, packed = self.layers[i], self.cfg.num_heads, s.packed
+        qkv = F.linear(s.h, layer.qkv.weight, layer.qkv.bias)  # [T, 3*D]; q pre-scaled
+        if s.sequence_tiles:
+            attn = sequence_attention(qkv, packed.cu_seqlens, packed.max_seqlen, heads, rotary=(s.cos, s.sin))
+        elif s.fused:
+            attn = packed_attention(qkv, s.seq_start, s.seq_end, heads, rotary=(s.cos, s.sin))
+        else:
+            q, k, v = self._rotary(qkv, s.cos, s.sin, heads)
+            attn = varlen_attention(q, k, v, packed.cu_seqlens, packed.max_seqlen, 1.0, s.backend)
+        last = i + 1 == len(self.layers)
+        nxt = self.final_norm if last else self.layers[i + 1].attn_norm
+        s.x, s.h = self._post(
+            s.x, attn, layer.out_proj.weight, layer.out_proj.bias, layer.ffn_norm.weight,
+            layer.ffn_norm.bias, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight,
+            layer.fc2.bias, nxt.weight, nxt.bias, self.cfg.layer_norm_eps,
+            torch.float32 if last else self.compute_dtype, self.gelu_epilogue,
+        )  # fmt: skip
+
+
+@dataclass
+class _ForwardState:
+    """One batch (or half batch) on its way through the layers."""
+
+    packed: PackedTokens
+    cos: torch.Tensor
+    sin: torch.Tensor
+    seq_start: torch.Tensor
+    seq_end: torch.Tensor
+    x: torch.Tensor  # fp32 residual stream
+    h: torch.Tensor  # the next layer's normed input (after the last layer: the final hidden states)
+    fused: bool
+    sequence_tiles: bool
+    backend: str
 
 
 def _tokens_dynamic(compiled, token_args: int):
