@@ -195,6 +195,7 @@ if triton is not None:
         end = tl.load(cu_ptr + sequence + 1)
         rows = start + tl.arange(0, TILE)
         row_ok = rows < end
+        rows = rows.to(tl.int64)  # row * stride may pass 2**31 in large batches
         half_cols = tl.arange(0, HALF)
         dims = tl.arange(0, HEAD_DIM)
         base = qkv_ptr + rows[:, None] * stride_qkv + head
