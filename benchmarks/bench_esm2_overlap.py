@@ -5,7 +5,8 @@ repeat by repeat (medians), plus their cosine to our fp32 path and a kernel-leve
   python benchmarks/bench_esm2_overlap.py --model /tmp/esm2-full --out esm2_h200_overlap.json
 Variants (all compiled, fc1 GELU as the loader chooses, Triton attention for batches <= 64 tokens):
 - `compiled`: the current path (attention over 64-token stretches of the stream);
-- `seq-attn`: attention with one program per (sequence, head) where all sequences fit 64 tokens;
+- `seq-attn`: Triton attention with one program per (sequence, head) where every sequence fits one
+  tile (<= 128 tokens; at 95-100 aa this replaces torch varlen + compiled rotary);
 - `overlap`: each batch split in two halves at a sequence boundary, on two CUDA streams;
 - `seq-attn-overlap`: both.
 `--device cpu --size tiny` runs the same code on the CPU (no streams, no Triton): a smoke test.
@@ -33,9 +34,9 @@ VARIANTS = {
     "overlap": {"sequence_tiles": False, "stream_overlap": True},
     "seq-attn-overlap": {"sequence_tiles": True, "stream_overlap": True},
 }
-WORKLOADS = {  # name: (residues lo, hi, variants timed); sequence tiles apply only to the first
+WORKLOADS = {  # name: (residues lo, hi, variants timed); at 95-100 aa the current path is torch varlen
     "read150_48-50aa": (48, 50, list(VARIANTS)),
-    "chunk300_95-100aa": (95, 100, ["compiled", "overlap"]),
+    "chunk300_95-100aa": (95, 100, ["compiled", "seq-attn", "overlap"]),
 }
 
 
@@ -106,15 +107,19 @@ def accuracy(model, variants, ref_embeddings, seqs, budget: int) -> dict:
 
 
 def attention_kernels(cfg, budget: int) -> dict:
-    """Milliseconds per call at ESM-2 shapes (48-50 aa proteins, `budget` tokens): the stream-tile
-    kernel, the sequence-tile kernel, and torch varlen (rotary applied separately, as it needs)."""
+    """Milliseconds per call at ESM-2 shapes (`budget` tokens of 48-50 and of 95-100 aa proteins):
+    the stream-tile kernel, the sequence-tile kernel, and torch varlen (rotary applied separately)."""
+    return {f"{lo}-{hi}aa": attention_kernels_at(cfg, budget, lo, hi) for lo, hi in ((48, 50), (95, 100))}
+
+
+def attention_kernels_at(cfg, budget: int, lo: int, hi: int) -> dict:
     import triton.testing
 
     from virnucpro.models.attention import TORCH_VARLEN, varlen_attention
     from virnucpro.models.esm2 import rotary_qkv
     from virnucpro.models.packed_attention import packed_attention, sequence_attention, sequence_bounds
 
-    packed = encode_proteins(base.proteins(48, 50, budget // 51, 11)).to(base.DEVICE)
+    packed = encode_proteins(base.proteins(lo, hi, budget // (hi + 2), 11)).to(base.DEVICE)
     tokens, heads = packed.num_tokens, cfg.num_heads
     qkv = torch.randn(tokens, 3 * cfg.hidden_size, device=base.DEVICE, dtype=base.DTYPE)
     start, end = sequence_bounds(packed.cu_seqlens, tokens)
@@ -124,7 +129,9 @@ def attention_kernels(cfg, budget: int) -> dict:
     calls = {
         "stream_tiles": lambda: packed_attention(qkv, start, end, heads, rotary=rotary),
         "sequence_tiles": lambda: sequence_attention(qkv, cu, longest, heads, rotary=rotary),
-        "sequence_tiles_8_warps": lambda: sequence_attention(qkv, cu, longest, heads, rotary=rotary, num_warps=8),
+        "sequence_tiles_other_warps": lambda: sequence_attention(
+            qkv, cu, longest, heads, rotary=rotary, num_warps=8 if longest <= 64 else 4
+        ),
         "torch_varlen_plus_rotary": lambda: varlen_attention(*rotary_qkv(qkv, *rotary, heads), cu, longest, 1.0, TORCH_VARLEN),
     }  # fmt: skip
     ref = calls["stream_tiles"]().float()
@@ -138,7 +145,7 @@ def attention_kernels(cfg, budget: int) -> dict:
             print(f"  attention {name}: {out[name]['error']}", flush=True)
             continue
         out[name] = {"ms": ms, "relative_difference_to_stream_tiles": error}
-        print(f"  attention {name:>26}: {ms:.3f} ms (difference to stream tiles {error:.2e})", flush=True)
+        print(f"  attention {lo}-{hi} aa {name:>26}: {ms:.3f} ms (difference to stream tiles {error:.2e})", flush=True)
     return out
 
 

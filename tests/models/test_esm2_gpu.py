@@ -111,17 +111,21 @@ def test_sequence_tiles_and_stream_overlap_match_fp32(full_dir):
     (min cosine >= 0.99995 and within 1e-5 of it), also for a batch already on the GPU."""
     torch._dynamo.reset()
     rng = random.Random(7)
-    seqs = sorted(proteins([rng.randint(48, 50) for _ in range(256)] + [60, 62, 97, 300], seed=8), key=len)
-    short = [p for p in seqs if len(p) <= 62]  # every sequence fits one 64-token tile
+    seqs = sorted(proteins([rng.randint(48, 50) for _ in range(256)] + [60, 62, 97, 126, 300], seed=8), key=len)
+    sets = {
+        "all": seqs,  # one 302-token sequence: no sequence tiles
+        "short": [p for p in seqs if len(p) <= 62],  # 64-row tiles
+        "medium": [p for p in seqs if 62 <= len(p) <= 126],  # 128-row tiles
+    }
     torch.backends.cuda.matmul.allow_tf32 = False
     reference = load_esm2(full_dir, "cuda", torch.float32, fast=False)
-    ref = {name: reference.embed(encode_proteins(batch)) for name, batch in (("all", seqs), ("short", short))}
+    ref = {name: reference.embed(encode_proteins(batch)) for name, batch in sets.items()}
     del reference
     model = load_esm2(full_dir, "cuda", torch.bfloat16, fast=False).enable_compile()
     report = {}
     for tiles, overlap in ((False, False), (True, False), (False, True), (True, True)):
         model.sequence_tiles, model.stream_overlap = tiles, overlap
-        for name, batch in (("all", seqs), ("short", short)):
+        for name, batch in sets.items():
             packed = encode_proteins(batch)
             for where, given in (("host", packed), ("device", packed.to("cuda"))):
                 cos = torch.nn.functional.cosine_similarity(model.embed(given), ref[name], dim=-1)

@@ -20,7 +20,8 @@ from virnucpro.models.dnabert import alibi_slopes
 from virnucpro.models.esm2 import rotary_qkv
 
 LENGTHS = [3, 70, 1, 50, 130, 7, 64]  # tiles holding several sequences, sequences spanning tiles
-SHORT_LENGTHS = [3, 64, 1, 50, 17, 33, 51]  # sequence tiles: each fits one (16, 32 or 64 rows)
+SHORT_LENGTHS = [3, 64, 1, 50, 17, 33, 51]  # sequence tiles: each fits one 64-row tile
+TILE_128_LENGTHS = [100, 3, 128, 65, 1]  # one 128-row tile each
 HEADS, HEAD_DIM = 2, 64
 
 
@@ -63,17 +64,17 @@ def check_rotary(device: str, dtype: torch.dtype) -> float:
     return _relative_error(got, ref)
 
 
-def check_sequence_rotary(device: str, dtype: torch.dtype) -> float:
+def check_sequence_rotary(device: str, dtype: torch.dtype, lengths=SHORT_LENGTHS) -> float:
     """The sequence-tile kernel (one program per sequence and head) with rotary vs the reference,
     on the output poisoned beforehand with NaN (every row must be written)."""
     from virnucpro.models import packed_attention as kernels
 
-    qkv, cu, _, _, cos, sin, ref = _rotary_case(dtype, SHORT_LENGTHS)
+    qkv, cu, _, _, cos, sin, ref = _rotary_case(dtype, lengths)
     real_empty = torch.empty
     kernels.torch.empty = lambda *a, **k: real_empty(*a, **k).fill_(float("nan"))
     try:
         got = kernels.sequence_attention(
-            qkv.to(device, dtype), cu.to(device), max(SHORT_LENGTHS), HEADS, rotary=(cos.to(device), sin.to(device))
+            qkv.to(device, dtype), cu.to(device), max(lengths), HEADS, rotary=(cos.to(device), sin.to(device))
         )
     finally:
         kernels.torch.empty = real_empty
@@ -110,7 +111,9 @@ if original is not None:
     interp._patch_lang_tensor = patched
 import torch
 from tests.models.test_packed_attention import check_alibi, check_rotary, check_sequence_rotary
-print(check_rotary("cpu", torch.float32), check_alibi("cpu", torch.float32), check_sequence_rotary("cpu", torch.float32))
+from tests.models.test_packed_attention import TILE_128_LENGTHS
+print(check_rotary("cpu", torch.float32), check_alibi("cpu", torch.float32), check_sequence_rotary("cpu", torch.float32),
+      check_sequence_rotary("cpu", torch.float32, TILE_128_LENGTHS))
 """
 
 
@@ -132,15 +135,18 @@ def test_kernel_in_triton_interpreter():
         cwd=Path(__file__).parents[2],
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    rotary_error, alibi_error, sequence_error = map(float, run.stdout.split()[-3:])
+    rotary_error, alibi_error, sequence_error, tile_128_error = map(float, run.stdout.split()[-4:])
     assert rotary_error < 1e-5
     assert alibi_error < 1e-5
     assert sequence_error < 1e-5
+    assert tile_128_error < 1e-5
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("check", [check_rotary, check_alibi, check_sequence_rotary])
+@pytest.mark.parametrize(
+    "check", [check_rotary, check_alibi, check_sequence_rotary, lambda d, t: check_sequence_rotary(d, t, TILE_128_LENGTHS)]
+)
 def test_kernel_on_gpu_bf16(check):
     error = check("cuda", torch.bfloat16)
     assert error < 1e-2, error
@@ -149,7 +155,7 @@ def test_kernel_on_gpu_bf16(check):
 def test_sequence_tile_fits_the_longest_sequence_or_refuses():
     from virnucpro.models.packed_attention import SEQUENCE_TILE_MAX, sequence_attention, sequence_tile
 
-    assert [sequence_tile(n) for n in (1, 16, 17, 33, 52, 64)] == [16, 16, 32, 64, 64, 64]
+    assert [sequence_tile(n) for n in (1, 16, 17, 33, 52, 64, 65, 128)] == [16, 16, 32, 64, 64, 64, 128, 128]
     assert sequence_tile(SEQUENCE_TILE_MAX + 1) is None and sequence_tile(0) is None
-    with pytest.raises(ValueError, match="1..64 tokens, not 65"):
-        sequence_attention(torch.zeros(65, 6), torch.tensor([0, 65], dtype=torch.int32), 65, 1)
+    with pytest.raises(ValueError, match="1..128 tokens, not 129"):
+        sequence_attention(torch.zeros(129, 6), torch.tensor([0, 129], dtype=torch.int32), 129, 1)

@@ -131,7 +131,7 @@ class ESM2(nn.Module):
         self._post = post_attention
         self._fused_attention: bool | None = False  # None: per batch, see _use_fused_attention
         self.gelu_epilogue = False  # exact erf GELU until use_gelu_epilogue says otherwise
-        self.sequence_tiles = False  # fused attention: one program per sequence where all fit a tile
+        self.sequence_tiles = False  # Triton attention with one program per sequence where all fit a tile
         self.stream_overlap = False  # embed: two half batches on two CUDA streams (stream_overlap.py)
         self._streams: tuple | None = None
 
@@ -245,7 +245,9 @@ class ESM2(nn.Module):
         h = F.layer_norm(x, (x.shape[-1],), first.weight, first.bias, eps).to(self.compute_dtype)
         mean_tokens = packed.num_tokens / max(packed.num_sequences, 1)
         fused = self._use_fused_attention(mean_tokens)
-        sequence_tiles = fused and self.sequence_tiles and sequence_tile(packed.max_seqlen) is not None
+        # sequence tiles: wherever the Triton kernels run and every sequence fits a tile (any mean)
+        tiles_fit = self._fused_attention is not False and sequence_tile(packed.max_seqlen) is not None
+        sequence_tiles = self.sequence_tiles and tiles_fit
         return _ForwardState(
             packed, angles.cos(), angles.sin(), seq_start, seq_end, x, h, fused, sequence_tiles,
             self.attention_backend(mean_tokens),

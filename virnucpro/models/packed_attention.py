@@ -11,7 +11,8 @@ several short sequences), and applies in registers either
 Softmax statistics and the output accumulate in fp32; the result is cast to the input dtype.
 
 `sequence_attention` is the same computation with one program per (sequence, head) instead of per
-(64-token stretch of the stream, head): for batches whose longest sequence fits one tile, q, k, v
+(64-token stretch of the stream, head): for batches whose longest sequence fits one tile (<= 128
+tokens), q, k, v
 and the rotary tables of a sequence are read once, with one softmax pass and no key loop (the
 stream tiles of `packed_attention` straddle 2-3 sequences and reload their keys per key block).
 """
@@ -41,7 +42,7 @@ def has_packed_attention(device: torch.device, dtype: torch.dtype, head_dim: int
     return dtype in (torch.float16, torch.bfloat16) and head_dim % 32 == 0 and head_dim <= 128
 
 
-SEQUENCE_TILE_MAX = 64  # longest sequence `sequence_attention` takes (one tile per sequence)
+SEQUENCE_TILE_MAX = 128  # longest sequence `sequence_attention` takes (one tile per sequence)
 
 
 def sequence_tile(max_seqlen: int) -> int | None:
@@ -100,10 +101,11 @@ def sequence_attention(
     num_heads: int,
     scale: float = 1.0,
     rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
-    num_warps: int = 4,
+    num_warps: int | None = None,
 ) -> torch.Tensor:
     """`packed_attention` with one program per (sequence, head); every sequence must fit one tile
-    (max_seqlen <= SEQUENCE_TILE_MAX). cu_seqlens: [B+1] int32 on qkv's device; returns [T, H, Dh]."""
+    (max_seqlen <= SEQUENCE_TILE_MAX). cu_seqlens: [B+1] int32 on qkv's device; returns [T, H, Dh].
+    num_warps: 4 for tiles up to 64 rows, 8 for 128 (the [tile, tile] fp32 scores sit in registers)."""
     tile = sequence_tile(max_seqlen)
     if tile is None:
         raise ValueError(f"sequence_attention takes sequences of 1..{SEQUENCE_TILE_MAX} tokens, not {max_seqlen}")
@@ -115,7 +117,7 @@ def sequence_attention(
     _sequence_attention_kernel[grid](
         qkv, cos, sin, cu_seqlens, out, qkv.stride(0), out.stride(0), scale,
         NUM_HEADS=num_heads, MODEL_DIM=width // 3, HEAD_DIM=head_dim, HALF=head_dim // 2,
-        HAS_ROTARY=rotary is not None, TILE=tile, num_warps=num_warps,
+        HAS_ROTARY=rotary is not None, TILE=tile, num_warps=num_warps or (4 if tile <= 64 else 8),
     )  # fmt: skip
     return out
 
