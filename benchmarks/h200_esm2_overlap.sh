@@ -10,7 +10,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 nvidia-smi -L || true
 timeout "${BENCH_TIMEOUT:-230}" "$py" benchmarks/bench_esm2_overlap.py --model "$model" \
-  --out "$out/esm2_h200_overlap.json" --batches 3 --repeats 5 || echo "bench_esm2_overlap failed or timed out"
+  --out "$out/esm2_h200_overlap.json" --batches "${BATCHES:-2}" --repeats 5 || echo "bench_esm2_overlap failed or timed out"
 VIRNUCPRO_ESM2_FULL=$model timeout "${TEST_TIMEOUT:-75}" "$py" -m pytest -q -p no:cacheprovider -s -m gpu \
   tests/models/test_packed_attention.py \
   tests/models/test_esm2_gpu.py::test_sequence_tiles_and_stream_overlap_match_fp32 || echo "GPU tests failed or timed out"
