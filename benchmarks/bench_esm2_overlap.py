@@ -4,9 +4,10 @@ One command, one process, one bf16 model whose settings are switched between var
 repeat by repeat (medians), plus their cosine to our fp32 path and a kernel-level attention timing:
   python benchmarks/bench_esm2_overlap.py --model /tmp/esm2-full --out esm2_h200_overlap.json
 Variants (all compiled, fc1 GELU as the loader chooses, Triton attention for batches <= 64 tokens):
-- `compiled`: the current path (attention over 64-token stretches of the stream);
+- `compiled`: the path before issue #20.4 (attention over 64-token stretches of the stream);
 - `seq-attn`: Triton attention with one program per (sequence, head) where every sequence fits one
-  tile (<= 128 tokens; at 95-100 aa this replaces torch varlen + compiled rotary);
+  tile (<= 128 tokens; at 95-100 aa this replaces torch varlen + compiled rotary); the model's
+  default since #20.4 is the same for sequences <= 64 tokens (what won);
 - `overlap`: each batch split in two halves at a sequence boundary, on two CUDA streams;
 - `seq-attn-overlap`: both.
 `--device cpu --size tiny` runs the same code on the CPU (no streams, no Triton): a smoke test.
@@ -29,10 +30,10 @@ from virnucpro.models.esm2_loader import load_esm2
 from virnucpro.tokenize.esm_alphabet import encode_proteins
 
 VARIANTS = {
-    "compiled": {"sequence_tiles": False, "stream_overlap": False},
-    "seq-attn": {"sequence_tiles": True, "stream_overlap": False},
-    "overlap": {"sequence_tiles": False, "stream_overlap": True},
-    "seq-attn-overlap": {"sequence_tiles": True, "stream_overlap": True},
+    "compiled": {"sequence_tile_tokens": 0, "stream_overlap": False},
+    "seq-attn": {"sequence_tile_tokens": 128, "stream_overlap": False},
+    "overlap": {"sequence_tile_tokens": 0, "stream_overlap": True},
+    "seq-attn-overlap": {"sequence_tile_tokens": 128, "stream_overlap": True},
 }
 WORKLOADS = {  # name: (residues lo, hi, variants timed); at 95-100 aa the current path is torch varlen
     "read150_48-50aa": (48, 50, list(VARIANTS)),
@@ -129,9 +130,7 @@ def attention_kernels_at(cfg, budget: int, lo: int, hi: int) -> dict:
     calls = {
         "stream_tiles": lambda: packed_attention(qkv, start, end, heads, rotary=rotary),
         "sequence_tiles": lambda: sequence_attention(qkv, cu, longest, heads, rotary=rotary),
-        "sequence_tiles_other_warps": lambda: sequence_attention(
-            qkv, cu, longest, heads, rotary=rotary, num_warps=8 if longest <= 64 else 4
-        ),
+        "sequence_tiles_8_warps": lambda: sequence_attention(qkv, cu, longest, heads, rotary=rotary, num_warps=8),
         "torch_varlen_plus_rotary": lambda: varlen_attention(*rotary_qkv(qkv, *rotary, heads), cu, longest, 1.0, TORCH_VARLEN),
     }  # fmt: skip
     ref = calls["stream_tiles"]().float()

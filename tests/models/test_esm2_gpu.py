@@ -122,9 +122,10 @@ def test_sequence_tiles_and_stream_overlap_match_fp32(full_dir):
     ref = {name: reference.embed(encode_proteins(batch)) for name, batch in sets.items()}
     del reference
     model = load_esm2(full_dir, "cuda", torch.bfloat16, fast=False).enable_compile()
+    assert model.sequence_tile_tokens == 64  # the default where the Triton kernels run
     report = {}
     for tiles, overlap in ((False, False), (True, False), (False, True), (True, True)):
-        model.sequence_tiles, model.stream_overlap = tiles, overlap
+        model.sequence_tile_tokens, model.stream_overlap = 128 if tiles else 0, overlap
         for name, batch in sets.items():
             packed = encode_proteins(batch)
             for where, given in (("host", packed), ("device", packed.to("cuda"))):

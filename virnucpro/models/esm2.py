@@ -10,7 +10,7 @@ and attention run in the compute dtype (bf16 by default on GPU).
 Two code paths compute the same function: the eager path (any device/dtype, the reference) and a
 compiled path (`enable_compile`): torch.compile, with the token count dynamic, fuses norms,
 residual adds and GELU around the cuBLAS matmuls, and on CUDA rotary is applied inside a Triton
-packed-attention kernel. Each layer's residual add is fused with the next layer's LN1 (the last
+packed-attention kernel (one program per sequence where all fit 64 tokens). Each layer's residual add is fused with the next layer's LN1 (the last
 with emb_layer_norm_after). On CUDA in fp16/bf16, fc1's GELU runs as cuBLASLt's epilogue (tanh
 form, within bf16 rounding of erf: models/gelu_epilogue.py); fp32 and the CPU keep exact erf GELU.
 """
@@ -27,12 +27,13 @@ from torch import nn
 from virnucpro.models.attention import select_backend, varlen_attention
 from virnucpro.models.gelu_epilogue import fc1_gelu_epilogue, gelu_epilogue_problem
 from virnucpro.models.packed_attention import (
+    SEQUENCE_TILE_MAX,
     TRITON_PACKED,
+    TRITON_SEQUENCE_TILES,
     has_packed_attention,
     packed_attention,
     sequence_attention,
     sequence_bounds,
-    sequence_tile,
 )
 from virnucpro.models.pooling import segment_sums
 from virnucpro.models.stream_overlap import fork, join, on_stream, side_streams, split_at_half
@@ -41,6 +42,7 @@ from virnucpro.tokenize.packing import PackedTokens
 TOKEN_DROPOUT_SCALE = 1.0 - 0.15 * 0.8  # fair-esm: mask ratio used in training, no <mask> at inference
 MAX_MEAN_POSITIONS = 1024  # the original averages positions 1..min(len, 1024)
 _FUSED_ATTENTION_MAX_MEAN_TOKENS = 64  # see ESM2.enable_compile
+SEQUENCE_TILE_TOKENS = 64  # see ESM2.enable_compile
 GELU_EPILOGUE = "cuBLASLt GELU epilogue (tanh form)"
 log = logging.getLogger("virnucpro")
 
@@ -131,7 +133,7 @@ class ESM2(nn.Module):
         self._post = post_attention
         self._fused_attention: bool | None = False  # None: per batch, see _use_fused_attention
         self.gelu_epilogue = False  # exact erf GELU until use_gelu_epilogue says otherwise
-        self.sequence_tiles = False  # Triton attention with one program per sequence where all fit a tile
+        self.sequence_tile_tokens = 0  # batches of sequences up to this long: sequence-tile attention
         self.stream_overlap = False  # embed: two half batches on two CUDA streams (stream_overlap.py)
         self._streams: tuple | None = None
 
@@ -159,7 +161,9 @@ class ESM2(nn.Module):
         self.gelu_epilogue = enabled
         return self
 
-    def enable_compile(self, mode: str = "default", fused_attention: bool | None = None) -> ESM2:
+    def enable_compile(
+        self, mode: str = "default", fused_attention: bool | None = None, sequence_tile_tokens: int = SEQUENCE_TILE_TOKENS
+    ) -> ESM2:
         """Compile the per-layer code once for any token count (Inductor fuses norms, residual adds
         and GELU around the cuBLAS matmuls; no padding, so a short batch costs only its tokens).
 
@@ -167,18 +171,27 @@ class ESM2(nn.Module):
         token count by 4% at both 48-50 and 95-100 aa (benchmarks/results/esm2_h200.json).
         `fused_attention` (default: where it runs) uses the Triton kernel that applies rotary
         inside attention instead of rotary + a varlen library kernel, for batches averaging
-        <= 64 tokens (where it was measured to win).
+        <= 64 tokens (where it was measured to win). Where that kernel runs, batches whose
+        sequences are all <= `sequence_tile_tokens` long (0: never) take its sequence-tile form
+        (one program per sequence and head): +2.2% end to end at 48-50 aa on an H200, cosine to
+        fp32 unchanged; at 95-100 aa its 128-row tiles lost 1% to torch varlen
+        (benchmarks/results/esm2_h200_overlap.json), hence 64.
         """
+        if not 0 <= sequence_tile_tokens <= SEQUENCE_TILE_MAX:
+            raise ValueError(f"sequence_tile_tokens must be 0..{SEQUENCE_TILE_MAX}, not {sequence_tile_tokens}")
         options = {"dynamic": None, "fullgraph": True, "mode": mode}
         self._post = _tokens_dynamic(torch.compile(post_attention, **options), token_args=2)
         self._rotary = _tokens_dynamic(torch.compile(rotary_qkv, **options), token_args=3)
         device, cfg = self.embed_tokens.weight.device, self.cfg
         possible = has_packed_attention(device, self.compute_dtype, cfg.head_dim)
         self._fused_attention = fused_attention if possible else False
+        self.sequence_tile_tokens = sequence_tile_tokens if self._fused_attention is not False else 0
         return self
 
-    def attention_backend(self, mean_tokens: float | None = None) -> str:
-        """The attention used for batches of this mean sequence length (in tokens)."""
+    def attention_backend(self, mean_tokens: float | None = None, max_seqlen: int | None = None) -> str:
+        """The attention used for batches of this mean and longest sequence length (in tokens)."""
+        if max_seqlen is not None and self._use_sequence_tiles(max_seqlen):
+            return TRITON_SEQUENCE_TILES
         if self._use_fused_attention(mean_tokens):
             return TRITON_PACKED
         return select_backend(self.embed_tokens.weight.device, self.compute_dtype)
@@ -190,7 +203,12 @@ class ESM2(nn.Module):
             kernels = f"{TRITON_PACKED} (batches averaging <= {_FUSED_ATTENTION_MAX_MEAN_TOKENS} tokens), else {varlen}"
         else:
             kernels = TRITON_PACKED if self._fused_attention else varlen
+        if self.sequence_tile_tokens:
+            kernels = f"{TRITON_SEQUENCE_TILES} (batches of sequences <= {self.sequence_tile_tokens} tokens), else {kernels}"
         return f"{kernels}; compiled" if self._post is not post_attention else kernels
+
+    def _use_sequence_tiles(self, max_seqlen: int) -> bool:
+        return 0 < max_seqlen <= self.sequence_tile_tokens
 
     def _use_fused_attention(self, mean_tokens: float | None) -> bool:
         if self._fused_attention is None:
@@ -245,9 +263,7 @@ class ESM2(nn.Module):
         h = F.layer_norm(x, (x.shape[-1],), first.weight, first.bias, eps).to(self.compute_dtype)
         mean_tokens = packed.num_tokens / max(packed.num_sequences, 1)
         fused = self._use_fused_attention(mean_tokens)
-        # sequence tiles: wherever the Triton kernels run and every sequence fits a tile (any mean)
-        tiles_fit = self._fused_attention is not False and sequence_tile(packed.max_seqlen) is not None
-        sequence_tiles = self.sequence_tiles and tiles_fit
+        sequence_tiles = self._use_sequence_tiles(packed.max_seqlen)
         return _ForwardState(
             packed, angles.cos(), angles.sin(), seq_start, seq_end, x, h, fused, sequence_tiles,
             self.attention_backend(mean_tokens),
