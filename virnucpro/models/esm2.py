@@ -10,8 +10,8 @@ and attention run in the compute dtype (bf16 by default on GPU).
 Two code paths compute the same function: the eager path (any device/dtype, the reference) and a
 compiled path (`enable_compile`): torch.compile, with the token count dynamic, fuses norms,
 residual adds and GELU around the cuBLAS matmuls, and on CUDA rotary is applied inside a Triton
-packed-attention kernel (one program per sequence where all fit 64 tokens). Each layer's residual add is fused with the next layer's LN1 (the last
-with emb_layer_norm_after). On CUDA in fp16/bf16, fc1's GELU runs as cuBLASLt's epilogue (tanh
+packed-attention kernel (one program per sequence where all fit 64 tokens). Each layer's residual
+add is fused with the next layer's LN1 (the last with emb_layer_norm_after). On CUDA in fp16/bf16, fc1's GELU runs as cuBLASLt's epilogue (tanh
 form, within bf16 rounding of erf: models/gelu_epilogue.py); fp32 and the CPU keep exact erf GELU.
 """
 
@@ -162,7 +162,10 @@ class ESM2(nn.Module):
         return self
 
     def enable_compile(
-        self, mode: str = "default", fused_attention: bool | None = None, sequence_tile_tokens: int = SEQUENCE_TILE_TOKENS
+        self,
+        mode: str = "default",
+        fused_attention: bool | None = None,
+        sequence_tile_tokens: int = SEQUENCE_TILE_TOKENS,
     ) -> ESM2:
         """Compile the per-layer code once for any token count (Inductor fuses norms, residual adds
         and GELU around the cuBLAS matmuls; no padding, so a short batch costs only its tokens).
@@ -204,7 +207,8 @@ class ESM2(nn.Module):
         else:
             kernels = TRITON_PACKED if self._fused_attention else varlen
         if self.sequence_tile_tokens:
-            kernels = f"{TRITON_SEQUENCE_TILES} (batches of sequences <= {self.sequence_tile_tokens} tokens), else {kernels}"
+            tiles = f"{TRITON_SEQUENCE_TILES} (batches of sequences <= {self.sequence_tile_tokens} tokens)"
+            kernels = f"{tiles}, else {kernels}"
         return f"{kernels}; compiled" if self._post is not post_attention else kernels
 
     def _use_sequence_tiles(self, max_seqlen: int) -> bool:
