@@ -163,7 +163,10 @@ def test_sequence_tiles_where_the_triton_kernels_run_and_every_sequence_fits(tin
     at 48-50 aa), the stream-tile kernel for longer ones, never where the Triton kernels don't run."""
     from virnucpro.models.packed_attention import TRITON_PACKED, TRITON_SEQUENCE_TILES
 
-    assert load_esm2(tiny_esm2, device="cpu", fast=False).enable_compile().sequence_tile_tokens == 0
+    cpu = load_esm2(tiny_esm2, device="cpu", fast=False).enable_compile()
+    assert cpu.sequence_tile_tokens == 0
+    cpu.sequence_tile_tokens = 64  # set directly: still never where the kernels cannot run
+    assert cpu.attention_backend(mean_tokens=51, max_seqlen=52) == SDPA_PADDED
     monkeypatch.setattr(esm2_module, "has_packed_attention", lambda device, dtype, head_dim: True)
     model = load_esm2(tiny_esm2, device="cpu", fast=False).enable_compile()
     assert model.sequence_tile_tokens == 64

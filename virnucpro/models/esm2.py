@@ -212,7 +212,8 @@ class ESM2(nn.Module):
         return f"{kernels}; compiled" if self._post is not post_attention else kernels
 
     def _use_sequence_tiles(self, max_seqlen: int) -> bool:
-        return 0 < max_seqlen <= self.sequence_tile_tokens
+        """Also checks that the Triton kernels run here (`sequence_tile_tokens` may be set directly)."""
+        return self._fused_attention is not False and 0 < max_seqlen <= self.sequence_tile_tokens
 
     def _use_fused_attention(self, mean_tokens: float | None) -> bool:
         if self._fused_attention is None:
