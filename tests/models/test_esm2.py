@@ -134,3 +134,45 @@ def test_gelu_epilogue_compiles_once_and_computes_gelu(tiny_esm2, model):
         batch = encode_proteins([random_protein(n, seed=n + i) for i, n in enumerate(sizes)])
         torch.testing.assert_close(fused.embed(batch), model.embed(batch), rtol=1e-5, atol=1e-6)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
+
+
+def test_split_at_half_cuts_at_the_sequence_boundary_nearest_half_the_tokens():
+    from virnucpro.models.stream_overlap import split_at_half
+    from virnucpro.tokenize.packing import pack
+
+    packed = pack([[5] * 10, [6] * 3, [7] * 4, [8] * 9])  # 26 tokens: boundaries at 10, 13, 17
+    first, second = split_at_half(packed)
+    assert first.cu_seqlens.tolist() == [0, 10, 13] and second.cu_seqlens.tolist() == [0, 4, 13]
+    assert first.ids.tolist() == [5] * 10 + [6] * 3 and second.ids.tolist() == [7] * 4 + [8] * 9
+    assert (first.max_seqlen, second.max_seqlen) == (10, 9)
+    assert second.cu_seqlens.dtype == torch.int32
+    assert split_at_half(pack([[5] * 10])) is None
+
+
+def test_stream_overlap_gives_each_sequence_the_same_embedding(tiny_esm2, model):
+    """Two half batches (on the CPU: one after the other, the same code as the two CUDA streams)."""
+    overlapped = load_esm2(tiny_esm2, device="cpu", fast=False)
+    overlapped.stream_overlap = True
+    for sizes in ((3, 49), (1, 150, 20, 7, 64, 5), (64,) * 5):
+        batch = encode_proteins([random_protein(n, seed=n + i) for i, n in enumerate(sizes)])
+        torch.testing.assert_close(overlapped.embed(batch), model.embed(batch), rtol=1e-5, atol=1e-6)
+
+
+def test_sequence_tiles_where_the_triton_kernels_run_and_every_sequence_fits(tiny_esm2, monkeypatch):
+    """Issue #20.4: the sequence-tile kernel for batches of sequences <= 64 tokens (measured +2.2%
+    at 48-50 aa), the stream-tile kernel for longer ones, never where the Triton kernels don't run."""
+    from virnucpro.models.packed_attention import TRITON_PACKED, TRITON_SEQUENCE_TILES
+
+    cpu = load_esm2(tiny_esm2, device="cpu", fast=False).enable_compile()
+    assert cpu.sequence_tile_tokens == 0
+    cpu.sequence_tile_tokens = 64  # set directly: still never where the kernels cannot run
+    assert cpu.attention_backend(mean_tokens=51, max_seqlen=52) == SDPA_PADDED
+    monkeypatch.setattr(esm2_module, "has_packed_attention", lambda device, dtype, head_dim: True)
+    model = load_esm2(tiny_esm2, device="cpu", fast=False).enable_compile()
+    assert model.sequence_tile_tokens == 64
+    assert model.attention_backend(mean_tokens=51, max_seqlen=64) == TRITON_SEQUENCE_TILES
+    assert model.attention_backend(mean_tokens=51, max_seqlen=65) == TRITON_PACKED
+    assert model.describe_attention().startswith(f"{TRITON_SEQUENCE_TILES} (batches of sequences <= 64 tokens), else")
+    assert load_esm2(tiny_esm2, device="cpu", fast=False).enable_compile(fused_attention=False).sequence_tile_tokens == 0
+    with pytest.raises(ValueError, match="0..128, not 129"):
+        model.enable_compile(sequence_tile_tokens=129)

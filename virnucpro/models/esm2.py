@@ -10,8 +10,8 @@ and attention run in the compute dtype (bf16 by default on GPU).
 Two code paths compute the same function: the eager path (any device/dtype, the reference) and a
 compiled path (`enable_compile`): torch.compile, with the token count dynamic, fuses norms,
 residual adds and GELU around the cuBLAS matmuls, and on CUDA rotary is applied inside a Triton
-packed-attention kernel. Each layer's residual add is fused with the next layer's LN1 (the last
-with emb_layer_norm_after). On CUDA in fp16/bf16, fc1's GELU runs as cuBLASLt's epilogue (tanh
+packed-attention kernel (one program per sequence where all fit 64 tokens). Each layer's residual
+add is fused with the next layer's LN1 (the last with emb_layer_norm_after). On CUDA in fp16/bf16, fc1's GELU runs as cuBLASLt's epilogue (tanh
 form, within bf16 rounding of erf: models/gelu_epilogue.py); fp32 and the CPU keep exact erf GELU.
 """
 
@@ -27,17 +27,22 @@ from torch import nn
 from virnucpro.models.attention import select_backend, varlen_attention
 from virnucpro.models.gelu_epilogue import fc1_gelu_epilogue, gelu_epilogue_problem
 from virnucpro.models.packed_attention import (
+    SEQUENCE_TILE_MAX,
     TRITON_PACKED,
+    TRITON_SEQUENCE_TILES,
     has_packed_attention,
     packed_attention,
+    sequence_attention,
     sequence_bounds,
 )
 from virnucpro.models.pooling import segment_sums
+from virnucpro.models.stream_overlap import fork, join, on_stream, side_streams, split_at_half
 from virnucpro.tokenize.packing import PackedTokens
 
 TOKEN_DROPOUT_SCALE = 1.0 - 0.15 * 0.8  # fair-esm: mask ratio used in training, no <mask> at inference
 MAX_MEAN_POSITIONS = 1024  # the original averages positions 1..min(len, 1024)
 _FUSED_ATTENTION_MAX_MEAN_TOKENS = 64  # see ESM2.enable_compile
+SEQUENCE_TILE_TOKENS = 64  # see ESM2.enable_compile
 GELU_EPILOGUE = "cuBLASLt GELU epilogue (tanh form)"
 log = logging.getLogger("virnucpro")
 
@@ -128,6 +133,9 @@ class ESM2(nn.Module):
         self._post = post_attention
         self._fused_attention: bool | None = False  # None: per batch, see _use_fused_attention
         self.gelu_epilogue = False  # exact erf GELU until use_gelu_epilogue says otherwise
+        self.sequence_tile_tokens = 0  # batches of sequences up to this long: sequence-tile attention
+        self.stream_overlap = False  # embed: two half batches on two CUDA streams (stream_overlap.py)
+        self._streams: tuple | None = None
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -153,7 +161,12 @@ class ESM2(nn.Module):
         self.gelu_epilogue = enabled
         return self
 
-    def enable_compile(self, mode: str = "default", fused_attention: bool | None = None) -> ESM2:
+    def enable_compile(
+        self,
+        mode: str = "default",
+        fused_attention: bool | None = None,
+        sequence_tile_tokens: int = SEQUENCE_TILE_TOKENS,
+    ) -> ESM2:
         """Compile the per-layer code once for any token count (Inductor fuses norms, residual adds
         and GELU around the cuBLAS matmuls; no padding, so a short batch costs only its tokens).
 
@@ -161,18 +174,27 @@ class ESM2(nn.Module):
         token count by 4% at both 48-50 and 95-100 aa (benchmarks/results/esm2_h200.json).
         `fused_attention` (default: where it runs) uses the Triton kernel that applies rotary
         inside attention instead of rotary + a varlen library kernel, for batches averaging
-        <= 64 tokens (where it was measured to win).
+        <= 64 tokens (where it was measured to win). Where that kernel runs, batches whose
+        sequences are all <= `sequence_tile_tokens` long (0: never) take its sequence-tile form
+        (one program per sequence and head): +2.2% end to end at 48-50 aa on an H200, cosine to
+        fp32 unchanged; at 95-100 aa its 128-row tiles lost 1% to torch varlen
+        (benchmarks/results/esm2_h200_overlap.json), hence 64.
         """
+        if not 0 <= sequence_tile_tokens <= SEQUENCE_TILE_MAX:
+            raise ValueError(f"sequence_tile_tokens must be 0..{SEQUENCE_TILE_MAX}, not {sequence_tile_tokens}")
         options = {"dynamic": None, "fullgraph": True, "mode": mode}
         self._post = _tokens_dynamic(torch.compile(post_attention, **options), token_args=2)
         self._rotary = _tokens_dynamic(torch.compile(rotary_qkv, **options), token_args=3)
         device, cfg = self.embed_tokens.weight.device, self.cfg
         possible = has_packed_attention(device, self.compute_dtype, cfg.head_dim)
         self._fused_attention = fused_attention if possible else False
+        self.sequence_tile_tokens = sequence_tile_tokens if self._fused_attention is not False else 0
         return self
 
-    def attention_backend(self, mean_tokens: float | None = None) -> str:
-        """The attention used for batches of this mean sequence length (in tokens)."""
+    def attention_backend(self, mean_tokens: float | None = None, max_seqlen: int | None = None) -> str:
+        """The attention used for batches of this mean and longest sequence length (in tokens)."""
+        if max_seqlen is not None and self._use_sequence_tiles(max_seqlen):
+            return TRITON_SEQUENCE_TILES
         if self._use_fused_attention(mean_tokens):
             return TRITON_PACKED
         return select_backend(self.embed_tokens.weight.device, self.compute_dtype)
@@ -184,7 +206,14 @@ class ESM2(nn.Module):
             kernels = f"{TRITON_PACKED} (batches averaging <= {_FUSED_ATTENTION_MAX_MEAN_TOKENS} tokens), else {varlen}"
         else:
             kernels = TRITON_PACKED if self._fused_attention else varlen
+        if self.sequence_tile_tokens:
+            tiles = f"{TRITON_SEQUENCE_TILES} (batches of sequences <= {self.sequence_tile_tokens} tokens)"
+            kernels = f"{tiles}, else {kernels}"
         return f"{kernels}; compiled" if self._post is not post_attention else kernels
+
+    def _use_sequence_tiles(self, max_seqlen: int) -> bool:
+        """Also checks that the Triton kernels run here (`sequence_tile_tokens` may be set directly)."""
+        return self._fused_attention is not False and 0 < max_seqlen <= self.sequence_tile_tokens
 
     def _use_fused_attention(self, mean_tokens: float | None) -> bool:
         if self._fused_attention is None:
@@ -195,36 +224,91 @@ class ESM2(nn.Module):
     def embed(self, packed: PackedTokens) -> torch.Tensor:
         """[B, D] fp32 mean over residues (BOS/EOS excluded, positions 1..min(len, 1024))."""
         device = self.embed_tokens.weight.device
+        halves = split_at_half(packed) if self.stream_overlap else None
+        if halves is not None:
+            return self._embed_overlapped(halves)
         packed = packed.to(device, non_blocking=True)
         return _mean_over_residues(self.forward(packed), packed)
 
     def forward(self, packed: PackedTokens) -> torch.Tensor:
         """Final hidden states [T, D] fp32 (after emb_layer_norm_after) of a packed batch."""
-        cu, heads, eps = packed.cu_seqlens, self.cfg.num_heads, self.cfg.layer_norm_eps
+        state = self._start(packed)
+        for i in range(len(self.layers)):
+            self._layer(i, state)
+        return state.h
+
+    def _embed_overlapped(self, halves: tuple[PackedTokens, PackedTokens]) -> torch.Tensor:
+        """`embed` of two halves of one batch, each on its own stream, queued layer by layer so
+        that one half's memory-bound kernels can run beside the other's matmuls."""
+        device = self.embed_tokens.weight.device
+        streams = self._streams = self._streams or side_streams(device)
+        fork(streams)
+        states = []
+        for half, stream in zip(halves, streams):
+            with on_stream(stream):
+                states.append(self._start(half.to(device, non_blocking=True)))
+        for i in range(len(self.layers)):
+            for state, stream in zip(states, streams):
+                with on_stream(stream):
+                    self._layer(i, state)
+        means = []
+        for state, stream in zip(states, streams):
+            with on_stream(stream):
+                means.append(_mean_over_residues(state.h, state.packed))
+        join(streams, means)
+        return torch.cat(means)
+
+    def _start(self, packed: PackedTokens) -> _ForwardState:
+        """Rotary tables, embeddings, the first LayerNorm and the attention choice of a batch."""
+        cu, eps = packed.cu_seqlens, self.cfg.layer_norm_eps
         positions, seq_start, seq_end = _token_spans(cu, packed.num_tokens)
         angles = positions.float().unsqueeze(-1) * self.inv_freq  # [T, Dh/2] fp32
-        cos, sin = angles.cos(), angles.sin()
         x = self.embed_tokens(packed.ids).float() * TOKEN_DROPOUT_SCALE
         first = self.layers[0].attn_norm
         h = F.layer_norm(x, (x.shape[-1],), first.weight, first.bias, eps).to(self.compute_dtype)
         mean_tokens = packed.num_tokens / max(packed.num_sequences, 1)
-        fused, backend = self._use_fused_attention(mean_tokens), self.attention_backend(mean_tokens)
-        for i, layer in enumerate(self.layers):
-            qkv = F.linear(h, layer.qkv.weight, layer.qkv.bias)  # [T, 3*D]; q pre-scaled
-            if fused:
-                attn = packed_attention(qkv, seq_start, seq_end, heads, rotary=(cos, sin))
-            else:
-                q, k, v = self._rotary(qkv, cos, sin, heads)
-                attn = varlen_attention(q, k, v, cu, packed.max_seqlen, 1.0, backend)
-            last = i + 1 == len(self.layers)
-            nxt = self.final_norm if last else self.layers[i + 1].attn_norm
-            x, h = self._post(
-                x, attn, layer.out_proj.weight, layer.out_proj.bias, layer.ffn_norm.weight,
-                layer.ffn_norm.bias, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight,
-                layer.fc2.bias, nxt.weight, nxt.bias, eps, torch.float32 if last else self.compute_dtype,
-                self.gelu_epilogue,
-            )  # fmt: skip
-        return h
+        fused = self._use_fused_attention(mean_tokens)
+        sequence_tiles = self._use_sequence_tiles(packed.max_seqlen)
+        return _ForwardState(
+            packed, angles.cos(), angles.sin(), seq_start, seq_end, x, h, fused, sequence_tiles,
+            self.attention_backend(mean_tokens),
+        )  # fmt: skip
+
+    def _layer(self, i: int, s: _ForwardState) -> None:
+        """Layer i on the state: attention, then `post_attention` (residual, FFN, next norm)."""
+        layer, heads, packed = self.layers[i], self.cfg.num_heads, s.packed
+        qkv = F.linear(s.h, layer.qkv.weight, layer.qkv.bias)  # [T, 3*D]; q pre-scaled
+        if s.sequence_tiles:
+            attn = sequence_attention(qkv, packed.cu_seqlens, packed.max_seqlen, heads, rotary=(s.cos, s.sin))
+        elif s.fused:
+            attn = packed_attention(qkv, s.seq_start, s.seq_end, heads, rotary=(s.cos, s.sin))
+        else:
+            q, k, v = self._rotary(qkv, s.cos, s.sin, heads)
+            attn = varlen_attention(q, k, v, packed.cu_seqlens, packed.max_seqlen, 1.0, s.backend)
+        last = i + 1 == len(self.layers)
+        nxt = self.final_norm if last else self.layers[i + 1].attn_norm
+        s.x, s.h = self._post(
+            s.x, attn, layer.out_proj.weight, layer.out_proj.bias, layer.ffn_norm.weight,
+            layer.ffn_norm.bias, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight,
+            layer.fc2.bias, nxt.weight, nxt.bias, self.cfg.layer_norm_eps,
+            torch.float32 if last else self.compute_dtype, self.gelu_epilogue,
+        )  # fmt: skip
+
+
+@dataclass
+class _ForwardState:
+    """One batch (or half batch) on its way through the layers."""
+
+    packed: PackedTokens
+    cos: torch.Tensor
+    sin: torch.Tensor
+    seq_start: torch.Tensor
+    seq_end: torch.Tensor
+    x: torch.Tensor  # fp32 residual stream
+    h: torch.Tensor  # the next layer's normed input (after the last layer: the final hidden states)
+    fused: bool
+    sequence_tiles: bool
+    backend: str
 
 
 def _tokens_dynamic(compiled, token_args: int):
