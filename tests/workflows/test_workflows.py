@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from conftest import GENOMES, READS
-from workflow_tools import REPO, require_module, require_tool, same_results, virnucpro_env
+from workflow_tools import REPO, require_module, require_tool, same_results, virnucpro_env, write_mates
 
 sys.path.insert(0, str(REPO / "workflows" / "snakemake"))
 from samplesheet import SampleSheetError, read_sample_sheet  # noqa: E402
-from study import RESULT_FILES  # noqa: E402
+from study import PAIRED_FILES, RESULT_FILES  # noqa: E402
 
 SNAKEFILE = REPO / "workflows" / "snakemake" / "Snakefile"
 READS = READS
@@ -71,15 +71,27 @@ def _snakemake_config(sheet: Path, model_args: list[str], **extra) -> list[str]:
     return ["--config", *(f"{key}={value}" for key, value in settings.items())]
 
 
-def test_snakemake_refuses_a_paired_sample_in_one_line(tmp_path, model_args):
+def _mates(directory: Path, name: str, first: int, count: int) -> tuple[Path, Path]:
+    return write_mates(READS, directory / f"{name}_1.fq", directory / f"{name}_2.fq", first, count)
+
+
+def test_snakemake_runs_a_paired_sample_as_predict_r1_r2_paired(tmp_path, model_args):
+    """A sheet row with r2 plans a `predict_paired` job: `predict R1 R2 --paired`, pairs.tsv an output."""
     snakemake = require_tool("snakemake")
     _reads(tmp_path / "a.fq", 0, 2)
-    (tmp_path / "s.tsv").write_text("sample\tr1\tr2\nA\ta.fq\ta.fq\n")
-    done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "1", "-n",
+    _mates(tmp_path, "p", 2, 2)
+    (tmp_path / "s.tsv").write_text("sample\tr1\tr2\nA\ta.fq\t\nP\tp_1.fq\tp_2.fq\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "1", "-n", "-p",
                  *_snakemake_config(tmp_path / "s.tsv", model_args)], tmp_path)
-    assert done.returncode != 0
-    errors = [line for line in done.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1 and "paired-end reads are not supported yet" in errors[0], done.stderr
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    assert counts == {"predict": "1", "predict_paired": "1", "report": "2", "study": "1", "all": "1", "total": "6"}
+    commands = [line for line in done.stdout.splitlines() if " predict " in line]
+    paired = [line for line in commands if "results/P" in line]
+    assert len(commands) == 2 and len(paired) == 1, commands
+    assert f"predict {tmp_path / 'p_1.fq'} {tmp_path / 'p_2.fq'} --paired -o results/P " in paired[0]
+    assert "--paired" not in next(line for line in commands if "results/A" in line)
+    assert "results/P/pairs.tsv" in done.stdout and "results/A/pairs.tsv" not in done.stdout
 
 
 def test_snakemake_plans_one_predict_per_sample_without_shards(tmp_path, model_args):
@@ -99,35 +111,45 @@ def test_slurm_profile_plans_the_workflow_as_array_jobs(tmp_path, model_args):
     """The documented Slurm profile parses with the Slurm executor plugin (a dry run: no cluster here)."""
     snakemake = require_tool("snakemake")
     _reads(tmp_path / "a.fq", 0, 2)
-    (tmp_path / "s.tsv").write_text("sample\tr1\nA\ta.fq\n")
+    _mates(tmp_path, "p", 2, 2)
+    (tmp_path / "s.tsv").write_text("sample\tr1\tr2\nA\ta.fq\t\nP\tp_1.fq\tp_2.fq\n")
     done = _run([snakemake, "-s", str(SNAKEFILE), "--profile", str(SNAKEFILE.parent / "profiles" / "slurm"), "-n",
                  *_snakemake_config(tmp_path / "s.tsv", model_args, shards=2)], tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "predict_shard" in done.stdout and "This was a dry-run" in done.stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    assert counts["predict_shard"] == counts["predict_shard_paired"] == "2" and "This was a dry-run" in done.stdout
+    profile = (SNAKEFILE.parent / "profiles" / "slurm" / "config.yaml").read_text()
+    for rule in ("predict", "predict_paired", "predict_shard", "predict_shard_paired"):
+        assert f"\n  {rule}: " in profile.split("set-resources:")[1], rule  # a GPU task, not the CPU default
 
 
 @pytest.mark.slow
 @pytest.mark.packaging
-def test_snakemake_three_samples_in_shards_match_direct_runs(tmp_path, model_args):
-    """3 samples x 2 shards + merge + reports + study table; each sample's files byte-identical to a
-    direct `virnucpro predict` of its r1."""
+def test_snakemake_samples_in_shards_match_direct_runs(tmp_path, model_args):
+    """3 single-end samples and a paired one x 2 shards + merge + reports + study table; each sample's
+    files byte-identical to a direct `virnucpro predict` of its r1 (`R1 R2 --paired` for the paired one,
+    pairs.tsv included)."""
     snakemake = require_tool("snakemake")
     _reads(tmp_path / "a.fq", 0, 12)
     _reads(tmp_path / "b.fq", 12, 12)
     (tmp_path / "c.fa").write_bytes((GENOMES / "phiX174_NC_001422.fa").read_bytes())
-    (tmp_path / "sheet.csv").write_text("sample,fastq_1,fastq_2\nA,a.fq,\nB,b.fq,\nC,c.fa,\n")
+    _mates(tmp_path, "d", 24, 10)
+    (tmp_path / "sheet.csv").write_text("sample,fastq_1,fastq_2\nA,a.fq,\nB,b.fq,\nC,c.fa,\nD,d_1.fq,d_2.fq\n")
     done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "2",
                  *_snakemake_config(tmp_path / "sheet.csv", model_args, shards=2, outdir="wf")], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    for sample, reads in [("A", "a.fq"), ("B", "b.fq"), ("C", "c.fa")]:
-        direct = _run([sys.executable, "-m", "virnucpro", "predict", reads, "-o", f"direct-{sample}", *model_args],
+    for sample, inputs in [("A", ["a.fq"]), ("B", ["b.fq"]), ("C", ["c.fa"]), ("D", ["d_1.fq", "d_2.fq", "--paired"])]:
+        direct = _run([sys.executable, "-m", "virnucpro", "predict", *inputs, "-o", f"direct-{sample}", *model_args],
                       tmp_path)
         assert direct.returncode == 0, direct.stderr
-        assert same_results(tmp_path / "wf" / sample, tmp_path / f"direct-{sample}", RESULT_FILES[:-1]) == []
+        names = RESULT_FILES[:-1] + (PAIRED_FILES if sample == "D" else [])
+        assert same_results(tmp_path / "wf" / sample, tmp_path / f"direct-{sample}", names) == []
         assert (tmp_path / "wf" / sample / "report.html").stat().st_size > 0
-    table = (tmp_path / "wf" / "study" / "samples.tsv").read_text().splitlines()
-    assert table[0].split("\t")[:3] == ["sample", "sequences", "virus"]
-    assert [row.split("\t")[:2] for row in table[1:]] == [["A", "12"], ["B", "12"], ["C", "1"]]
+    assert not (tmp_path / "wf" / "A" / "pairs.tsv").exists()
+    table = [row.split("\t") for row in (tmp_path / "wf" / "study" / "samples.tsv").read_text().splitlines()]
+    assert table[0][:3] == ["sample", "sequences", "virus"] and table[0][6:8] == ["pairs", "virus_pairs"]
+    assert [row[:2] + row[6:7] for row in table[1:]] == [["A", "12", ""], ["B", "12", ""], ["C", "1", ""],
+                                                         ["D", "20", "10"]]
 
 
 # --- CWL, WDL, Galaxy, containers ------------------------------------------------------------------
