@@ -161,12 +161,30 @@ DOCKERFILE = REPO / "containers" / "Dockerfile"
 APPTAINER_DEF = REPO / "containers" / "virnucpro.def"
 
 
+def _cwl_reads(tmp_path: Path, mode: str) -> tuple[str, list[str]]:
+    """The job's read inputs for MODE (single, paired, interleaved) and the direct run's arguments."""
+    if mode == "single":
+        reads = _reads(tmp_path / "a.fq", 0, 12)
+        return f"reads: [{{class: File, path: {reads}}}]\n", [str(reads)]
+    r1, r2 = _mates(tmp_path, "p", 0, 6)
+    if mode == "paired":
+        return (f"reads: [{{class: File, path: {r1}}}]\nr2: {{class: File, path: {r2}}}\n",
+                [str(r1), str(r2), "--paired"])
+    first, second = (path.read_text().splitlines(keepends=True) for path in (r1, r2))
+    interleaved = tmp_path / "interleaved.fq"  # mate 1, mate 2 of each pair in turn
+    interleaved.write_text("".join("".join(first[i:i + 4] + second[i:i + 4]) for i in range(0, len(first), 4)))
+    return f"reads: [{{class: File, path: {interleaved}}}]\ninterleaved: true\n", [str(interleaved), "--interleaved"]
+
+
 @pytest.mark.packaging
-def test_cwl_tool_runs_without_container_and_matches_a_direct_run(tmp_path, tiny_models, model_args):
+@pytest.mark.parametrize("mode", ["single", "paired", "interleaved"])
+def test_cwl_tool_runs_without_container_and_matches_a_direct_run(tmp_path, tiny_models, model_args, mode):
+    """Single-end, `r2` (--paired) and `interleaved` jobs: the result files (pairs.tsv for a paired
+    job) byte-identical to the matching direct `virnucpro predict`."""
     cwltool = require_tool("cwltool")
-    reads = _reads(tmp_path / "a.fq", 0, 12)
+    reads, direct_inputs = _cwl_reads(tmp_path, mode)
     (tmp_path / "job.yml").write_text(
-        f"reads: [{{class: File, path: {reads}}}]\n"
+        reads +
         f"esm: {{class: Directory, path: {tiny_models / 'esm2'}}}\n"
         f"dnabert: {{class: Directory, path: {tiny_models / 'dnabert-s'}}}\n"
         f"classifier: {{class: File, path: {tiny_models / 'classifier.pth'}}}\n"
@@ -177,10 +195,13 @@ def test_cwl_tool_runs_without_container_and_matches_a_direct_run(tmp_path, tiny
                            "--outdir", str(tmp_path / "cwl"), str(CWL_TOOL), str(tmp_path / "job.yml")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    direct = _run([sys.executable, "-m", "virnucpro", "predict", str(reads), "-o", "direct", "--write-hits",
+    direct = _run([sys.executable, "-m", "virnucpro", "predict", *direct_inputs, "-o", "direct", "--write-hits",
                    *model_args], tmp_path)
     assert direct.returncode == 0, direct.stderr
-    assert same_results(tmp_path / "cwl" / "results", tmp_path / "direct", RESULT_FILES[:-1] + ["viral.fa"]) == []
+    names = RESULT_FILES[:-1] + ["viral.fa"] + (PAIRED_FILES if mode != "single" else [])
+    assert same_results(tmp_path / "cwl" / "results", tmp_path / "direct", names) == []
+    assert (tmp_path / "cwl" / "results" / "pairs.tsv").exists() == (mode != "single")
+    assert ('"pairs": null' in done.stdout) == (mode == "single")  # the optional output
 
 
 @pytest.mark.packaging
