@@ -3,6 +3,7 @@ WDL and Galaxy are linted, the Dockerfile passes hadolint."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -212,6 +213,35 @@ def test_wdl_task_passes_miniwdl_check_strict_with_shellcheck():
                           timeout=120)
     assert done.returncode == 0 and "CommandShellCheck" not in done.stdout, done.stdout + done.stderr
     assert "gpu: true" in WDL_TASK.read_text()
+
+
+# Renders the task's command with miniwdl's own evaluator (no container runtime here to run it).
+_RENDER_WDL_COMMAND = """
+import json, sys
+import WDL
+task = WDL.load(sys.argv[1]).tasks[0]
+stdlib = WDL.StdLib.Base("1.0")
+env = WDL.values_from_json(json.loads(sys.argv[2]), task.available_inputs, task.required_inputs)
+for decl in task.inputs:
+    if not env.has_binding(decl.name):
+        env = env.bind(decl.name, decl.expr.eval(env, stdlib=stdlib) if decl.expr else WDL.Value.Null())
+print(task.command.eval(env, stdlib=stdlib).value)
+"""
+
+
+@pytest.mark.packaging
+@pytest.mark.parametrize("inputs, expected", [
+    ({"reads": ["a.fq"]}, "virnucpro predict a.fq -o results"),
+    ({"reads": ["r1.fq"], "r2": "r2.fq"}, "virnucpro predict r1.fq r2.fq --paired -o results"),
+    ({"reads": ["mates.fq"], "interleaved": True}, "virnucpro predict mates.fq --interleaved -o results"),
+])
+def test_wdl_task_command_passes_r2_as_paired_and_interleaved(inputs, expected):
+    miniwdl = Path(require_tool("miniwdl"))
+    interpreter = miniwdl.read_text().splitlines()[0].removeprefix("#!").strip()  # the Python miniwdl runs on
+    done = subprocess.run([interpreter, "-c", _RENDER_WDL_COMMAND, str(WDL_TASK), json.dumps({**inputs, "models_dir": "m"})],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert " ".join(done.stdout.replace("\\\n", " ").split()).count(expected) == 1, done.stdout
 
 
 @pytest.mark.packaging
