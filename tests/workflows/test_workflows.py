@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,68 @@ def test_galaxy_tool_passes_planemo_lint(tmp_path):
     done = subprocess.run([planemo, "lint", "--fail_level", "warn", str(GALAXY_TOOL)], cwd=tmp_path,
                           env={**virnucpro_env(), "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+# Renders the tool's Cheetah command as Galaxy would, with planemo's Cheetah (no Galaxy server here):
+# a dataset is its path, with .ext; a conditional is a dict.
+_RENDER_GALAXY_COMMAND = """
+import json, sys
+import xml.etree.ElementTree as ElementTree
+from Cheetah.Template import Template
+
+class Dataset:
+    def __init__(self, path):
+        self.path, self.ext = path, "fastqsanger"
+    def __str__(self):
+        return self.path
+
+def datasets(value):
+    if isinstance(value, dict):
+        return {key: datasets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [datasets(item) for item in value]
+    return Dataset(value) if isinstance(value, str) and value.endswith(".fq") else value
+
+command = ElementTree.parse(sys.argv[1]).find("command").text
+params = {"model_type": "300", "threshold": 0.5, "write_hits": "--write-hits", "models_dir": ""}
+params.update(datasets(json.loads(sys.argv[2])))
+print(" ".join(str(Template(command, searchList=[params])).split()))
+"""
+_PREDICT = "virnucpro predict 'input_0.fastqsanger'"
+
+
+@pytest.mark.packaging
+@pytest.mark.parametrize("input_type, expected", [
+    ({"mode": "single", "inputs": ["a.fq", "b.fq"]}, f"{_PREDICT} 'input_1.fastqsanger' -o results"),
+    ({"mode": "paired", "forward": "r1.fq", "reverse": "r2.fq"}, f"{_PREDICT} 'input_1.fastqsanger' --paired -o"),
+    ({"mode": "paired_collection", "pair": {"forward": "r1.fq", "reverse": "r2.fq"}},
+     f"{_PREDICT} 'input_1.fastqsanger' --paired -o"),
+    ({"mode": "interleaved", "interleaved": "i.fq"}, f"{_PREDICT} --interleaved -o results"),
+])
+def test_galaxy_command_for_single_paired_and_interleaved_reads(input_type, expected):
+    planemo = Path(require_tool("planemo"))
+    interpreter = planemo.read_text().splitlines()[0].removeprefix("#!").strip()  # the Python planemo runs on
+    done = subprocess.run([interpreter, "-c", _RENDER_GALAXY_COMMAND, str(GALAXY_TOOL),
+                           json.dumps({"input_type": input_type})], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert expected in done.stdout, done.stdout
+    first = (input_type.get("inputs") or [input_type.get("forward") or input_type.get("interleaved")
+                                          or input_type["pair"]["forward"]])[0]
+    assert done.stdout.startswith(f"ln -s '{first}' 'input_0.fastqsanger' && "), done.stdout
+
+
+def test_galaxy_pairs_output_only_for_paired_reads_and_its_test_data_exist():
+    tool = ElementTree.parse(GALAXY_TOOL).getroot()
+    (pairs,) = [data for data in tool.iter("data") if data.get("name") == "pairs"]
+    assert pairs.get("from_work_dir") == "results/pairs.tsv"
+    assert pairs.findtext("filter") == "input_type['mode'] != 'single'"
+    modes = [option.get("value") for option in tool.find("inputs/conditional/param").iter("option")]
+    assert modes == ["single", "paired", "paired_collection", "interleaved"]
+    tested = {param.get("value") for param in tool.find("tests").iter("param") if param.get("name") == "mode"}
+    assert tested == set(modes)  # planemo test (needs the models) would run each layout once
+    files = {node.get("value") for node in tool.find("tests").iter() if node.tag in ("param", "element")
+             and node.get("ftype")}
+    assert files and all((GALAXY_TOOL.parent / "test-data" / name).is_file() for name in files), files
 
 
 @pytest.mark.packaging
