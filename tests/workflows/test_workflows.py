@@ -108,6 +108,27 @@ def test_snakemake_plans_one_predict_per_sample_without_shards(tmp_path, model_a
     assert counts == {"predict": "2", "report": "2", "study": "1", "all": "1", "total": "6"}, done.stdout
 
 
+@pytest.mark.slow  # ~20 s: two predicts, a direct run of each, reports
+@pytest.mark.packaging
+def test_snakemake_mixed_sheet_runs_each_sample_as_its_direct_predict(tmp_path, model_args):
+    """One job per sample, no shards: the single-end sample as `predict R1`, the paired one as
+    `predict R1 R2 --paired` (a rule's command is bound per variant, not by the last one defined)."""
+    snakemake = require_tool("snakemake")
+    _reads(tmp_path / "a.fq", 0, 4)
+    _mates(tmp_path, "p", 4, 4)
+    (tmp_path / "s.tsv").write_text("sample\tr1\tr2\nP\tp_1.fq\tp_2.fq\nA\ta.fq\t\n")
+    done = _run([snakemake, "-s", str(SNAKEFILE), "--cores", "1", *_snakemake_config(tmp_path / "s.tsv", model_args)],
+                tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for sample, inputs in [("A", ["a.fq"]), ("P", ["p_1.fq", "p_2.fq", "--paired"])]:
+        direct = _run([sys.executable, "-m", "virnucpro", "predict", *inputs, "-o", f"direct-{sample}", *model_args],
+                      tmp_path)
+        assert direct.returncode == 0, direct.stderr
+        names = RESULT_FILES[:-1] + (PAIRED_FILES if sample == "P" else [])
+        assert same_results(tmp_path / "results" / sample, tmp_path / f"direct-{sample}", names) == []
+    assert not (tmp_path / "results" / "A" / "pairs.tsv").exists()
+
+
 @pytest.mark.packaging
 def test_slurm_profile_plans_the_workflow_as_array_jobs(tmp_path, model_args):
     """The documented Slurm profile parses with the Slurm executor plugin (a dry run: no cluster here)."""
