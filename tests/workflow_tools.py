@@ -48,3 +48,21 @@ def virnucpro_env() -> dict[str, str]:
 def same_results(left: Path, right: Path, names: list[str]) -> list[str]:
     """The result files among NAMES whose bytes differ between two output directories."""
     return [name for name in names if (left / name).read_bytes() != (right / name).read_bytes()]
+
+
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+
+
+def write_mates(reads: Path, r1: Path, r2: Path, first: int, count: int) -> tuple[Path, Path]:
+    """R1 and R2 of `count` reads of the FASTQ `reads` from read `first` (IDs `ID/1`, `ID/2`):
+    mate 2 is the reverse complement of mate 1, so the two mates are scored differently."""
+    lines = reads.read_text().splitlines()[4 * first: 4 * (first + count)]
+    texts = ["", ""]
+    for number in range(count):
+        read_id, sequence = lines[4 * number][1:].split()[0].removesuffix("/1"), lines[4 * number + 1]
+        quality = lines[4 * number + 3]
+        texts[0] += f"@{read_id}/1\n{sequence}\n+\n{quality}\n"
+        texts[1] += f"@{read_id}/2\n{sequence.translate(_COMPLEMENT)[::-1]}\n+\n{quality[::-1]}\n"
+    r1.write_text(texts[0])
+    r2.write_text(texts[1])
+    return r1, r2

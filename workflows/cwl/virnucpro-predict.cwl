@@ -10,6 +10,8 @@ label: virnucpro predict
 doc: |
   Call viral sequences in reads or contigs (FASTA/FASTQ, compressed or not) with VirNucPro's
   DNABERT-S + ESM-2 classifier. Writes the result files into the output directory `results`.
+  Paired-end reads: give R1 as `reads` and R2 as `r2` (run as `--paired`), or one interleaved file
+  as `reads` with `interleaved: true`; either adds `pairs.tsv`, one call per read pair.
 requirements:
   InlineJavascriptRequirement: {}
 hints:
@@ -22,11 +24,22 @@ baseCommand: [virnucpro, predict]
 arguments:
   - {prefix: -o, valueFrom: results}
   - -q
+  - {position: 3, valueFrom: '$(inputs.r2 ? "--paired" : null)'}
 inputs:
   reads:
     type: File[]
-    doc: FASTA/FASTQ files (plain or gz/bz2/xz/zst); record IDs must be unique across them
+    doc: |
+      FASTA/FASTQ files (plain or gz/bz2/xz/zst); record IDs must be unique across them.
+      With `r2`: the one R1 file; with `interleaved`: the one interleaved file
     inputBinding: {position: 1}
+  r2:
+    type: File?
+    doc: the R2 (mate 2) file of a paired-end sample whose R1 is `reads`; runs `predict R1 R2 --paired`
+    inputBinding: {position: 2}
+  interleaved:
+    type: boolean?
+    doc: "`reads` is one FASTQ whose records alternate mate 1, mate 2 (`predict --interleaved`)"
+    inputBinding: {prefix: --interleaved, position: 3}
   model_type:
     type:
       - "null"
@@ -84,3 +97,7 @@ outputs:
   viral_fasta:
     type: File?
     outputBinding: {glob: results/viral.fa}
+  pairs:
+    type: File?
+    doc: "paired-end runs only (`r2` or `interleaved`): one row per read pair with its pair call"
+    outputBinding: {glob: results/pairs.tsv}

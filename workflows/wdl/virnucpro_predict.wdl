@@ -3,11 +3,14 @@ version 1.0
 # `virnucpro predict` as a WDL task (checked with `miniwdl check`). The models are a directory made by
 # `virnucpro download --dir`: either `models_dir`, a path every worker sees (a shared file system, or
 # baked into the image), or `models_tar`, a tar of that directory that any engine localises as one
-# File and the task unpacks.
+# File and the task unpacks. Paired-end reads: R1 as `reads` and R2 as `r2` (run as `--paired`), or one
+# interleaved file as `reads` with `interleaved = true`; both add the output `pairs` (pairs.tsv).
 
 task virnucpro_predict {
   input {
     Array[File] reads
+    File? r2
+    Boolean interleaved = false
     String? models_dir
     File? models_tar
     String model_type = "300"
@@ -33,7 +36,8 @@ task virnucpro_predict {
       mkdir models
       tar -xf "~{models_tar}" -C models --strip-components 1
     fi
-    virnucpro predict ~{sep=" " reads} -o results \
+    virnucpro predict ~{sep=" " reads} ~{if defined(r2) then "~{r2} --paired" else ""} \
+      ~{if interleaved then "--interleaved" else ""} -o results \
       --models-dir "$models" --model-type ~{model_type} --threshold ~{threshold} \
       ~{if write_hits then "--write-hits" else ""} --threads ~{cpu} -q
   >>>
@@ -45,6 +49,7 @@ task virnucpro_predict {
     File highest_scores = "results/prediction_results_highestscore.csv"
     File run_json = "results/run.json"
     File? viral_fasta = "results/viral.fa"
+    File? pairs = "results/pairs.tsv"
   }
 
   runtime {
@@ -58,7 +63,9 @@ task virnucpro_predict {
   }
 
   parameter_meta {
-    reads: "FASTA/FASTQ files (plain or gz/bz2/xz/zst); record IDs unique across them"
+    reads: "FASTA/FASTQ files (plain or gz/bz2/xz/zst); record IDs unique across them. With r2 or interleaved: one file"
+    r2: "the R2 (mate 2) file of a paired-end sample whose R1 is reads: runs `predict R1 R2 --paired`"
+    interleaved: "reads is one FASTQ whose records alternate mate 1, mate 2 (`predict --interleaved`)"
     models_dir: "a `virnucpro download --dir` directory visible to the task (shared file system or image)"
     models_tar: "tar of a `virnucpro download --dir DIR` directory (tar -cf models.tar DIR)"
     model_type: "300 for reads, 500 for contigs"
