@@ -65,7 +65,7 @@ def predict(args: list[str]) -> float:
     """Wall seconds of one `virnucpro predict` process."""
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "virnucpro", "predict", *args, "-q"], check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     return time.perf_counter() - start
 
 
