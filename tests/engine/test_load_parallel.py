@@ -97,3 +97,15 @@ def test_run_json_has_the_load_phases_and_the_first_block_time(tmp_path, model_a
             "dnabert_load", "classifier_load"} <= phases.keys()
     assert phases["models_wall"] <= timings["model_load"]
     assert timings["first_block_written_since_process_start"] > phases["process_start_to_load"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_each_warm_up_batch_is_its_own_phase(tiny_models):
+    from virnucpro.engine.encoders import warm_up
+
+    encoders, _ = load_encoders(tiny_model_paths(tiny_models), torch.device("cuda"), torch.bfloat16)
+    phases: dict[str, float] = {}
+    warm_up(encoders, 4096, phases)
+    assert set(phases) == {"warm_up_esm2_48_aa", "warm_up_esm2_49_aa", "warm_up_esm2_100_aa",
+                           "warm_up_dnabert_34_tokens", "warm_up_dnabert_41_tokens"}

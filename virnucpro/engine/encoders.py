@@ -148,7 +148,9 @@ def warm_up(encoders: Encoders, batch_tokens: int, phases: dict[str, float] | No
     ESM-2: short proteins (Triton attention with rotary inside), with a token count that is a
     multiple of 16 and one that is not (Triton specialises integer arguments on divisibility by 16),
     and longer ones (compiled rotary + varlen attention). DNABERT-S compiles for dynamic shapes on
-    its second distinct shape, so it gets two. GPUs only. `phases` gets each model's seconds.
+    its second distinct shape, so it gets two. GPUs only. `phases` gets each batch's seconds
+    (`warm_up_esm2_48_aa`, ...): the first of a path pays for tracing and the compile-cache
+    lookups, the others show what the batches themselves cost.
     """
     if encoders.device.type != "cuda":
         return
@@ -159,11 +161,11 @@ def warm_up(encoders: Encoders, batch_tokens: int, phases: dict[str, float] | No
         copies = max(1, batch_tokens // tokens)
         copies -= 1 if tokens == 49 and copies % 16 == 0 else 0
         encoders.esm.embed(pack([protein] * copies))
-    timer.mark("warm_up_esm2")
+        timer.mark(f"warm_up_esm2_{tokens}_aa")
     for length in (34, 41):
         dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
         encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))
-    timer.mark("warm_up_dnabert")
+        timer.mark(f"warm_up_dnabert_{length}_tokens")
     if phases is not None:
         for name, seconds in timer.seconds.items():
             phases[name] = phases.get(name, 0.0) + seconds
