@@ -12,7 +12,12 @@ import time
 import torch
 
 from virnucpro.engine.backend import LoadedWorkers
-from virnucpro.engine.compile_cache import use_persistent_compile_caches
+from virnucpro.engine.compile_cache import (
+    compile_in_process_if_warm,
+    compile_setting,
+    remember_warm,
+    use_persistent_compile_caches,
+)
 from virnucpro.engine.devices import resolve_batch_tokens, resolve_devices
 from virnucpro.engine.encoders import Encoders, ModelChoice, load_encoders, model_paths, tokenizer_for, warm_up
 from virnucpro.engine.model_hashes import start_hashing, wait_for_hashing
@@ -47,6 +52,10 @@ class LocalEngine:
         for kind, path in paths.items():
             self._logger.info("model %s: %s", kind, path)
         phases["resolve_paths"] = time.perf_counter() - started - phases["cuda_context"]
+        gpus = [torch.cuda.get_device_name(d) for d in dict.fromkeys(devices) if d.type == "cuda"]
+        setting = compile_setting(gpus, dtype, paths) if gpus else None
+        if setting is not None and compile_in_process_if_warm(setting):
+            self._logger.info("compile caches warm for these models and GPUs: compiling in-process (no worker pool)")
         loaded: dict[torch.device, Encoders] = {}
         info = None
         models_started = time.perf_counter()
@@ -62,6 +71,8 @@ class LocalEngine:
                           first.dnabert.describe_attention())
         for encoders in loaded.values():  # compiled at load time, not mid-stream
             warm_up(encoders, tokens, phases)
+        if setting is not None:
+            remember_warm(setting)
         waited = time.perf_counter()
         phases["model_hash_thread"] = wait_for_hashing()
         phases["model_hash_wait"] = time.perf_counter() - waited  # what hashing added to the load
