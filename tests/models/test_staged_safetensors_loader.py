@@ -99,3 +99,31 @@ def test_on_a_gpu_the_loaders_match_the_unstaged_path(tiny_esm2, tiny_dnabert, m
     monkeypatch.setenv(hf_weights.STAGED_ENV, "0")
     _same(esm.state_dict(), load_esm2(tiny_esm2, "cuda", torch.bfloat16, fast=False).state_dict())
     _same(dnabert.state_dict(), load_dnabert(tiny_dnabert, "cuda", torch.bfloat16, read_onto_device=True).state_dict())
+
+
+def test_a_file_cut_short_is_one_line(mixed_file, tmp_path):
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(mixed_file.read_bytes()[:-10])
+    with pytest.raises(ModelLoadError) as error:
+        read_safetensors_staged(cut, "cpu", chunk_bytes=64, pin=False)
+    assert "\n" not in str(error.value)
+
+
+def test_big_chunks_are_read_by_several_threads(tmp_path, monkeypatch):
+    from virnucpro.engine.threads import lingering
+    from virnucpro.models import staged_safetensors
+
+    tensors = {"w": torch.arange(300_000, dtype=torch.float32), "b": torch.arange(7, dtype=torch.int64)}
+    path = tmp_path / "big.safetensors"
+    save_file(tensors, path)
+    reads: list[int] = []
+    real = staged_safetensors.os.preadv
+
+    def counting(fd, buffers, offset):
+        reads.append(offset)
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(staged_safetensors.os, "preadv", counting)
+    _same(read_safetensors_staged(path, "cpu", chunk_bytes=1 << 19, pin=False), load_file(path))
+    assert len(reads) >= staged_safetensors.READ_THREADS * 2  # each of >= 2 chunks split across the readers
+    assert not lingering()

@@ -1,8 +1,8 @@
 """Reading a safetensors file onto a GPU through a bounded pinned staging area.
 
 `safetensors.torch.load_file(device="cuda")` copies from pageable memory (the driver bounces every
-byte through its own small pinned buffer, synchronously). Here the file is read sequentially in
-large chunks into two reusable pinned host buffers (double buffering: the disk or page-cache read
+byte through its own small pinned buffer, synchronously). Here the file is read in large chunks
+(each by several threads' positional reads) into two reusable pinned host buffers (double buffering: the disk or page-cache read
 of one chunk overlaps the asynchronous host-to-device copy of the other), and each tensor's bytes
 land in its own device tensor in the file's dtype; casts happen later, on the GPU. Host memory is
 bounded by the two buffers (never the whole 11 GB checkpoint). The bytes are the file's bytes, so
@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -26,6 +28,7 @@ from virnucpro.errors import ModelLoadError
 
 _log = logging.getLogger(__name__)
 CHUNK_BYTES = 256 << 20  # each of the two staging buffers
+READ_THREADS = 8  # positional reads in parallel: the H200 read probe went from 2.49 s to 1.07 s with 8 threads
 _MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
 _DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -41,11 +44,12 @@ def read_safetensors_staged(file: Path, device: torch.device | str, chunk_bytes:
     same chunking with plain buffers."""
     device = torch.device(device)
     pin = device.type == "cuda" if pin is None else pin
-    with open(file, "rb") as handle:
+    with open(file, "rb") as handle, ThreadPoolExecutor(READ_THREADS, "virnucpro-read") as readers:
         data_start, entries = _read_header(handle, file)
         out = {name: torch.empty(end - begin, dtype=torch.uint8, device=device)
                for name, (_, _, begin, end) in entries.items()}
-        _stream_bytes(handle, file, data_start, entries, out, device, chunk_bytes, pin)
+        reader = _ChunkReader(handle.fileno(), file, readers)
+        _stream_bytes(reader, data_start, entries, out, device, chunk_bytes, pin)
     return {name: out[name].view(dtype).reshape(shape) for name, (dtype, shape, _, _) in entries.items()}
 
 
@@ -95,7 +99,29 @@ def _entry(name: str, info, data_len: int, file: Path) -> tuple[torch.dtype, lis
     return dtype, shape, begin, end
 
 
-def _stream_bytes(handle, file: Path, data_start: int, entries: dict, out: dict[str, torch.Tensor],
+class _ChunkReader:
+    """Fills a buffer from a file offset with several positional reads in parallel (os.preadv
+    releases the GIL), so a page-cache read is not one thread's memory copy."""
+
+    def __init__(self, fd: int, file: Path, pool: ThreadPoolExecutor):
+        self.fd, self.file, self.pool = fd, file, pool
+
+    def read(self, buffer: torch.Tensor, offset: int) -> None:
+        view = memoryview(buffer.numpy())
+        step = -(-len(view) // READ_THREADS)
+        parts = [(view[i:i + step], offset + i) for i in range(0, len(view), step)]
+        for future in [self.pool.submit(self._fill, part, where) for part, where in parts]:
+            future.result()
+
+    def _fill(self, view: memoryview, offset: int) -> None:
+        while len(view):
+            got = os.preadv(self.fd, [view], offset)
+            if got <= 0:
+                raise ModelLoadError(f"unreadable safetensors file {self.file}: it ended early (was it changed?)")
+            view, offset = view[got:], offset + got
+
+
+def _stream_bytes(reader: _ChunkReader, data_start: int, entries: dict, out: dict[str, torch.Tensor],
                   device: torch.device, chunk_bytes: int, pin: bool) -> None:
     """The data section, read chunk by chunk into alternating staging buffers, each chunk's bytes
     copied into the tensors it overlaps; a buffer is refilled only after its copies are done."""
@@ -106,15 +132,13 @@ def _stream_bytes(handle, file: Path, data_start: int, entries: dict, out: dict[
     size = max(1, min(chunk_bytes, last - first))
     buffers, pin = _staging_buffers(size, pin)
     done = [None, None]  # the CUDA event after each buffer's last copy
-    handle.seek(data_start + first)
     position, turn, index = first, 0, 0
     while position < last:
         length = min(size, last - position)
         if done[turn] is not None:
             done[turn].synchronize()
         staging = buffers[turn][:length]
-        if handle.readinto(memoryview(staging.numpy())) != length:
-            raise ModelLoadError(f"unreadable safetensors file {file}: it ended early (was it changed?)")
+        reader.read(staging, data_start + position)
         while index < len(spans) and spans[index][1] <= position:
             index += 1
         for begin, end, target in _overlapping(spans, index, position, position + length):
