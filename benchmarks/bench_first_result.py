@@ -134,7 +134,9 @@ def predict(code: Path, models: Path, reads: Path, out: Path, caches: Path, devi
     wall = ended - started
     run = {"code": str(code), "returncode": process.returncode, "killed_at_deadline": killed, "wall_seconds": wall,
            "first_block_seconds": first_block, "log_tail": log.read_text()[-1500:],
-           "run_json_to_exit_seconds": None if summary_seen is None else ended - summary_seen}
+           "run_json_to_exit_seconds": None if summary_seen is None else ended - summary_seen,
+           # engine/compile_cache.py: caches recorded warm for this setting, so no compile-worker pool
+           "compiled_in_process": "compiling in-process (no worker pool)" in log.read_text()}
     if first_block is None and process.returncode == 0:
         run["first_block_note"] = "no poll saw the journal (removed when the run ends): first block <= wall"
     if (out / "run.json").is_file():
