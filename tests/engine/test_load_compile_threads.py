@@ -25,8 +25,11 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv(COMPILE_THREADS_VARIABLE, raising=False)
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
-    if (config := sys.modules.get("torch._inductor.config")) is not None:
-        monkeypatch.setattr(config, "compile_threads", config.compile_threads)
+    config = sys.modules.get("torch._inductor.config")
+    saved = config.compile_threads if config is not None else None
+    yield
+    if config is not None:  # set back by hand: monkeypatch's undo deletes a config entry for good
+        config.compile_threads = saved
 
 
 def _setting(tmp_path, gpu="NVIDIA H200"):
