@@ -2,8 +2,10 @@
 as separate processes on the same machine in the same call, with random-weight models.
 
 For each run: wall time from process start to exit, the time to the first written block (the
-journal's first checkpoint, polled from outside, so the same clock for both code trees), load +
-warm-up time and, for AFTER, its load phases (run.json `timings_seconds.load_phases`).
+journal's first checkpoint, polled from outside, so the same clock for both code trees), the time
+from run.json appearing (the run's last file) to the process exit, load + warm-up time and, for
+AFTER, its load phases (run.json `timings_seconds.load_phases`: file reads, kernel set-up, each
+warm-up batch, the compiler imports and the model-file hashing on their threads, ...).
 
 Runs, in order (each skipped once `--budget-seconds` is spent; the JSON is rewritten after each run,
 so a cut-off call still leaves what it measured):
@@ -110,24 +112,31 @@ def predict(code: Path, models: Path, reads: Path, out: Path, caches: Path, devi
     command = [sys.executable, "-m", "virnucpro", "predict", str(reads), "-o", str(out), "--force",
                "--esm", str(models / "esm2"), "--dnabert", str(models / "dnabert-s"),
                "--classifier", str(models / "classifier.pth"), "--device", device]
-    journal = out / ".virnucpro" / "journal.json"
+    journal, summary_file = out / ".virnucpro" / "journal.json", out / "run.json"
     log = out.with_name(out.name + "-log.txt")
+    summary_file.unlink(missing_ok=True)  # an earlier call's, else it would be "seen" at once
     started = time.perf_counter()
     with open(log, "w") as sink:
         # cwd: `python -m` puts it first on sys.path, so it must hold no virnucpro of its own
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=out.parent)
-        first_block, killed = None, False
+        first_block, summary_seen, killed = None, None, False
         while process.poll() is None:
             if first_block is None and journal.exists():  # written at the first checkpoint, not before
                 first_block = time.perf_counter() - started
+            if summary_seen is None and summary_file.exists():  # the last file a run writes
+                summary_seen = time.perf_counter()
             if time.perf_counter() > deadline:
                 process.kill()
                 process.wait()
                 killed = True
             time.sleep(0.001)
-    wall = time.perf_counter() - started
+    ended = time.perf_counter()
+    wall = ended - started
     run = {"code": str(code), "returncode": process.returncode, "killed_at_deadline": killed, "wall_seconds": wall,
-           "first_block_seconds": first_block, "log_tail": log.read_text()[-1500:]}
+           "first_block_seconds": first_block, "log_tail": log.read_text()[-1500:],
+           "run_json_to_exit_seconds": None if summary_seen is None else ended - summary_seen,
+           # engine/compile_cache.py: caches recorded warm for this setting, so no compile-worker pool
+           "compiled_in_process": "compiling in-process (no worker pool)" in log.read_text()}
     if first_block is None and process.returncode == 0:
         run["first_block_note"] = "no poll saw the journal (removed when the run ends): first block <= wall"
     if (out / "run.json").is_file():
@@ -223,7 +232,13 @@ def probe_esm2_reads(esm2: Path, deadline: float) -> dict:
                 state[name] = tensor.pin_memory().to("cuda", non_blocking=True)
         return state
 
-    ways = {"load_file_to_cuda (as now)": lambda: {k: v for f in files for k, v in load_file(f, device="cuda").items()},
+    def staged() -> dict:  # what the loaders do now (models/staged_safetensors.py)
+        from virnucpro.models.staged_safetensors import read_safetensors_staged
+
+        return {k: v for f in files for k, v in read_safetensors_staged(f, "cuda").items()}
+
+    ways = {"virnucpro_staged_pinned (as now)": staged,
+            "load_file_to_cuda (before)": lambda: {k: v for f in files for k, v in load_file(f, device="cuda").items()},
             "load_file_cpu_then_to_cuda": lambda: {k: v.to("cuda") for f in files for k, v in load_file(f).items()},
             "pinned_then_non_blocking_copy": pinned_copy,
             "8_threads_get_tensor_to_cuda": lambda: threaded(8)}
@@ -260,6 +275,9 @@ def summarize(runs: dict) -> dict:
     return {
         "end_to_end_seconds": {"before": best("before_warm", "wall_seconds"),
                                "after": best("after_warm", "wall_seconds"), "after_cold": cold.get("wall_seconds")},
+        "run_json_to_exit_seconds": {"before": best("before_warm", "run_json_to_exit_seconds"),
+                                     "after": best("after_warm", "run_json_to_exit_seconds"),
+                                     "after_cold": cold.get("run_json_to_exit_seconds")},
         "first_block_seconds": {"before": best("before_warm", "first_block_seconds"),
                                 "after": best("after_warm", "first_block_seconds"),
                                 "after_cold": cold.get("first_block_seconds")},

@@ -97,3 +97,41 @@ def test_run_json_has_the_load_phases_and_the_first_block_time(tmp_path, model_a
             "dnabert_load", "classifier_load"} <= phases.keys()
     assert phases["models_wall"] <= timings["model_load"]
     assert timings["first_block_written_since_process_start"] > phases["process_start_to_load"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_each_warm_up_batch_is_its_own_phase(tiny_models):
+    from virnucpro.engine.encoders import warm_up
+
+    encoders, _ = load_encoders(tiny_model_paths(tiny_models), torch.device("cuda"), torch.bfloat16)
+    phases: dict[str, float] = {}
+    warm_up(encoders, 4096, phases)
+    assert set(phases) == {"warm_up_esm2_48_aa", "warm_up_esm2_49_aa", "warm_up_esm2_100_aa",
+                           "warm_up_dnabert_34_tokens", "warm_up_dnabert_41_tokens"}
+
+
+def test_the_compiler_import_thread_imports_and_is_joined():
+    import sys
+
+    from virnucpro.engine.encoders import _CompilerImport
+
+    phases = _CompilerImport().result()
+    assert set(phases) == {"compiler_import_parallel"} and phases["compiler_import_parallel"] >= 0
+    assert all(name in sys.modules for name in _CompilerImport.MODULES)
+    assert not lingering()
+
+
+def test_on_the_cpu_nothing_imports_the_compiler_while_loading(tiny_models):
+    phases: dict[str, float] = {}
+    load_encoders(tiny_model_paths(tiny_models), torch.device("cpu"), torch.float32, phases)
+    assert "compiler_import_parallel" not in phases
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_the_compiler_is_imported_while_the_weights_load(tiny_models):
+    phases: dict[str, float] = {}
+    load_encoders(tiny_model_paths(tiny_models), torch.device("cuda"), torch.bfloat16, phases)
+    assert "compiler_import_parallel" in phases and "dnabert_load_parallel" in phases
+    assert not lingering()

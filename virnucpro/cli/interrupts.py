@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 
-from virnucpro.engine.threads import lingering
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _REDELIVER_SECONDS = 0.01
@@ -122,15 +121,6 @@ class SignalGuard:
             sys.stderr.flush()
         except (OSError, ValueError, RuntimeError):  # stderr closed, or a write this signal interrupted
             os.write(2, f"{self.message}\n".encode())
-
-
-def end_process_early(guard: SignalGuard, exit_code: int) -> None:
-    """For the process (not in-process callers): end it here, without the interpreter's
-    finalization, when a signal decided the exit (the user wants out now; finalizing torch takes
-    seconds, and it resets the handlers a second Ctrl-C would meet) or when a thread of ours did not
-    stop in time (engine/threads.py says why it must not meet finalization)."""
-    if guard.exit_code is not None or lingering():
-        end_process(exit_code)
 
 
 def end_process(exit_code: int) -> None:

@@ -3,7 +3,8 @@
 Subcommands live in their own modules and are imported lazily, so `virnucpro --help` and light
 commands never pay for importing torch. User errors print one line and exit 1, usage errors exit 2,
 Ctrl-C exits 130 and SIGTERM 143 (both unwind like an error, so a run keeps its resume journal;
-cli/interrupts.py); a traceback is shown only with `--debug`.
+cli/interrupts.py); a traceback is shown only with `--debug`. The process ends without the
+interpreter's finalization once its outputs are closed (cli/process_exit.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 
 import click
 
-from virnucpro.cli.interrupts import Interrupted, SignalGuard, end_process_early
+from virnucpro.cli.interrupts import Interrupted, SignalGuard
+from virnucpro.cli.process_exit import finish_process
 from virnucpro.cli.version_info import show_version
 from virnucpro.errors import VirnucproError
 
@@ -81,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
     if interrupted or guard.exit_code is not None:  # a signal decides, even if code on the way swallowed it
         code = guard.report()
-    if argv is None:
-        end_process_early(guard, code)
+    if argv is None:  # the process: end without finalizing the interpreter (cli/process_exit.py)
+        finish_process(code)
     else:
         guard.restore()
     return code

@@ -2,16 +2,28 @@
 directory (~/.cache/virnucpro/compile), so the warm-up of a later run finds its kernels instead of
 compiling them again (Inductor's default, /tmp/torchinductor_<user>, does not survive a reboot or
 a cleaned /tmp). A directory the user set (TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR) is kept.
+
+Once a warm-up has filled the caches for a setting (versions, GPUs, dtype, cache directories),
+later runs with that setting compile in-process (TORCHINDUCTOR_COMPILE_THREADS=1, unless the user
+chose a value): every kernel is a cache hit then, and Inductor's pool of compile workers - a
+process per core, each importing torch while the warm-up runs - is pure start-up cost. Where the
+kernels are compiled does not change the generated code, so no number changes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
+from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.models.registry import cache_root
 
 CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton"}
+COMPILE_THREADS_VARIABLE = "TORCHINDUCTOR_COMPILE_THREADS"
+_WARM_FILE = "warm-settings.json"
+_MAX_WARM_SETTINGS = 64
 
 
 def compile_cache_root() -> Path:
@@ -43,3 +55,57 @@ def directory_bytes(path: str | Path) -> int:
             except OSError:
                 continue
     return total
+
+
+def compile_setting(device_names: list[str], dtype, model_paths: dict[str, Path]) -> str:
+    """What the compiled kernels depend on: versions, GPUs, dtype, the models, the cache dirs."""
+    import torch
+
+    from virnucpro import __version__
+
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    return json.dumps({"virnucpro": __version__, "torch": torch.__version__, "triton": triton_version,
+                       "devices": device_names, "dtype": str(dtype), "caches": compile_cache_dirs(),
+                       "models": {kind: str(Path(path).resolve()) for kind, path in sorted(model_paths.items())}},
+                      sort_keys=True)
+
+
+def compile_in_process_if_warm(setting: str) -> bool:
+    """Compile in-process (no worker pool) when an earlier warm-up filled the caches for
+    `setting` and the user did not choose the compile threads; True when that was done. Call it
+    before anything compiles."""
+    if os.environ.get(COMPILE_THREADS_VARIABLE) or setting not in _warm_settings():
+        return False
+    os.environ[COMPILE_THREADS_VARIABLE] = "1"
+    config = sys.modules.get("torch._inductor.config")  # read at its import: set it too if it ran already
+    if config is not None:
+        config.compile_threads = 1
+    return True
+
+
+def remember_warm(setting: str) -> None:
+    """Record that a warm-up completed for `setting` (an unwritable cache only costs the pool)."""
+    settings = _warm_settings()
+    if setting in settings:
+        return
+    try:
+        compile_cache_root().mkdir(parents=True, exist_ok=True)
+        write_json_atomic(compile_cache_root() / _WARM_FILE, (settings + [setting])[-_MAX_WARM_SETTINGS:])
+    except OSError:
+        pass
+
+
+def _warm_settings() -> list[str]:
+    """The settings recorded as warm; a damaged or foreign file counts as none (untrusted)."""
+    try:
+        data = json.loads((compile_cache_root() / _WARM_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        return []
+    return data

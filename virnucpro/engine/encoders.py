@@ -4,6 +4,8 @@ actor hold exactly the same models."""
 
 from __future__ import annotations
 
+import importlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,19 +75,22 @@ def load_encoders(paths: dict[str, Path], device: torch.device, dtype: torch.dty
     while ESM-2 (11 GB at full size) loads here, so it costs no extra wall time; the weights are
     the same bit for bit as loading one after the other (tests/engine/test_load_parallel.py). On
     the CPU they load one after the other: both loads are CPU work there, and a second thread
-    running torch ops left the stream ~4x slower on a 2-core machine (its own OpenMP team).
+    running torch ops left the stream ~4x slower on a 2-core machine (its own OpenMP team). On a
+    GPU the compiler's imports also run on a thread meanwhile (`_CompilerImport`).
     `phases` gets each phase's seconds (the two threads' phases overlap in time)."""
     timer = LoadTimer(device)
     side = _SideLoad(paths["dnabert"], device, dtype) if device.type == "cuda" else None
+    compiler = _CompilerImport() if device.type == "cuda" else None
     try:
         esm = load_esm2(paths["esm2"], device, dtype, timer=timer)
-    finally:
-        dnabert, side_phases = side.result() if side is not None else (None, {})  # joined even if ESM-2 failed
+    finally:  # both threads joined even if ESM-2 failed (the import thread never raises)
+        imported = compiler.result() if compiler is not None else {}
+        dnabert, side_phases = side.result() if side is not None else (None, {})
     if dnabert is None:
         dnabert = load_dnabert(paths["dnabert"], device, dtype)
         timer.mark("dnabert_load")
     if phases is not None:
-        phases.update(side_phases)
+        phases.update(side_phases | imported)
     if "classifier" not in paths:
         _report(timer, phases)
         return Encoders(dnabert, esm, None, device), None
@@ -134,6 +139,32 @@ class _SideLoad:
         return self._outcome
 
 
+class _CompilerImport:
+    """torch's compiler stack (torch._dynamo alone took 3.9 s on an H200) imported on its own
+    (joined) thread while the weights are read: on a GPU both encoders compile, so the imports
+    are needed anyway, and reading is I/O and copies that leave the GIL free. Imports only: a
+    failure here is left to the import that the compile itself does, which reports it."""
+
+    MODULES = ("torch._dynamo", "torch._inductor.compile_fx")
+
+    def __init__(self):
+        self._seconds: float | None = None
+        self._thread = start_thread("import-compiler", self._import)
+
+    def _import(self) -> None:
+        started = time.perf_counter()
+        try:
+            for name in self.MODULES:
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001 (see the docstring)
+            return
+        self._seconds = time.perf_counter() - started
+
+    def result(self) -> dict[str, float]:
+        self._thread.join()
+        return {} if self._seconds is None else {"compiler_import_parallel": self._seconds}
+
+
 def tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
     """The model directory's own tokenizer.json when it has one, else the packaged public copy."""
     if (dnabert_dir / "tokenizer.json").is_file():
@@ -148,7 +179,9 @@ def warm_up(encoders: Encoders, batch_tokens: int, phases: dict[str, float] | No
     ESM-2: short proteins (Triton attention with rotary inside), with a token count that is a
     multiple of 16 and one that is not (Triton specialises integer arguments on divisibility by 16),
     and longer ones (compiled rotary + varlen attention). DNABERT-S compiles for dynamic shapes on
-    its second distinct shape, so it gets two. GPUs only. `phases` gets each model's seconds.
+    its second distinct shape, so it gets two. GPUs only. `phases` gets each batch's seconds
+    (`warm_up_esm2_48_aa`, ...): the first of a path pays for tracing and the compile-cache
+    lookups, the others show what the batches themselves cost.
     """
     if encoders.device.type != "cuda":
         return
@@ -159,11 +192,11 @@ def warm_up(encoders: Encoders, batch_tokens: int, phases: dict[str, float] | No
         copies = max(1, batch_tokens // tokens)
         copies -= 1 if tokens == 49 and copies % 16 == 0 else 0
         encoders.esm.embed(pack([protein] * copies))
-    timer.mark("warm_up_esm2")
+        timer.mark(f"warm_up_esm2_{tokens}_aa")
     for length in (34, 41):
         dna = np.concatenate(([1], np.full(length - 2, 5 + length % 4), [2]))  # [CLS] ... [SEP]
         encoders.dnabert.embed(pack([dna] * max(1, batch_tokens // length)))
-    timer.mark("warm_up_dnabert")
+        timer.mark(f"warm_up_dnabert_{length}_tokens")
     if phases is not None:
         for name, seconds in timer.seconds.items():
             phases[name] = phases.get(name, 0.0) + seconds

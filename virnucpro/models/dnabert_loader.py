@@ -20,6 +20,7 @@ from virnucpro.models import config_check
 from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.dnabert import DnabertConfig, DnabertS
 from virnucpro.models.hf_weights import read_hf_weights
+from virnucpro.models.meta_build import build_on_meta
 from virnucpro.models.weight_checks import check_norms_finite
 
 PREFIX = "bert."
@@ -37,8 +38,7 @@ def load_dnabert(path: str | Path, device: str | torch.device = "cpu", dtype: to
     config = read_dnabert_config(path / "config.json")
     state = _strip_prefix(read_hf_weights(path, "DNABERT-S", device if read_onto_device else "cpu"))
     config_check.check_layer_count(config.num_hidden_layers, state, LAYER_PREFIX, path / "config.json")
-    with torch.device("meta"):
-        model = DnabertS(config)
+    model = build_on_meta(lambda: DnabertS(config))
     check_tensors(f"DNABERT-S checkpoint {path} does not match the architecture", model.state_dict(), state)
     check_norms_finite(f"DNABERT-S checkpoint {path}", state)
     model.load_state_dict(state, strict=True, assign=True)

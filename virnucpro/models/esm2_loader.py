@@ -22,6 +22,7 @@ from virnucpro.models.checkpoint_keys import check_tensors
 from virnucpro.models.esm2 import ESM2, ESM2Config, rotary_inv_freq
 from virnucpro.models.hf_weights import read_hf_weights
 from virnucpro.models.load_timer import LoadTimer
+from virnucpro.models.meta_build import build_on_meta
 from virnucpro.models.safe_pickle import load_pickle_checkpoint, tensor_state_dict
 from virnucpro.models.weight_checks import check_norms_finite
 
@@ -89,8 +90,7 @@ def build_esm2(
 ) -> ESM2:
     """Map a checkpoint state dict (layout 0 = HF, 1 = fair-esm, prefixes stripped) onto ESM2."""
     ours, used = _convert(cfg, state, layout)
-    with torch.device("meta"):
-        model = ESM2(cfg)
+    model = build_on_meta(lambda: ESM2(cfg))
     unused = {k: t for k, t in state.items() if k not in used and not _IGNORED.search(k)}
     check_tensors("ESM-2 checkpoint does not match the architecture", dict(model.named_parameters()),
                   {**ours, **unused})

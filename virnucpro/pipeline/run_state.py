@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from virnucpro import __version__
+from virnucpro.engine import model_hashes
 from virnucpro.engine.work import WorkBlock
 from virnucpro.models.registry import hash_stamps
 from virnucpro.outputs.writer import ResultWriter
@@ -24,6 +25,7 @@ from virnucpro.pipeline.shards import ShardLog, shared_parameters
 def fingerprint(options: RunOptions, settings: BlockSettings, model_paths: dict[str, Path], dtype: torch.dtype,
                 device: torch.device) -> dict:
     """Everything that decides the result bytes (the resume fingerprint covers exactly this)."""
+    model_hashes.wait_for_hashing()  # the engine may have hashed the model files while they loaded
     stamps = hash_stamps()
     model_files = {kind: _file_identity(path, stamps) for kind, path in model_paths.items()}
     parameters = {
@@ -44,7 +46,7 @@ def fingerprint(options: RunOptions, settings: BlockSettings, model_paths: dict[
 
 def _file_identity(path: Path, stamps) -> dict:
     """Size and sha256 of every model file (hashed once per file version, then remembered)."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = model_hashes.model_files([path])
     return {"path": str(path.resolve()),
             "files": {str(p.relative_to(path)) if path.is_dir() else p.name:
                       {"size": p.stat().st_size, "sha256": stamps.sha256(p)} for p in files}}
