@@ -14,7 +14,7 @@ from conftest import READS, tiny_model_paths
 from virnucpro.cli.main import main
 from virnucpro.engine.compile_cache import compile_cache_dirs, use_persistent_compile_caches
 from virnucpro.engine.encoders import _SideLoad, load_encoders
-from virnucpro.engine.threads import lingering
+from virnucpro.engine.threads import lingering, start_thread
 from virnucpro.errors import ModelLoadError
 from virnucpro.models.classifier import load_classifier
 from virnucpro.models.dnabert_loader import load_dnabert
@@ -111,27 +111,23 @@ def test_on_a_gpu_each_warm_up_batch_is_its_own_phase(tiny_models):
                            "warm_up_dnabert_34_tokens", "warm_up_dnabert_41_tokens"}
 
 
-def test_the_compiler_import_thread_imports_and_is_joined():
-    import sys
-
-    from virnucpro.engine.encoders import _CompilerImport
-
-    phases = _CompilerImport().result()
-    assert set(phases) == {"compiler_import_parallel"} and phases["compiler_import_parallel"] >= 0
-    assert all(name in sys.modules for name in _CompilerImport.MODULES)
-    assert not lingering()
-
-
 def test_on_the_cpu_nothing_imports_the_compiler_while_loading(tiny_models):
     phases: dict[str, float] = {}
     load_encoders(tiny_model_paths(tiny_models), torch.device("cpu"), torch.float32, phases)
-    assert "compiler_import_parallel" not in phases
+    assert "compiler_import" not in phases
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_on_a_gpu_the_compiler_is_imported_while_the_weights_load(tiny_models):
+def test_on_a_gpu_the_compiler_is_imported_before_the_load_thread_starts(tiny_models, monkeypatch):
+    import virnucpro.engine.encoders as encoders
+
+    order = []
+    monkeypatch.setattr(encoders, "import_compiler", lambda: order.append("compiler"))
+    monkeypatch.setattr(encoders, "start_thread", lambda name, *args, **kwargs: order.append(name) or
+                        start_thread(name, *args, **kwargs))
     phases: dict[str, float] = {}
     load_encoders(tiny_model_paths(tiny_models), torch.device("cuda"), torch.bfloat16, phases)
-    assert "compiler_import_parallel" in phases and "dnabert_load_parallel" in phases
+    assert order[:2] == ["compiler", "load-dnabert"]
+    assert "compiler_import" in phases and "dnabert_load_parallel" in phases
     assert not lingering()

@@ -76,21 +76,22 @@ def load_encoders(paths: dict[str, Path], device: torch.device, dtype: torch.dty
     the same bit for bit as loading one after the other (tests/engine/test_load_parallel.py). On
     the CPU they load one after the other: both loads are CPU work there, and a second thread
     running torch ops left the stream ~4x slower on a 2-core machine (its own OpenMP team). On a
-    GPU the compiler's imports also run on a thread meanwhile (`_CompilerImport`).
+    GPU the compiler is imported first, here, before the thread starts (`import_compiler`).
     `phases` gets each phase's seconds (the two threads' phases overlap in time)."""
     timer = LoadTimer(device)
+    if device.type == "cuda":
+        import_compiler()
+        timer.mark("compiler_import")
     side = _SideLoad(paths["dnabert"], device, dtype) if device.type == "cuda" else None
-    compiler = _CompilerImport() if device.type == "cuda" else None
     try:
         esm = load_esm2(paths["esm2"], device, dtype, timer=timer)
-    finally:  # both threads joined even if ESM-2 failed (the import thread never raises)
-        imported = compiler.result() if compiler is not None else {}
+    finally:  # the thread joined even if ESM-2 failed
         dnabert, side_phases = side.result() if side is not None else (None, {})
     if dnabert is None:
         dnabert = load_dnabert(paths["dnabert"], device, dtype)
         timer.mark("dnabert_load")
     if phases is not None:
-        phases.update(side_phases | imported)
+        phases.update(side_phases)
     if "classifier" not in paths:
         _report(timer, phases)
         return Encoders(dnabert, esm, None, device), None
@@ -139,30 +140,17 @@ class _SideLoad:
         return self._outcome
 
 
-class _CompilerImport:
-    """torch's compiler stack (torch._dynamo alone took 3.9 s on an H200) imported on its own
-    (joined) thread while the weights are read: on a GPU both encoders compile, so the imports
-    are needed anyway, and reading is I/O and copies that leave the GIL free. Imports only: a
-    failure here is left to the import that the compile itself does, which reports it."""
+COMPILER_MODULES = ("torch._dynamo", "torch._inductor.compile_fx")
 
-    MODULES = ("torch._dynamo", "torch._inductor.compile_fx")
 
-    def __init__(self):
-        self._seconds: float | None = None
-        self._thread = start_thread("import-compiler", self._import)
-
-    def _import(self) -> None:
-        started = time.perf_counter()
-        try:
-            for name in self.MODULES:
-                importlib.import_module(name)
-        except Exception:  # noqa: BLE001 (see the docstring)
-            return
-        self._seconds = time.perf_counter() - started
-
-    def result(self) -> dict[str, float]:
-        self._thread.join()
-        return {} if self._seconds is None else {"compiler_import_parallel": self._seconds}
+def import_compiler() -> None:
+    """torch's compiler stack, imported by one thread before any other loads (a GPU run compiles
+    both encoders, so it is needed anyway). Its packages import each other in a cycle: two threads
+    importing them at once can see a half-initialised module ("cannot import name ... from
+    partially initialized module torch._inductor.utils", seen on the H200 when it ran on a thread
+    beside the DNABERT-S load), so it is never left to whichever thread gets there first."""
+    for name in COMPILER_MODULES:
+        importlib.import_module(name)
 
 
 def tokenizer_for(dnabert_dir: Path) -> DnabertTokenizer:
