@@ -173,7 +173,8 @@ def warm_up(encoders: Encoders, batch_tokens: int, phases: dict[str, float] | No
     """
     if encoders.device.type != "cuda":
         return
-    torch.cuda.set_device(encoders.device)
+    if encoders.device.index is not None:  # set_device refuses a bare "cuda" (the current device then)
+        torch.cuda.set_device(encoders.device)
     timer = LoadTimer(encoders.device)
     for tokens in (48, 49, 100):  # 48 * n is a multiple of 16; 49 * n is not unless 16 divides n
         protein = np.concatenate(([0], np.full(tokens - 2, 5), [2]))  # <cls> A... <eos>
