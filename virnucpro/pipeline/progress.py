@@ -47,6 +47,7 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         """The loading step: the bar shows it with its elapsed time until `start_stream`."""
         self.loading_since = time.perf_counter()
+        self.refresh()  # the loading step shows at once, not at the ticker's first tick (a fast load has none)
         self._start_ticker()
         return self
 
