@@ -44,11 +44,12 @@ def summary(changes: list[str]) -> str:
 
 def _parameter_change(key: str, old, new) -> str:
     if key == "pairs":  # "pairs changed paired -> null" would name an internal key, not the flag
-        return f"the run was {_layout(old)} and this one is {_layout(new)}"
+        return f"the run was {read_layout(old)} and this one is {read_layout(new)}"
     return f"parameter {key} changed {_show(old)} -> {_show(new)}"
 
 
-def _layout(pairs) -> str:
+def read_layout(pairs) -> str:
+    """A run's `pairs` parameter as the user knows it: single-end, or paired-end with its flag."""
     return "single-end" if pairs is None else _LAYOUTS.get(pairs, f"of read layout {_show(pairs)}")
 
 

@@ -28,13 +28,14 @@ from virnucpro.engine.devices import resolve_precision, set_threads
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.work import WorkBlock
 from virnucpro.engine.worker import BlockOutput
-from virnucpro.errors import ResumeError, VirnucproError
+from virnucpro.errors import FinishedRunError, ResumeError, VirnucproError
 from virnucpro.io.samplesheet import Sample, read_sample_sheet
 from virnucpro.outputs.paths import OutputPaths, StudyPaths
 from virnucpro.outputs.rundir_lock import RunDirLock
 from virnucpro.outputs.samples_table import sample_row
 from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
 from virnucpro.pipeline.fetch import fetch_missing_models
+from virnucpro.pipeline.finished_run import check_finished_study
 from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_run import OutputRun
@@ -78,10 +79,11 @@ def sample_options(options: RunOptions, outdir: Path, sample: Sample, resume: bo
     return dataclasses.replace(options, inputs=[str(sample.r1), str(sample.r2)], paired=True, **own)
 
 
-def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
+def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict | None:
     """Run every sample of the sheet (with --shard K/N, samples K-1 mod N: samples are the unit, so
     each sample's files are those of a plain single run and merge only gathers sample
-    directories; block-level shards would put every small sample's one block in shard 1)."""
+    directories; block-level shards would put every small sample's one block in shard 1). Returns
+    study.json, or None when --resume found nothing left to run (checked, no model loaded)."""
     wall_start = time.perf_counter()
     outdir = Path(options.output)
     samples = read_sample_sheet(sheet, reserved=StudyPaths.reserved_names())
@@ -94,8 +96,14 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
         with state.lock:
             ours = [s for i, s in enumerate(samples.values()) if _in_shard(i, options.shard)]
             _check_inputs(options, outdir, samples, ours)  # before --force removes anything
-            journal = state.open()
+            try:
+                journal = state.open()
+            except FinishedRunError:
+                logger.info("%s", check_finished_study(state))  # nothing to run: no model loads
+                return None
             pending = [s for s in ours if s.name not in journal.done]
+            if not pending and journal.parameters is not None:  # stopped after its last sample
+                return _finish_without_models(state, journal, wall_start, logger)
             state.refuse_foreign([s.name for s in pending if s.name not in journal.started])
             every_file = [str(path) for s in pending for path in (s.r1, s.r2) if path is not None]
             loaded, settings = load_workers(dataclasses.replace(options, inputs=every_file), engine, devices, dtype,
@@ -113,6 +121,15 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
             summary = write_study_files(state, journal, totals, loaded.device_names, wall_start)
             state.paths.journal.unlink()
             return summary
+
+
+def _finish_without_models(state: StudyState, journal: StudyJournal, wall_start: float,
+                           logger: logging.Logger) -> None:
+    """Every sample done (verified by the resume), only the study files missing: no model load for that."""
+    write_study_files(state, journal, StudyTotals(), [], wall_start)
+    state.paths.journal.unlink()
+    logger.info("the study in %s was already complete (%d samples): wrote samples.tsv and study.json without"
+                " loading the models", state.paths.outdir, len(journal.done))
 
 
 class _Stream:
