@@ -7,7 +7,9 @@ is read to the end) and progress is records done over that estimate; it needs no
 the data. "Done" is the records written plus the finished batches' share of the blocks in flight
 (engine/work_counter.py), so the bar moves batch by batch, not once per block. A resumed run
 starts at the records of its checkpoint. stdin has no ETA. A ticker thread redraws the bar (and,
-off a terminal, logs a line every 30 s) whether or not a block was written meanwhile.
+off a terminal, logs a line every 30 s) whether or not a block was written meanwhile. A study has
+ONE bar over all its samples (pipeline/study_progress.py gives it the study's inputs as one
+reader), showing the samples done and the current sample.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class RunProgress:
         self._bar = self._task = None
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        self.stage = ""  # a study's: its samples done and the current one (pipeline/study.py)
         if live:
             self._start_bar()
 
@@ -64,6 +67,19 @@ class RunProgress:
                 if isinstance(worker, DeviceWorker):
                     worker.counter = self.counter
         self._start_ticker()
+        self.refresh()
+
+    def set_stage(self, stage: str) -> None:
+        """A study's place (samples done / total, the current sample), shown after the rates."""
+        with self._lock:
+            self.stage = stage
+        self.refresh()
+
+    def add_resumed(self, records: int) -> None:
+        """A study's sample resumed from its journal: its records written before count as done before."""
+        with self._lock:
+            self.records_before += records
+            self.records += records
         self.refresh()
 
     def block_written(self, block: WorkBlock) -> None:
@@ -137,7 +153,7 @@ class RunProgress:
         frames = max(self.frames, self.counter.frames)
         tokens = max(self.tokens, self.counter.esm_tokens)
         return (f"{self.records:,} reads, {frames / elapsed:,.0f} frames/s, "
-                f"{tokens / elapsed:,.0f} tokens/s")
+                f"{tokens / elapsed:,.0f} tokens/s" + (f", {self.stage}" if self.stage else ""))
 
     def _start_ticker(self) -> None:
         if self._ticker is None:

@@ -40,9 +40,11 @@ from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_run import OutputRun
 from virnucpro.pipeline.output_state import OutputState
+from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.predict import load_workers, open_checked_reader, open_reader, want_features
 from virnucpro.pipeline.run_state import fingerprint, open_journal
 from virnucpro.pipeline.stream import StreamEngine
+from virnucpro.pipeline.study_progress import StudyReading
 from virnucpro.pipeline.study_state import StudyJournal, StudyState
 from virnucpro.pipeline.study_summary import StudyTotals, write_study_files
 
@@ -106,17 +108,21 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict 
                 return _finish_without_models(state, journal, wall_start, logger)
             state.refuse_foreign([s.name for s in pending if s.name not in journal.started])
             every_file = [str(path) for s in pending for path in (s.r1, s.r2) if path is not None]
-            loaded, settings = load_workers(dataclasses.replace(options, inputs=every_file), engine, devices, dtype,
-                                            logger)  # the CPU warning weighs the whole study
-            # the study's settings: those of its samples (unsharded: the study shards by sample)
-            unsharded = dataclasses.replace(options, shard=None)
-            parameters = fingerprint(unsharded, settings, loaded.paths, dtype, devices[0])
-            _check_parameters(journal, parameters, outdir)
-            journal.save(state.paths.journal)
-            logger.info("study: %d samples (%d to run, %d already done)", len(samples), len(pending),
-                        len(journal.done))
-            study = _Stream(options, state, journal, loaded, (dtype, devices[0]), threads, logger)
-            totals = study.run(pending)
+            finished = {name: int(done["row"]["records"]) if done["row"]["records"].isdigit() else 0
+                        for name, done in journal.done.items()}  # for the bar only: a bad count is no error
+            with RunProgress(logger, StudyReading(ours, finished), options.live_progress) as progress:
+                loaded, settings = load_workers(dataclasses.replace(options, inputs=every_file), engine, devices,
+                                                dtype, logger)  # the CPU warning weighs the whole study
+                # the study's settings: those of its samples (unsharded: the study shards by sample)
+                unsharded = dataclasses.replace(options, shard=None)
+                parameters = fingerprint(unsharded, settings, loaded.paths, dtype, devices[0])
+                _check_parameters(journal, parameters, outdir)
+                journal.save(state.paths.journal)
+                logger.info("study: %d samples (%d to run, %d already done)", len(samples), len(pending),
+                            len(journal.done))
+                progress.start_stream(sum(finished.values()), loaded.workers)
+                study = _Stream(options, state, journal, loaded, (dtype, devices[0]), threads, logger, progress)
+                totals = study.run(pending)
             totals.model_load_seconds = loaded.load_seconds
             summary = write_study_files(state, journal, totals, loaded.device_names, wall_start)
             state.paths.journal.unlink()
@@ -136,9 +142,11 @@ class _Stream:
     """The study's one stream: samples opened by the producer, written by the main thread."""
 
     def __init__(self, options: RunOptions, state: StudyState, journal: StudyJournal, loaded: LoadedWorkers,
-                 precision: tuple[torch.dtype, torch.device], threads: int, logger: logging.Logger) -> None:
+                 precision: tuple[torch.dtype, torch.device], threads: int, logger: logging.Logger,
+                 progress: RunProgress) -> None:
         self.options, self.state, self.journal, self.loaded = options, state, journal, loaded
         self.precision, self.threads, self.logger = precision, threads, logger
+        self.progress = progress  # the study's one bar: its reader is the study's inputs (StudyReading)
         self.locks: list[RunDirLock] = []  # of the samples opened: released whatever happens
 
     def run(self, pending: list[Sample]) -> StudyTotals:
@@ -197,13 +205,17 @@ class _Stream:
         journal = open_journal(state.previous_journal(), options, parameters)
         reader = open_reader(options)
         reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
+        self.progress.reader.opened(reader)
         return OpenSample(sample, options, settings, parameters, state, journal, reader)
 
     def _begin(self, opened: OpenSample) -> OutputRun:
         if opened.sample.name not in self.journal.started:
             self.journal.started.append(opened.sample.name)
             self.journal.save(self.state.paths.journal)
-        output = OutputRun(opened.options, opened.state, opened.journal, opened.reader, self.loaded, self.logger)
+        output = OutputRun(opened.options, opened.state, opened.journal, opened.reader, self.loaded, self.logger,
+                           self.progress)
+        self.progress.add_resumed(opened.journal.records_done)
+        self.progress.set_stage(f"sample {opened.sample.name}, {len(self.journal.done)}/{self.total} samples done")
         output.start()
         return output
 
@@ -223,6 +235,7 @@ class _Stream:
                          streamed + time.perf_counter() - finishing)
         self.journal.done[sample.name] = {"row": row, "files": files}
         self.journal.save(self.state.paths.journal)
+        self.progress.set_stage(f"sample {sample.name}, {len(self.journal.done)}/{self.total} samples done")
         self.logger.info("sample %s done (%d of %d): %s sequences, %s virus (viral fraction %s) in %s s", sample.name,
                          len(self.journal.done), self.total, row["records"], row["virus"],
                          row["viral_fraction"], row["seconds"])
