@@ -5,7 +5,8 @@ so input bytes read say little about work done. Instead the total number of reco
 from what the reader has seen (records per input byte times the input size, exact once the input
 is read to the end) and progress is records done over that estimate; it needs no first pass over
 the data. "Done" is the records written plus the finished batches' share of the blocks in flight
-(engine/work_counter.py), so the bar moves batch by batch, not once per block. A resumed run
+(engine/work_counter.py), so the bar moves batch by batch, not once per block; a long record's
+pieces count as their share of it as each is written. A resumed run
 starts at the records of its checkpoint. stdin has no ETA. A ticker thread redraws the bar (and,
 off a terminal, logs a line every 30 s) whether or not a block was written meanwhile. A study has
 ONE bar over all its samples (pipeline/study_progress.py gives it the study's inputs as one
@@ -19,7 +20,7 @@ import threading
 import time
 
 from virnucpro.engine.work import WorkBlock
-from virnucpro.engine.work_counter import WorkCounter
+from virnucpro.engine.work_counter import WorkCounter, record_share
 from virnucpro.engine.worker import DeviceWorker
 
 _LOG_EVERY_SECONDS = 30.0
@@ -36,6 +37,7 @@ class RunProgress:
         self.records_before = records_before  # written by the sessions before this one
         self.records = records_before  # written, resumed runs included
         self.frames = self.tokens = 0  # this session, written blocks (the counter has batches)
+        self.record_part = 0.0  # written pieces of the long record being written (its share of it)
         self.counter = WorkCounter()
         self.counter.on_credit = self.refresh
         self._last_log = self.started
@@ -83,7 +85,12 @@ class RunProgress:
         self.refresh()
 
     def block_written(self, block: WorkBlock) -> None:
+        """Its records count as written; a piece of a long record counts its share of the record
+        until the last piece completes the record (which then counts once, as one record)."""
         self.counter.block_written(block)
+        if block.piece is not None:
+            with self._lock:
+                self.record_part = 0.0 if block.piece.last else self.record_part + record_share(block)
         self.advance(block.records_completed, block.num_frames, block.esm_tokens)
 
     def advance(self, records: int, frames: int, tokens: int) -> None:
@@ -94,8 +101,9 @@ class RunProgress:
         self.refresh()
 
     def records_done(self) -> float:
-        """Records written plus the finished batches' share of the blocks in flight."""
-        return self.records + self.counter.records_in_flight()
+        """Records written, the written pieces of a long record, and the finished batches' share
+        of the blocks in flight."""
+        return self.records + self.record_part + self.counter.records_in_flight()
 
     def fraction_done(self) -> float | None:
         """Records done / estimated total records, or None without an estimate (stdin)."""
