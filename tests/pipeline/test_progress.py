@@ -119,3 +119,13 @@ def test_the_fraction_rises_piece_by_piece_inside_one_long_record(tmp_path, monk
     inside = [fraction for piece, records, fraction in seen if piece and records == 1]  # after "short", in "long"
     assert len(inside) >= 4 and inside == sorted(inside) and len(set(inside)) == len(inside), seen
     assert seen[-1][1:] == (3, 1.0)
+
+
+def test_blocks_of_two_samples_with_the_same_index_keep_their_own_credit():
+    """At a study's sample boundary, block 0 of the next sample runs while block 0 of the last is written."""
+    progress = RunProgress(logging.getLogger("test"), _reader(1000, 1000, 100), live=False)
+    ending, starting = _block(0, records=10, esm_tokens=100, dnabert_tokens=0), _block(0, 20, 100, 0)
+    progress.counter.batch_done(ending, 100, 100, on_gpu=False)
+    progress.counter.batch_done(starting, 50, 50, on_gpu=False)  # half of the next sample's first block
+    progress.block_written(ending)
+    assert progress.records == 10 and abs(progress.fraction_done() - 0.20) < 1e-9  # 10 written + 10 in flight

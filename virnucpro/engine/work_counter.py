@@ -23,7 +23,7 @@ from virnucpro.engine.work import WorkBlock
 
 @dataclass
 class _Credit:
-    key: tuple[int, int]
+    key: int
     records: float
     frames: float
     esm_tokens: int
@@ -34,7 +34,7 @@ class WorkCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: deque[_Credit] = deque()  # issued on a GPU, not known to be finished yet
-        self._in_flight: dict[tuple[int, int], float] = {}  # block -> records credited, until written
+        self._in_flight: dict[int, float] = {}  # block -> records credited, until written
         self.frames = 0.0  # this session, batch by batch
         self.esm_tokens = 0
         self.batches = 0
@@ -88,6 +88,8 @@ def record_share(block: WorkBlock) -> float:
     return (piece.stop - piece.first) / max(1, piece.chunks, piece.stop)
 
 
-def block_key(block: WorkBlock) -> tuple[int, int]:
-    """A block's identity: its index, and the first chunk for a piece of a long record."""
-    return block.index, block.piece.first if block.piece is not None else -1
+def block_key(block: WorkBlock) -> int:
+    """A block's identity while it is in flight: the object itself (workers and writer share it).
+    Not its index: a study numbers each sample's blocks from 0, and at a sample boundary blocks of
+    two samples with the same index (and piece) are in flight together."""
+    return id(block)
