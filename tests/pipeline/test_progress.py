@@ -129,3 +129,12 @@ def test_blocks_of_two_samples_with_the_same_index_keep_their_own_credit():
     progress.counter.batch_done(starting, 50, 50, on_gpu=False)  # half of the next sample's first block
     progress.block_written(ending)
     assert progress.records == 10 and abs(progress.fraction_done() - 0.20) < 1e-9  # 10 written + 10 in flight
+
+
+def test_a_studys_log_line_names_its_samples_done_and_the_current_sample(caplog):
+    progress = RunProgress(logging.getLogger("progress-study"), _reader(1000, 500, 50), live=False)
+    progress.set_stage("sample S2, 1/3 samples done")
+    progress._last_log -= 60
+    with caplog.at_level(logging.INFO, logger="progress-study"):
+        progress.advance(records=25, frames=30, tokens=1000)
+    assert "25 reads" in caplog.text and "sample S2, 1/3 samples done" in caplog.text and "25.0% done" in caplog.text

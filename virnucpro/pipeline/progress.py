@@ -53,6 +53,7 @@ class RunProgress:
         """The loading step: the bar shows it with its elapsed time until `start_stream`."""
         self.loading_since = time.perf_counter()
         self._start_ticker()
+        self.refresh()  # drawn at once: a fast load may end before the ticker's first tick
         return self
 
     def __exit__(self, *_) -> None:
