@@ -38,6 +38,7 @@ class RunProgress:
         self.records = records_before  # written, resumed runs included
         self.frames = self.tokens = 0  # this session, written blocks (the counter has batches)
         self.record_part = 0.0  # written pieces of the long record being written (its share of it)
+        self._last_estimate: float | None = None
         self.counter = WorkCounter()
         self.counter.on_credit = self.refresh
         self._last_log = self.started
@@ -112,11 +113,14 @@ class RunProgress:
         return None if total is None else min(self.records_done() / total, 1.0)
 
     def _estimated_total(self) -> float | None:
+        """None until the reader has read something; once known it stays known (as the reader
+        closes a file, its bytes read are briefly 0 to another thread: io/reader.py's finally)."""
         reader = self.reader
         total_bytes, read_bytes, read_records = reader.bytes_total, reader.bytes_done, reader.stats.records
         if not total_bytes or not read_bytes or not read_records:
-            return None
-        return max(read_records * total_bytes / read_bytes, read_records, self.records, 1)
+            return self._last_estimate
+        self._last_estimate = max(read_records * total_bytes / read_bytes, read_records, self.records, 1)
+        return self._last_estimate
 
     def refresh(self) -> None:
         """Redraw the bar, or log a line if 30 s passed since the last one (no terminal)."""

@@ -9,6 +9,8 @@ opens the next one's writers (pipeline/output_run.py): OUTDIR/SAMPLE/ gets exact
 `predict R1 -o OUTDIR/SAMPLE` writes, and the study journal (pipeline/study_state.py) records the
 sample as done. At the end, samples.tsv and
 study.json. `--shard K/N` takes the samples K-1 mod N (samples are the unit: see run_study).
+One progress bar covers the study (pipeline/study_progress.py). A resume with no sample left to
+run loads no model (pipeline/finished_run.py).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_run import OutputRun
 from virnucpro.pipeline.output_state import OutputState
-from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.predict import load_workers, open_checked_reader, open_reader, want_features
+from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.run_state import fingerprint, open_journal
 from virnucpro.pipeline.stream import StreamEngine
 from virnucpro.pipeline.study_progress import StudyReading
