@@ -44,7 +44,7 @@ def summary(changes: list[str]) -> str:
 
 def _parameter_change(key: str, old, new) -> str:
     if key == "pairs":  # "pairs changed paired -> null" would name an internal key, not the flag
-        return f"the run was {read_layout(old)} and this one is {read_layout(new)}"
+        return f"the read layout changed from {read_layout(old)} to {read_layout(new)}"
     return f"parameter {key} changed {_show(old)} -> {_show(new)}"
 
 
