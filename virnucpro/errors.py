@@ -17,3 +17,8 @@ class ModelLoadError(VirnucproError):
 
 class ResumeError(VirnucproError):
     """A resume was refused (inputs or parameters changed) or the journal is unusable."""
+
+
+class FinishedRunError(ResumeError):
+    """--resume of an output that holds a finished run (or study): nothing is left to run. predict
+    checks the finished output and exits 0 (pipeline/finished_run.py); anything else refuses."""

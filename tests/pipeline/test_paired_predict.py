@@ -140,7 +140,7 @@ def test_resume_as_another_pairing_is_refused(mates, model_args, tmp_path, capsy
     capsys.readouterr()
     single = [arg for arg in _args([mates[2]], out, model_args) if arg != "--interleaved"]
     assert main(single + ["--resume"]) == 1
-    assert "pairs" in capsys.readouterr().err
+    assert "read layout changed from paired-end, interleaved (--interleaved) to single-end" in capsys.readouterr().err
 
 
 def test_single_end_runs_write_no_pair_table_and_force_removes_one(mates, paired_run, model_args, tmp_path):

@@ -65,3 +65,86 @@ def test_a_run_off_a_terminal_logs_every_30_s_between_blocks(caplog):
         while "progress:" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.05)
     assert "25 reads" in caplog.text and "25.0% done" in caplog.text
+
+
+def _piece(first, stop, chunks, esm_tokens=100):
+    last = stop == chunks
+    return SimpleNamespace(index=0, piece=SimpleNamespace(first=first, stop=stop, last=last, chunks=chunks),
+                           records=[object()], records_completed=int(last), num_frames=stop - first,
+                           esm_tokens=esm_tokens, dnabert_tokens=0)
+
+
+def test_a_long_records_pieces_move_the_bar_and_the_record_counts_once():
+    progress = RunProgress(logging.getLogger("test"), _reader(1000, 1000, 10), live=False)  # 10 records
+    first, second, last = _piece(0, 4, 10), _piece(4, 8, 10), _piece(8, 10, 10)
+    progress.block_written(first)
+    assert abs(progress.fraction_done() - 0.04) < 1e-9  # 4 of its 10 chunks: 0.4 of one record in 10
+    progress.counter.batch_done(second, 50, 50, on_gpu=False)  # half of the second piece
+    assert abs(progress.fraction_done() - 0.06) < 1e-9
+    progress.counter.batch_done(second, 50, 50, on_gpu=False)
+    progress.block_written(second)
+    assert abs(progress.fraction_done() - 0.08) < 1e-9 and progress.records == 0
+    progress.counter.batch_done(last, 100, 100, on_gpu=False)
+    assert abs(progress.fraction_done() - 0.10) < 1e-9
+    progress.block_written(last)
+    assert progress.records == 1 and abs(progress.fraction_done() - 0.10) < 1e-9  # once, not 1.8 records
+
+
+def test_the_fraction_rises_piece_by_piece_inside_one_long_record(tmp_path, monkeypatch, model_args):
+    """A record run as several blocks (limits lowered as in tests/io/test_long_records.py): each
+    written piece moves the bar, before the record is complete."""
+    import dataclasses
+
+    from conftest import GENOMES
+
+    from virnucpro.cli.main import main
+    from virnucpro.io import long_records
+    from virnucpro.pipeline.options import RunOptions
+
+    lam = "".join(line.strip() for line in (GENOMES / "lambda_NC_001416.fa").read_text().splitlines()[1:])
+    reads = tmp_path / "long.fa"
+    reads.write_text(f">short\n{lam[:400]}\n>long\n{lam[:30_000]}\n>tail\n{lam[-600:]}\n")
+    monkeypatch.setattr(long_records, "LONG_RECORD_BYTES", 4000)
+    settings = RunOptions.block_settings
+    monkeypatch.setattr(RunOptions, "block_settings", lambda options, tokens: dataclasses.replace(
+        settings(options, tokens), block_bases=6000, long_record_bases=5000))
+    seen, written = [], RunProgress.block_written
+
+    def noted(self, block):
+        written(self, block)
+        seen.append((block.piece is not None, self.records, self.records + self.record_part))
+
+    monkeypatch.setattr(RunProgress, "block_written", noted)
+    assert main(["predict", str(reads), "-o", str(tmp_path / "out"), *model_args]) == 0
+    # the written part (the fraction's numerator; its estimated total moves with the reader, not with
+    # the pieces), after each piece of "long" that does not complete it
+    inside = [done for piece, records, done in seen if piece and records == 1]
+    assert len(inside) >= 4 and all(1 < a < b < 2 for a, b in zip(inside, inside[1:])), seen
+    assert seen[-1][1:] == (3, 3)  # the record counted once
+
+
+def test_blocks_of_two_samples_with_the_same_index_keep_their_own_credit():
+    """At a study's sample boundary, block 0 of the next sample runs while block 0 of the last is written."""
+    progress = RunProgress(logging.getLogger("test"), _reader(1000, 1000, 100), live=False)
+    ending, starting = _block(0, records=10, esm_tokens=100, dnabert_tokens=0), _block(0, 20, 100, 0)
+    progress.counter.batch_done(ending, 100, 100, on_gpu=False)
+    progress.counter.batch_done(starting, 50, 50, on_gpu=False)  # half of the next sample's first block
+    progress.block_written(ending)
+    assert progress.records == 10 and abs(progress.fraction_done() - 0.20) < 1e-9  # 10 written + 10 in flight
+
+
+def test_a_studys_log_line_names_its_samples_done_and_the_current_sample(caplog):
+    progress = RunProgress(logging.getLogger("progress-study"), _reader(1000, 500, 50), live=False)
+    progress.set_stage("sample S2, 1/3 samples done")
+    progress._last_log -= 60
+    with caplog.at_level(logging.INFO, logger="progress-study"):
+        progress.advance(records=25, frames=30, tokens=1000)
+    assert "25 reads" in caplog.text and "sample S2, 1/3 samples done" in caplog.text and "25.0% done" in caplog.text
+
+
+def test_the_estimate_stays_known_while_the_reader_closes_a_file():
+    reader = _reader(1000, 500, 50)
+    progress = RunProgress(logging.getLogger("test"), reader, live=False)
+    progress.advance(records=10, frames=10, tokens=100)
+    reader.bytes_done = 0  # the reader's file closed, its size not yet added (another thread)
+    assert abs(progress.fraction_done() - 0.1) < 1e-9

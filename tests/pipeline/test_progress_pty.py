@@ -115,3 +115,22 @@ def test_a_resumed_run_starts_at_its_checkpoint(reads, tiny_models, tmp_path, mo
     assert states[-1] == (100.0, 1000)
     assert "this session: 807 sequences" in text and "whole run: 1,000 sequences (193 done before the resume)" in text
     _log_lines_are_whole(text, tiny_models)
+
+
+def test_a_study_has_one_bar_from_its_first_sample_to_its_last(tiny_models, tmp_path):
+    from test_study import make_study
+
+    sheet = make_study(tmp_path, {"S1": (0, 150), "S2": (150, 250), "S3": (400, 100)})
+    args = _args(sheet, tmp_path / "out", tiny_models, "--block-records", "60")
+    args[1:2] = ["--samples", str(sheet)]
+    text = _in_terminal(args)
+    states = _bar_states(text)
+    written = [reads for _, reads in states]
+    assert written == sorted(written), states  # one bar over the study: never back to 0 at a new sample
+    assert states[-1] == (100.0, 500)
+    assert max(percent for percent, reads in states if reads <= 150) < 60  # the fraction is of the whole study
+    for stage in ("sample S1, 0/3 samples done", "sample S2, 1/3 samples done", "sample S3, 2/3 samples done",
+                  "sample S3, 3/3 samples done"):
+        assert stage in text, stage
+    assert text.index("sample S1, 0/3") < text.index("sample S2, 1/3") < text.index("sample S3, 2/3")
+    _log_lines_are_whole(text, tiny_models)

@@ -1,6 +1,6 @@
-"""What --resume accepts and refuses: an unfinished run needs --resume or --force, a finished run or stdin
-cannot be resumed, a killed embed resumes. (kill -9 then --resume at every moment of a predict run, with
-byte-identical results: test_interruptions.py.)"""
+"""What --resume accepts and refuses: an unfinished run needs --resume or --force, a finished run is
+already complete, stdin cannot be resumed, a killed embed resumes. (kill -9 then --resume at every
+moment of a predict run, with byte-identical results: test_interruptions.py.)"""
 
 from __future__ import annotations
 
@@ -57,12 +57,14 @@ def test_unfinished_run_needs_resume_or_force(tmp_path, model_args, capsys):
     assert (out / "sequences.tsv").is_file()
 
 
-def test_resume_of_a_finished_run_is_refused(tmp_path, model_args, capsys):
+def test_resume_of_a_finished_run_is_already_complete(tmp_path, model_args, capsys):
+    """Exit 0, nothing rerun (tests/pipeline/test_study_finished_resume.py: no model load, refusals)."""
     inputs = _inputs(tmp_path)[:1]
     out = tmp_path / "out"
     assert main(_predict_args(inputs, out, model_args)) == 0
-    assert main(_predict_args(inputs, out, model_args) + ["--resume"]) == 1
-    assert "finished" in capsys.readouterr().err
+    before = (out / "run.json").read_bytes()
+    assert main(_predict_args(inputs, out, model_args) + ["--resume"]) == 0
+    assert (out / "run.json").read_bytes() == before
 
 
 def test_stdin_cannot_be_resumed(tmp_path, model_args, capsys):

@@ -233,8 +233,7 @@ def test_a_study_never_overwrites_and_force_removes_exactly_what_it_wrote(study,
     assert main(study_args(sheet, out, model_args, "--force")) == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "S1" / "mine.txt").read_text() == "mine"
     assert (out / "S2" / "sequences.tsv").read_bytes() == (reference / "S2" / "sequences.tsv").read_bytes()
-    assert main(study_args(sheet, out, model_args, "--resume")) == 1
-    assert "finished study; nothing to resume" in capsys.readouterr().err
+    assert main(study_args(sheet, out, model_args, "--resume")) == 0  # already complete (test_study_finished_resume)
     other = tmp_path / "other"
     (other / "S3").mkdir(parents=True)
     (other / "S3" / "regions.tsv").write_text("not ours")

@@ -63,12 +63,15 @@ def predict(inputs: tuple[str, ...], outdir: Path, sheet: Path | None, threshold
     if sheet is not None:
         from virnucpro.pipeline.study import run_study
 
-        logger.info("%s", study_line(run_study(options, sheet, logger), outdir))
+        summary = run_study(options, sheet, logger)
+        if summary is not None:  # None: --resume found the study already complete (it said so)
+            logger.info("%s", study_line(summary, outdir))
         return
     from virnucpro.pipeline.predict import run
 
     summary = run(options, logger)
-    _report(summary, outdir, logger)
+    if summary is not None:  # None: --resume found the run already complete (it said so)
+        _report(summary, outdir, logger)
 
 
 def study_line(summary: dict, outdir: Path) -> str:

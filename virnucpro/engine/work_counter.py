@@ -4,7 +4,8 @@ A block is written only when all its batches are done, so a bar fed by written b
 still for a whole block (the first one included). Each batch instead credits its share of the
 block's records and frames (by tokens, ESM-2 and DNABERT-S together). On a GPU a batch counts once
 the device has finished it (a CUDA event per batch, polled by the reader), not when the host issued
-it, so the bar does not run ahead of the work. Thread-safe; the writer forgets a block once it is
+it, so the bar does not run ahead of the work. A piece of a long record credits its chunks' share of
+the record (record_share). Thread-safe; the writer forgets a block once it is
 written, so the bar shows written records plus the done part of the blocks still in flight.
 """
 
@@ -22,7 +23,7 @@ from virnucpro.engine.work import WorkBlock
 
 @dataclass
 class _Credit:
-    key: tuple[int, int]
+    key: int
     records: float
     frames: float
     esm_tokens: int
@@ -33,7 +34,7 @@ class WorkCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: deque[_Credit] = deque()  # issued on a GPU, not known to be finished yet
-        self._in_flight: dict[tuple[int, int], float] = {}  # block -> records credited, until written
+        self._in_flight: dict[int, float] = {}  # block -> records credited, until written
         self.frames = 0.0  # this session, batch by batch
         self.esm_tokens = 0
         self.batches = 0
@@ -47,7 +48,7 @@ class WorkCounter:
         if on_gpu:
             event = torch.cuda.Event()
             event.record()
-        credit = _Credit(block_key(block), block.records_completed * share, block.num_frames * share, esm_tokens, event)
+        credit = _Credit(block_key(block), record_share(block) * share, block.num_frames * share, esm_tokens, event)
         with self._lock:
             self._pending.append(credit)
             if event is None:
@@ -78,6 +79,17 @@ class WorkCounter:
             self.batches += 1
 
 
-def block_key(block: WorkBlock) -> tuple[int, int]:
-    """A block's identity: its index, and the first chunk for a piece of a long record."""
-    return block.index, block.piece.first if block.piece is not None else -1
+def record_share(block: WorkBlock) -> float:
+    """Record-equivalents of a block's work: its records, or for a piece of a long record (> 1 Mi
+    bases, several blocks) its chunks' share of the record, so the bar moves piece by piece."""
+    piece = block.piece
+    if piece is None:
+        return block.records_completed
+    return (piece.stop - piece.first) / max(1, piece.chunks, piece.stop)
+
+
+def block_key(block: WorkBlock) -> int:
+    """A block's identity while it is in flight: the object itself (workers and writer share it).
+    Not its index: a study numbers each sample's blocks from 0, and at a sample boundary blocks of
+    two samples with the same index (and piece) are in flight together."""
+    return id(block)

@@ -33,6 +33,7 @@ class Window:
     first: int
     stop: int
     last: bool
+    chunks: int = 0  # in the whole record: the progress bar credits a piece its share of the record
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def windows(length: int, chunk_size: int, mode: str, chunks_per_window: int) -> 
     step = max(1, chunks_per_window)
     for first in range(0, count, step):
         stop = min(first + step, count)
-        yield Window(first, stop, stop == count), chunk_bounds_range(length, chunk_size, mode, first, stop)
+        yield Window(first, stop, stop == count, count), chunk_bounds_range(length, chunk_size, mode, first, stop)
 
 
 def window_table(record_id: str, sequence, window_bounds: list[tuple[int, int]], first: int) -> ChunkTable:

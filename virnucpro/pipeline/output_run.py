@@ -27,15 +27,12 @@ class OutputRun:
     `finish` and `complete` (or `abort` on any error)."""
 
     def __init__(self, options: RunOptions, state: OutputState, journal: Journal, reader, loaded: LoadedWorkers,
-                 logger: logging.Logger, progress: RunProgress | None = None) -> None:
-        """`progress`: the run's bar, already showing the loading step (predict); a study's sample
-        gets a bar of its own, from its journal's checkpoint."""
+                 logger: logging.Logger, progress: RunProgress) -> None:
+        """`progress`: the bar, owned (and closed) by the caller: predict's run, or the study's one
+        bar over all its samples."""
         self.options, self.state, self.journal, self.reader = options, state, journal, reader
         self.results, self.embeddings = open_writers(options, journal, loaded.dnabert_dim)
         self.totals = RunTotals(records_resumed=journal.records_done)
-        if progress is None:
-            progress = RunProgress(logger, reader, options.live_progress)
-            progress.start_stream(journal.records_done, loaded.workers)
         self.progress = progress
         if journal.blocks_done:
             logger.info("resuming %s after %d blocks (%d records)", options.output, journal.blocks_done,
@@ -56,7 +53,6 @@ class OutputRun:
 
     def abort(self) -> None:
         """After an error or an interrupt: files closed; nothing checkpointed leaves nothing behind."""
-        self.progress.close()
         if self.results is not None:
             self.results.close()
         if not self.state.journal_path.exists():
@@ -64,7 +60,6 @@ class OutputRun:
 
     def finish(self) -> RunTotals:
         """Every block written: rename the files and count the calls."""
-        self.progress.close()
         results = self.results
         if results is not None:
             results.finish()

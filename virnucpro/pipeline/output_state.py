@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from virnucpro.errors import ResumeError, VirnucproError
+from virnucpro.errors import FinishedRunError, ResumeError, VirnucproError
 from virnucpro.fsutil.safe_files import OutputClobberError, refuse_link, remove_file, remove_tree
 from virnucpro.outputs.paths import JOURNAL_FILE, PARTIAL_SUFFIX, OutputPaths
 from virnucpro.outputs.rundir_lock import LOCK_NAME, RunDirLock
@@ -56,7 +56,7 @@ class OutputState:
             raise ResumeError(f"{opts.output} holds an unfinished run: add --resume to continue it"
                               " or --force to start over")
         if opts.resume and self.finished_marker.exists():
-            raise ResumeError(f"{opts.output} holds a finished run; nothing to resume (use --force to redo it)")
+            raise FinishedRunError(f"{opts.output} holds a finished run; nothing to resume (use --force to redo it)")
         if self.finished_marker.exists():
             raise VirnucproError(f"{self.finished_marker} already exists: use --force to overwrite it")
         if self.lock.inherited:  # a run killed before its first checkpoint: its partial files are ours

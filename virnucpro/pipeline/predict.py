@@ -17,12 +17,13 @@ import torch
 from virnucpro.engine.backend import Engine, LoadedWorkers, open_engine
 from virnucpro.engine.devices import resolve_precision, set_threads
 from virnucpro.engine.monitor import StreamMonitor
-from virnucpro.errors import ResumeError
+from virnucpro.errors import FinishedRunError, ResumeError
 from virnucpro.io import open_input
 from virnucpro.io.sources import display_name
 from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
 from virnucpro.pipeline.cpu_warning import warn_if_slow_on_cpu
 from virnucpro.pipeline.fetch import fetch_missing_models
+from virnucpro.pipeline.finished_run import check_finished_run
 from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_state import OutputState
@@ -31,8 +32,9 @@ from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.run_state import fingerprint, open_journal
 from virnucpro.pipeline.stream import StreamEngine
 
-def run(options: RunOptions, logger: logging.Logger) -> dict:
-    """Run predict (or embed) to the end and return the run summary written to run.json."""
+def run(options: RunOptions, logger: logging.Logger) -> dict | None:
+    """Run predict (or embed) to the end and return the run summary written to run.json; None when
+    --resume found the run already finished (checked, nothing run)."""
     wall_start = time.perf_counter()
     with open_engine(options.engine, options.ray_address, logger) as engine:
         threads = set_threads(options.threads)
@@ -41,17 +43,24 @@ def run(options: RunOptions, logger: logging.Logger) -> dict:
         reader = open_checked_reader(options)  # a wrong file fails before the models load
         fetch_missing_models(options.models, options.offline, options.live_progress, logger)  # before any write
         state = OutputState(options)
-        with state.lock, RunProgress(logger, reader, options.live_progress) as progress:  # one run per output
-            previous = state.previous_journal()
-            reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
-            loaded, settings = load_workers(options, engine, devices, dtype, logger)
-            parameters = fingerprint(options, settings, loaded.paths, dtype, devices[0])
-            journal = open_journal(previous, options, parameters)
-            stream_start = time.perf_counter()
-            progress.start_stream(journal.records_done, loaded.workers)
-            output = _stream(options, state, journal, reader, settings, loaded, logger, progress)
-            return output.complete(parameters, loaded.load_seconds, threads, loaded.device_names, wall_start,
-                                   stream_start, loaded.load_phases)
+        with state.lock:  # one run per output
+            try:
+                previous = state.previous_journal()
+            except FinishedRunError:
+                if options.embed_only:
+                    raise
+                logger.info("%s", check_finished_run(options))  # nothing to run: no model loads
+                return None
+            with RunProgress(logger, reader, options.live_progress) as progress:
+                reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
+                loaded, settings = load_workers(options, engine, devices, dtype, logger)
+                parameters = fingerprint(options, settings, loaded.paths, dtype, devices[0])
+                journal = open_journal(previous, options, parameters)
+                stream_start = time.perf_counter()
+                progress.start_stream(journal.records_done, loaded.workers)
+                output = _stream(options, state, journal, reader, settings, loaded, logger, progress)
+                return output.complete(parameters, loaded.load_seconds, threads, loaded.device_names, wall_start,
+                                       stream_start, loaded.load_phases)
 
 
 def open_reader(options: RunOptions):

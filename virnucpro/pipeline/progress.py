@@ -5,9 +5,12 @@ so input bytes read say little about work done. Instead the total number of reco
 from what the reader has seen (records per input byte times the input size, exact once the input
 is read to the end) and progress is records done over that estimate; it needs no first pass over
 the data. "Done" is the records written plus the finished batches' share of the blocks in flight
-(engine/work_counter.py), so the bar moves batch by batch, not once per block. A resumed run
+(engine/work_counter.py), so the bar moves batch by batch, not once per block; a long record's
+pieces count as their share of it as each is written. A resumed run
 starts at the records of its checkpoint. stdin has no ETA. A ticker thread redraws the bar (and,
-off a terminal, logs a line every 30 s) whether or not a block was written meanwhile.
+off a terminal, logs a line every 30 s) whether or not a block was written meanwhile. A study has
+ONE bar over all its samples (pipeline/study_progress.py gives it the study's inputs as one
+reader), showing the samples done and the current sample.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 import time
 
 from virnucpro.engine.work import WorkBlock
-from virnucpro.engine.work_counter import WorkCounter
+from virnucpro.engine.work_counter import WorkCounter, record_share
 from virnucpro.engine.worker import DeviceWorker
 
 _LOG_EVERY_SECONDS = 30.0
@@ -34,6 +37,8 @@ class RunProgress:
         self.records_before = records_before  # written by the sessions before this one
         self.records = records_before  # written, resumed runs included
         self.frames = self.tokens = 0  # this session, written blocks (the counter has batches)
+        self.record_part = 0.0  # written pieces of the long record being written (its share of it)
+        self._last_estimate: float | None = None
         self.counter = WorkCounter()
         self.counter.on_credit = self.refresh
         self._last_log = self.started
@@ -41,6 +46,7 @@ class RunProgress:
         self._bar = self._task = None
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        self.stage = ""  # a study's: its samples done and the current one (pipeline/study.py)
         if live:
             self._start_bar()
 
@@ -49,6 +55,7 @@ class RunProgress:
         self.loading_since = time.perf_counter()
         self.refresh()  # the loading step shows at once, not at the ticker's first tick (a fast load has none)
         self._start_ticker()
+        self.refresh()  # drawn at once: a fast load may end before the ticker's first tick
         return self
 
     def __exit__(self, *_) -> None:
@@ -67,8 +74,26 @@ class RunProgress:
         self._start_ticker()
         self.refresh()
 
+    def set_stage(self, stage: str) -> None:
+        """A study's place (samples done / total, the current sample), shown after the rates."""
+        with self._lock:
+            self.stage = stage
+        self.refresh()
+
+    def add_resumed(self, records: int) -> None:
+        """A study's sample resumed from its journal: its records written before count as done before."""
+        with self._lock:
+            self.records_before += records
+            self.records += records
+        self.refresh()
+
     def block_written(self, block: WorkBlock) -> None:
+        """Its records count as written; a piece of a long record counts its share of the record
+        until the last piece completes the record (which then counts once, as one record)."""
         self.counter.block_written(block)
+        if block.piece is not None:
+            with self._lock:
+                self.record_part = 0.0 if block.piece.last else self.record_part + record_share(block)
         self.advance(block.records_completed, block.num_frames, block.esm_tokens)
 
     def advance(self, records: int, frames: int, tokens: int) -> None:
@@ -79,8 +104,9 @@ class RunProgress:
         self.refresh()
 
     def records_done(self) -> float:
-        """Records written plus the finished batches' share of the blocks in flight."""
-        return self.records + self.counter.records_in_flight()
+        """Records written, the written pieces of a long record, and the finished batches' share
+        of the blocks in flight."""
+        return self.records + self.record_part + self.counter.records_in_flight()
 
     def fraction_done(self) -> float | None:
         """Records done / estimated total records, or None without an estimate (stdin)."""
@@ -88,11 +114,14 @@ class RunProgress:
         return None if total is None else min(self.records_done() / total, 1.0)
 
     def _estimated_total(self) -> float | None:
+        """None until the reader has read something; once known it stays known (as the reader
+        closes a file, its bytes read are briefly 0 to another thread: io/reader.py's finally)."""
         reader = self.reader
         total_bytes, read_bytes, read_records = reader.bytes_total, reader.bytes_done, reader.stats.records
         if not total_bytes or not read_bytes or not read_records:
-            return None
-        return max(read_records * total_bytes / read_bytes, read_records, self.records, 1)
+            return self._last_estimate
+        self._last_estimate = max(read_records * total_bytes / read_bytes, read_records, self.records, 1)
+        return self._last_estimate
 
     def refresh(self) -> None:
         """Redraw the bar, or log a line if 30 s passed since the last one (no terminal)."""
@@ -138,7 +167,7 @@ class RunProgress:
         frames = max(self.frames, self.counter.frames)
         tokens = max(self.tokens, self.counter.esm_tokens)
         return (f"{self.records:,} reads, {frames / elapsed:,.0f} frames/s, "
-                f"{tokens / elapsed:,.0f} tokens/s")
+                f"{tokens / elapsed:,.0f} tokens/s" + (f", {self.stage}" if self.stage else ""))
 
     def _start_ticker(self) -> None:
         if self._ticker is None:

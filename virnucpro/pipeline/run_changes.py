@@ -12,6 +12,8 @@ from pathlib import PurePath
 
 _INPUT_FIELDS = {"size": "size", "mtime_ns": "modification time", "head_sha256": "content"}
 _MODEL_FIELDS = {"size": "size", "sha256": "content"}
+# the read layout (parameter `pairs`, absent for single-end reads) in the words of the CLI
+_LAYOUTS = {"paired": "paired-end (--paired)", "interleaved": "paired-end, interleaved (--interleaved)"}
 MAX_SHOWN = 4
 
 
@@ -27,8 +29,7 @@ def describe_changes(before_inputs, before_parameters, inputs: list[dict], param
     changes = _input_changes(before_inputs if isinstance(before_inputs, list) else [], inputs)
     for key in sorted((set(before_parameters) | set(parameters)) - {"models"}):
         if before_parameters.get(key) != parameters.get(key):
-            old, new = _show(before_parameters.get(key)), _show(parameters.get(key))
-            changes.append(f"parameter {key} changed {old} -> {new}")
+            changes.append(_parameter_change(key, before_parameters.get(key), parameters.get(key)))
     changes += _model_changes(_mapping(before_parameters.get("models")), _mapping(parameters.get("models")))
     if not changes and (before_inputs, before_parameters) != (inputs, parameters):
         changes.append("the recorded run identity is malformed")
@@ -39,6 +40,17 @@ def summary(changes: list[str]) -> str:
     """The first few changes on one line."""
     shown = "; ".join(changes[:MAX_SHOWN])
     return shown + (f"; and {len(changes) - MAX_SHOWN} more" if len(changes) > MAX_SHOWN else "")
+
+
+def _parameter_change(key: str, old, new) -> str:
+    if key == "pairs":  # "pairs changed paired -> null" would name an internal key, not the flag
+        return f"the read layout changed from {read_layout(old)} to {read_layout(new)}"
+    return f"parameter {key} changed {_show(old)} -> {_show(new)}"
+
+
+def read_layout(pairs) -> str:
+    """A run's `pairs` parameter as the user knows it: single-end, or paired-end with its flag."""
+    return "single-end" if pairs is None else _LAYOUTS.get(pairs, f"of read layout {_show(pairs)}")
 
 
 def _input_changes(before: list, now: list[dict]) -> list[str]:

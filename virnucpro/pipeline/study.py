@@ -9,6 +9,8 @@ opens the next one's writers (pipeline/output_run.py): OUTDIR/SAMPLE/ gets exact
 `predict R1 -o OUTDIR/SAMPLE` writes, and the study journal (pipeline/study_state.py) records the
 sample as done. At the end, samples.tsv and
 study.json. `--shard K/N` takes the samples K-1 mod N (samples are the unit: see run_study).
+One progress bar covers the study (pipeline/study_progress.py). A resume with no sample left to
+run loads no model (pipeline/finished_run.py).
 """
 
 from __future__ import annotations
@@ -28,20 +30,23 @@ from virnucpro.engine.devices import resolve_precision, set_threads
 from virnucpro.engine.monitor import StreamMonitor
 from virnucpro.engine.work import WorkBlock
 from virnucpro.engine.worker import BlockOutput
-from virnucpro.errors import ResumeError, VirnucproError
+from virnucpro.errors import FinishedRunError, ResumeError, VirnucproError
 from virnucpro.io.samplesheet import Sample, read_sample_sheet
 from virnucpro.outputs.paths import OutputPaths, StudyPaths
 from virnucpro.outputs.rundir_lock import RunDirLock
 from virnucpro.outputs.samples_table import sample_row
 from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
 from virnucpro.pipeline.fetch import fetch_missing_models
+from virnucpro.pipeline.finished_run import check_finished_study
 from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_run import OutputRun
 from virnucpro.pipeline.output_state import OutputState
 from virnucpro.pipeline.predict import load_workers, open_checked_reader, open_reader, want_features
+from virnucpro.pipeline.progress import RunProgress
 from virnucpro.pipeline.run_state import fingerprint, open_journal
 from virnucpro.pipeline.stream import StreamEngine
+from virnucpro.pipeline.study_progress import StudyReading
 from virnucpro.pipeline.study_state import StudyJournal, StudyState
 from virnucpro.pipeline.study_summary import StudyTotals, write_study_files
 
@@ -78,10 +83,11 @@ def sample_options(options: RunOptions, outdir: Path, sample: Sample, resume: bo
     return dataclasses.replace(options, inputs=[str(sample.r1), str(sample.r2)], paired=True, **own)
 
 
-def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
+def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict | None:
     """Run every sample of the sheet (with --shard K/N, samples K-1 mod N: samples are the unit, so
     each sample's files are those of a plain single run and merge only gathers sample
-    directories; block-level shards would put every small sample's one block in shard 1)."""
+    directories; block-level shards would put every small sample's one block in shard 1). Returns
+    study.json, or None when --resume found nothing left to run (checked, no model loaded)."""
     wall_start = time.perf_counter()
     outdir = Path(options.output)
     samples = read_sample_sheet(sheet, reserved=StudyPaths.reserved_names())
@@ -94,34 +100,55 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict:
         with state.lock:
             ours = [s for i, s in enumerate(samples.values()) if _in_shard(i, options.shard)]
             _check_inputs(options, outdir, samples, ours)  # before --force removes anything
-            journal = state.open()
+            try:
+                journal = state.open()
+            except FinishedRunError:
+                logger.info("%s", check_finished_study(state))  # nothing to run: no model loads
+                return None
             pending = [s for s in ours if s.name not in journal.done]
+            if not pending and journal.parameters is not None:  # stopped after its last sample
+                return _finish_without_models(state, journal, wall_start, logger)
             state.refuse_foreign([s.name for s in pending if s.name not in journal.started])
             every_file = [str(path) for s in pending for path in (s.r1, s.r2) if path is not None]
-            loaded, settings = load_workers(dataclasses.replace(options, inputs=every_file), engine, devices, dtype,
-                                            logger)  # the CPU warning weighs the whole study
-            # the study's settings: those of its samples (unsharded: the study shards by sample)
-            unsharded = dataclasses.replace(options, shard=None)
-            parameters = fingerprint(unsharded, settings, loaded.paths, dtype, devices[0])
-            _check_parameters(journal, parameters, outdir)
-            journal.save(state.paths.journal)
-            logger.info("study: %d samples (%d to run, %d already done)", len(samples), len(pending),
-                        len(journal.done))
-            study = _Stream(options, state, journal, loaded, (dtype, devices[0]), threads, logger)
-            totals = study.run(pending)
+            finished = {name: int(done["row"]["records"]) if done["row"]["records"].isdigit() else 0
+                        for name, done in journal.done.items()}  # for the bar only: a bad count is no error
+            with RunProgress(logger, StudyReading(ours, finished), options.live_progress) as progress:
+                loaded, settings = load_workers(dataclasses.replace(options, inputs=every_file), engine, devices,
+                                                dtype, logger)  # the CPU warning weighs the whole study
+                # the study's settings: those of its samples (unsharded: the study shards by sample)
+                unsharded = dataclasses.replace(options, shard=None)
+                parameters = fingerprint(unsharded, settings, loaded.paths, dtype, devices[0])
+                _check_parameters(journal, parameters, outdir)
+                journal.save(state.paths.journal)
+                logger.info("study: %d samples (%d to run, %d already done)", len(samples), len(pending),
+                            len(journal.done))
+                progress.start_stream(sum(finished.values()), loaded.workers)
+                study = _Stream(options, state, journal, loaded, (dtype, devices[0]), threads, logger, progress)
+                totals = study.run(pending)
             totals.model_load_seconds = loaded.load_seconds
             summary = write_study_files(state, journal, totals, loaded.device_names, wall_start)
             state.paths.journal.unlink()
             return summary
 
 
+def _finish_without_models(state: StudyState, journal: StudyJournal, wall_start: float,
+                           logger: logging.Logger) -> None:
+    """Every sample done (verified by the resume), only the study files missing: no model load for that."""
+    write_study_files(state, journal, StudyTotals(), [], wall_start)
+    state.paths.journal.unlink()
+    logger.info("the study in %s was already complete (%d samples): wrote samples.tsv and study.json without"
+                " loading the models", state.paths.outdir, len(journal.done))
+
+
 class _Stream:
     """The study's one stream: samples opened by the producer, written by the main thread."""
 
     def __init__(self, options: RunOptions, state: StudyState, journal: StudyJournal, loaded: LoadedWorkers,
-                 precision: tuple[torch.dtype, torch.device], threads: int, logger: logging.Logger) -> None:
+                 precision: tuple[torch.dtype, torch.device], threads: int, logger: logging.Logger,
+                 progress: RunProgress) -> None:
         self.options, self.state, self.journal, self.loaded = options, state, journal, loaded
         self.precision, self.threads, self.logger = precision, threads, logger
+        self.progress = progress  # the study's one bar: its reader is the study's inputs (StudyReading)
         self.locks: list[RunDirLock] = []  # of the samples opened: released whatever happens
 
     def run(self, pending: list[Sample]) -> StudyTotals:
@@ -180,13 +207,17 @@ class _Stream:
         journal = open_journal(state.previous_journal(), options, parameters)
         reader = open_reader(options)
         reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)
+        self.progress.reader.opened(reader)
         return OpenSample(sample, options, settings, parameters, state, journal, reader)
 
     def _begin(self, opened: OpenSample) -> OutputRun:
         if opened.sample.name not in self.journal.started:
             self.journal.started.append(opened.sample.name)
             self.journal.save(self.state.paths.journal)
-        output = OutputRun(opened.options, opened.state, opened.journal, opened.reader, self.loaded, self.logger)
+        output = OutputRun(opened.options, opened.state, opened.journal, opened.reader, self.loaded, self.logger,
+                           self.progress)
+        self.progress.add_resumed(opened.journal.records_done)
+        self.progress.set_stage(f"sample {opened.sample.name}, {len(self.journal.done)}/{self.total} samples done")
         output.start()
         return output
 
@@ -206,6 +237,7 @@ class _Stream:
                          streamed + time.perf_counter() - finishing)
         self.journal.done[sample.name] = {"row": row, "files": files}
         self.journal.save(self.state.paths.journal)
+        self.progress.set_stage(f"sample {sample.name}, {len(self.journal.done)}/{self.total} samples done")
         self.logger.info("sample %s done (%d of %d): %s sequences, %s virus (viral fraction %s) in %s s", sample.name,
                          len(self.journal.done), self.total, row["records"], row["virus"],
                          row["viral_fraction"], row["seconds"])

@@ -16,7 +16,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from virnucpro.errors import ResumeError
+from virnucpro.errors import FinishedRunError, ResumeError
 from virnucpro.fsutil.atomic import write_json_atomic
 from virnucpro.fsutil.hashing import sha256_file
 from virnucpro.fsutil.safe_files import OutputClobberError, refuse_link, remove_file, remove_tree
@@ -102,7 +102,7 @@ class StudyState:
             self._check_same_study(journal, entries, shard)
             return journal
         if self.resume and paths.study_json.exists():
-            raise ResumeError(f"{paths.outdir} holds a finished study; nothing to resume (use --force to redo it)")
+            raise FinishedRunError(f"{paths.outdir} holds a finished study; nothing to resume (use --force to redo it)")
         for path in [*paths.owned_files()]:
             if os.path.lexists(path):
                 raise OutputClobberError(f"{path} already exists: use --force to overwrite the study")
@@ -121,12 +121,12 @@ class StudyState:
             raise ResumeError(f"cannot resume the study in {self.paths.outdir}: {'; '.join(changes)[:400]};"
                               " give the sheet it started with, or use --force to start over")
         for name, record in journal.done.items():
-            self._verify_done(name, record["files"])
+            self.verify_done(name, record["files"])
         for name in journal.started:
             if name not in journal.done and not OutputPaths(self.paths.sample_dir(name)).journal.exists():
                 clean_sample_dir(self.paths.sample_dir(name))  # ours, stopped before a checkpoint or a record
 
-    def _verify_done(self, name: str, files: dict[str, str]) -> None:
+    def verify_done(self, name: str, files: dict[str, str]) -> None:
         """A finished sample is skipped only when its files are the ones the study recorded."""
         directory = self.paths.sample_dir(name)
         for file_name, digest in files.items():
