@@ -4,7 +4,9 @@ one line; an edited output or other inputs are refused as a resume refuses (pipe
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 from test_study import SAMPLE_SIZES, make_study, read_table, sample_inputs, single_args, study_args
@@ -52,6 +54,8 @@ def test_a_finished_study_resumed_loads_no_model_and_exits_0(finished, tmp_path,
     assert "error" not in capsys.readouterr().err
     assert f"the study in {out} is already complete (3 samples verified)" in _said(tmp_path)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main(study_args(sheet, out, model_args, "--resume", "--min-length", "50")) == 1  # stale: refused
+    assert "parameter min_length changed 0 -> 50" in capsys.readouterr().err
     (out / "P" / "pairs.tsv").write_text("edited\n")
     assert main(study_args(sheet, out, model_args, "--resume")) == 1
     assert "pairs.tsv of finished sample P changed since it was written" in capsys.readouterr().err
@@ -67,7 +71,19 @@ def test_a_finished_single_run_resumed_loads_no_model_and_exits_0(finished, tmp_
     assert "error" not in capsys.readouterr().err
     assert f"{out} holds a finished run: already complete, nothing to resume" in _said(tmp_path)
     assert main(single_args(sample_inputs(sheet, "empty"), out, model_args) + ["--resume"]) == 1
-    assert "holds a finished run of S1.fq, not of empty.fq" in capsys.readouterr().err
+    assert "holds a finished run and input 1 changed from" in capsys.readouterr().err
+    # exit 0 only for this command's run: another threshold, or an input edited since, is stale
+    assert main(single_args(sample_inputs(sheet, "S1"), out, model_args) + ["--resume", "--threshold", "0.7"]) == 1
+    assert "parameter threshold changed 0.5 -> 0.7" in capsys.readouterr().err
+    reads = Path(sample_inputs(sheet, "S1")[0])
+    text, stat = reads.read_text(), reads.stat()
+    try:
+        reads.write_text(text.replace("A", "C", 1))
+        assert main(single_args(sample_inputs(sheet, "S1"), out, model_args) + ["--resume"]) == 1
+        assert f"input {reads.name} changed (" in capsys.readouterr().err
+    finally:  # the fixture's reads are shared by the other tests
+        reads.write_text(text)
+        os.utime(reads, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     (out / "run.json").write_text("[]")
     assert main(single_args(sample_inputs(sheet, "S1"), out, model_args) + ["--resume"]) == 1
     assert "run.json is not a run.json virnucpro wrote" in capsys.readouterr().err

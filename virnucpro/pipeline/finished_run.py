@@ -10,36 +10,67 @@ run.json and study.json are untrusted input.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePath
+from pathlib import Path
 
+import torch
+
+from virnucpro.engine.encoders import model_paths
 from virnucpro.errors import ResumeError
 from virnucpro.fsutil.untrusted import Invalid, digests, load_json_object, of_type
 from virnucpro.io.samplesheet import SAFE_NAME
 from virnucpro.outputs.paths import OutputPaths
 from virnucpro.pipeline.options import RunOptions
-from virnucpro.pipeline.run_changes import read_layout
+from virnucpro.pipeline.journal import input_identity
+from virnucpro.pipeline.run_changes import describe_changes
+from virnucpro.pipeline.run_changes import summary as summary_of
+from virnucpro.pipeline.run_state import run_parameters
 from virnucpro.pipeline.study_state import StudyState
 
 
-def check_finished_run(options: RunOptions) -> str:
-    """The line to print for a finished predict run resumed; refuses one of other inputs."""
+def check_finished_run(options: RunOptions, dtype: torch.dtype, device: torch.device) -> str:
+    """The line to print for a finished predict run resumed. It must be this command's run: the
+    same inputs (size, modification time, first MiB), the same parameters and the same model paths
+    (the model files' content is not hashed here: that is what loading them would cost); anything
+    else is refused, naming what changed, as a resume would."""
     path = OutputPaths(Path(options.output)).run_json
-    summary = _load(path, "run.json", {"command", "inputs", "parameters"})
+    summary = _load(path, "run.json", {"command", "input_files", "parameters", "models"})
     try:
         if summary["command"] != "predict":
             raise Invalid("it is not a predict run's")
-        ran = [PurePath(of_type(name, str, "an input")).name for name in of_type(summary["inputs"], list, "inputs")]
-        pairs = of_type(summary["parameters"], dict, "parameters").get("pairs")
+        recorded = of_type(summary["parameters"], dict, "parameters")
+        models = of_type(summary["models"], dict, "models")
+        inputs = of_type(summary["input_files"], list, "input_files")
+        if not inputs:
+            raise Invalid("it does not record its input files (an earlier version's, or a merge's)")
     except Invalid as error:
         raise _unreadable(path, "run.json", error) from None
-    given = [PurePath(name).name for name in options.inputs]
-    if ran != given:
-        raise ResumeError(f"cannot resume: {options.output} holds a finished run of {', '.join(ran)}, not of"
-                          f" {', '.join(given)}; use --force to redo it with these inputs")
-    if pairs != options.pairs:
-        raise ResumeError(f"cannot resume: {options.output} holds a finished run; it was {read_layout(pairs)} and"
-                          f" this one is {read_layout(options.pairs)}; use --force to redo it")
+    changes = describe_changes(inputs, {}, input_identity(options.inputs), {})
+    changes += describe_changes([], _comparable(recorded, options), [],
+                                _comparable(run_parameters(options, options.block_settings(0), dtype, device), options))
+    changes += _model_path_changes(models, model_paths(options.models))
+    if changes:
+        raise ResumeError(f"cannot resume {options.output}: it holds a finished run and {summary_of(changes)};"
+                          " use --force to redo it")
     return f"{options.output} holds a finished run: already complete, nothing to resume (models not loaded)"
+
+
+def _comparable(parameters: dict, options: RunOptions) -> dict:
+    """The parameters without the token budget the engine resolves from the devices (unless the
+    command sets it: then the one asked for is the one that counts)."""
+    budget = {"esm_batch_tokens", "dnabert_batch_tokens"}
+    if options.batch_tokens is None:
+        return {key: value for key, value in parameters.items() if key not in budget}
+    return {key: (options.batch_tokens if key in budget else value) for key, value in parameters.items()}
+
+
+def _model_path_changes(recorded: dict, paths: dict[str, Path]) -> list[str]:
+    changes = []
+    for kind, path in paths.items():
+        entry = recorded.get(kind)
+        before = entry.get("path") if isinstance(entry, dict) else None
+        if before != str(path.resolve()):
+            changes.append(f"model {kind} changed from {before} to {path.resolve()}")
+    return changes
 
 
 def check_finished_study(state: StudyState) -> str:

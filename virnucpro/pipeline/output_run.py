@@ -74,7 +74,8 @@ class OutputRun:
                  wall_start: float, stream_start: float, load_phases: dict | None = None) -> dict:
         """run.json, the shard log, the state removed: the output is finished. Returns run.json."""
         summary = write_summary(self.options, parameters, load_seconds, self.totals, self.reader, threads,
-                                device_names, wall_start, stream_start, load_phases)
+                                device_names, wall_start, stream_start, load_phases,
+                                input_files=self.journal.inputs)
         finish_shard(self.journal, self.reader.stats.records, self.options.output)
         self.state.done()
         return summary

@@ -49,7 +49,7 @@ def run(options: RunOptions, logger: logging.Logger) -> dict | None:
             except FinishedRunError:
                 if options.embed_only:
                     raise
-                logger.info("%s", check_finished_run(options))  # nothing to run: no model loads
+                logger.info("%s", check_finished_run(options, dtype, devices[0]))  # nothing to run: no model loads
                 return None
             with RunProgress(logger, reader, options.live_progress) as progress:
                 reader.spool_dir = state.state_dir  # long FASTA records spool there (io/long_records.py)

@@ -28,6 +28,12 @@ def fingerprint(options: RunOptions, settings: BlockSettings, model_paths: dict[
     model_hashes.wait_for_hashing()  # the engine may have hashed the model files while they loaded
     stamps = hash_stamps()
     model_files = {kind: _file_identity(path, stamps) for kind, path in model_paths.items()}
+    return run_parameters(options, settings, dtype, device) | {"models": model_files}
+
+
+def run_parameters(options: RunOptions, settings: BlockSettings, dtype: torch.dtype, device: torch.device) -> dict:
+    """The fingerprint but the model files: what the options, the block settings and the device
+    decide (a finished run is checked against it without loading or hashing a model)."""
     parameters = {
         "version": __version__, "chunk_size": settings.chunk_size, "chunking": settings.chunking,
         # one budget for both encoders; both keys kept so journals of earlier versions still resume
@@ -37,7 +43,7 @@ def fingerprint(options: RunOptions, settings: BlockSettings, model_paths: dict[
         "precision": str(dtype).removeprefix("torch."), "device_type": device.type, "shard": options.shard,
         "threshold": options.threshold, "write_hits": options.write_hits, "regions": asdict(options.regions),
         "viral_fraction": options.viral_fraction, "min_length": options.min_length,
-        "save_embeddings": options.save_embeddings, "embed_only": options.embed_only, "models": model_files,
+        "save_embeddings": options.save_embeddings, "embed_only": options.embed_only,
     }
     if options.pairs:  # only then: single-end journals and shard logs stay as they were
         parameters["pairs"] = options.pairs

@@ -63,8 +63,10 @@ class RunTotals:
 
 def write_summary(options: RunOptions, parameters: dict, load_seconds: float, totals: RunTotals, reader,
                   threads: int, device_names: list[str], wall_start: float, stream_start: float,
-                  load_phases: dict | None = None) -> dict:
-    """run.json: versions, models, parameters, counts, per-stage timings and GPU busy fraction."""
+                  load_phases: dict | None = None, input_files: list[dict] | None = None) -> dict:
+    """run.json: versions, models, parameters, counts, per-stage timings and GPU busy fraction.
+    `input_files`: the inputs' identity the run started with (a finished run resumed is checked
+    against it, pipeline/finished_run.py)."""
     now = time.perf_counter()
     stream_seconds = now - stream_start
     device_seconds = sum(totals.stage_seconds.values())
@@ -77,6 +79,7 @@ def write_summary(options: RunOptions, parameters: dict, load_seconds: float, to
         "torch_version": torch.__version__,
         "command": "embed" if options.embed_only else "predict",
         "inputs": list(options.inputs),
+        "input_files": input_files if input_files is not None else [],
         "engine": options.engine,
         "devices": device_names,
         "threads": threads,

@@ -37,7 +37,7 @@ from virnucpro.outputs.rundir_lock import RunDirLock
 from virnucpro.outputs.samples_table import sample_row
 from virnucpro.pipeline.blocks import BlockSettings, iter_blocks
 from virnucpro.pipeline.fetch import fetch_missing_models
-from virnucpro.pipeline.finished_run import check_finished_study
+from virnucpro.pipeline.finished_run import check_finished_run, check_finished_study
 from virnucpro.pipeline.journal import Journal
 from virnucpro.pipeline.options import RunOptions
 from virnucpro.pipeline.output_run import OutputRun
@@ -103,7 +103,10 @@ def run_study(options: RunOptions, sheet: Path, logger: logging.Logger) -> dict 
             try:
                 journal = state.open()
             except FinishedRunError:
-                logger.info("%s", check_finished_study(state))  # nothing to run: no model loads
+                line = check_finished_study(state)  # nothing to run: no model loads
+                for sample in ours:  # each sample's run: the same inputs, parameters and models
+                    check_finished_run(sample_options(options, outdir, sample, True), dtype, devices[0])
+                logger.info("%s", line)
                 return None
             pending = [s for s in ours if s.name not in journal.done]
             if not pending and journal.parameters is not None:  # stopped after its last sample
