@@ -9,6 +9,10 @@ seed, the same examples in CI every time) with a bounded number of examples per 
 module takes well under a minute. A failure prints the smallest input found; add it to
 tests/data/fuzz_crashers/ (a regression case, run by `test_known_crashers`).
 
+The files a study reads (#19: sample sheet, study journal, study shards' study.json, paired and
+interleaved FASTQ, samples.tsv, the compile cache's warm-settings.json) are targets too
+(`STUDY_TARGETS`); tests/{io,pipeline,outputs,engine}/test_hostile_*.py attack them directly.
+
 Every target must survive its mutations: a crash found by a fuzzer is fixed in the code that reads
 the file, and its input is kept in tests/data/fuzz_crashers/.
 """

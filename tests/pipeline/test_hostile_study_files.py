@@ -102,6 +102,7 @@ def _journal(directory: Path, edit) -> Path:
     (lambda j: {**j, "started": ["../../etc"]}, "started names a sample not in its sheet"),
     (lambda j: {**j, "samples": [{**j["samples"][0], "name": "/etc"}, j["samples"][1]]}, "not a safe directory"),
     (lambda j: {**j, "parameters": [1]}, "parameters is not a JSON object"),
+    (lambda j: {**j, "parameters": {"threshold": float("nan")}}, "holds NaN"),
     (lambda j: {**j, "done": {"A": {"row": {}, "files": {"../x": "0" * 64}}}}, "not a samples.tsv row"),
 ])
 def test_a_hostile_study_journal_is_one_line(shards, tmp_path, capsys, model_args, edit, phrase):
