@@ -9,6 +9,10 @@ seed, the same examples in CI every time) with a bounded number of examples per 
 module takes well under a minute. A failure prints the smallest input found; add it to
 tests/data/fuzz_crashers/ (a regression case, run by `test_known_crashers`).
 
+The files a study reads (#19: sample sheet, study journal, study shards' study.json, paired and
+interleaved FASTQ, samples.tsv, the compile cache's warm-settings.json) are targets too
+(`STUDY_TARGETS`); tests/{io,pipeline,outputs,engine}/test_hostile_*.py attack them directly.
+
 Every target must survive its mutations: a crash found by a fuzzer is fixed in the code that reads
 the file, and its input is kept in tests/data/fuzz_crashers/.
 """
@@ -16,7 +20,9 @@ the file, and its input is kept in tests/data/fuzz_crashers/.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import itertools
+import os
 import json
 import math
 import resource
@@ -155,7 +161,16 @@ def run_dir(tmp_path_factory, tiny_models):
     assert main(["predict", str(fasta), "-o", str(root / "out"), "--chunk-size", "300", *models]) == 0
     for k in (1, 2):
         assert main(["predict", str(fasta), "-o", str(root / f"shard{k}"), "--shard", f"{k}/2", *models]) == 0
+    (root / "B.fa").write_text(">b1\n" + "ATGGCTAAAGGTCTTGCTGCAGGTAAACGTACTGAAGGT" * 9 + "\n")
+    (root / "sheet.tsv").write_text("sample\tr1\nA\tin.fa\nB\tB.fa\n")
+    for k in (1, 2):  # the two shards of a two-sample study
+        assert main(["predict", "--samples", str(root / "sheet.tsv"), "-o", str(root / f"study{k}"), "--shard",
+                     f"{k}/2", *models]) == 0
     return root
+
+
+def _fastq(ids: list[str]) -> bytes:
+    return "".join(f"@{i}\nATGGCTAAAGGTCTTGCTGCAGGTAAACGTACTGAAGGT\n+\n{'I' * 39}\n" for i in ids).encode()
 
 
 # --- targets: how each file kind is read, as the tool reads it ------------------------------------
@@ -281,6 +296,97 @@ class Sources:
         (target / name).write_bytes(data)
         make_report(target, self.work / output, 3, None)
 
+    def study_json(self, data: bytes) -> None:
+        """study.json of study shard 1 replaced, the two shards merged as `merge` does."""
+        from virnucpro.pipeline.study_merge import merge_study_shards
+
+        study1 = _fresh(self.run / "study1", self.work / "study1")
+        real = json.loads((self.run / "study1" / "study.json").read_text())
+        identity = json.dumps({k: real[k] for k in ("sheet", "sheet_sha256", "samples", "parameters")})[1:-1]
+        # corpus cases name the study's identity with a placeholder, so they apply to any run
+        (study1 / "study.json").write_bytes(data.replace(b'"{identity}": 0', identity.encode()))
+        merge_study_shards([study1, self.run / "study2"], self.work / "merged-study", force=True)
+
+    def study_journal(self, data: bytes) -> None:
+        """The study journal of shard 1 (checksum made to match, so the fields are reached), resumed."""
+        from virnucpro.io.samplesheet import read_sample_sheet
+        from virnucpro.outputs.paths import StudyPaths
+        from virnucpro.pipeline.study_state import StudyState, _checksum
+
+        study = _fresh(self.run / "study1", self.work / "study-resume")
+        try:
+            document = json.loads(data)
+            if isinstance(document, dict) and "checksum" in document:
+                document["checksum"] = _checksum({k: v for k, v in document.items() if k not in ("version", "checksum")})
+                data = json.dumps(document).encode()
+        except (ValueError, RecursionError):
+            pass
+        paths = StudyPaths(study)
+        paths.journal.parent.mkdir(exist_ok=True)
+        paths.journal.write_bytes(data)
+        paths.study_json.unlink()
+        sheet = self.run / "sheet.tsv"
+        state = StudyState(study, sheet, read_sample_sheet(sheet, StudyPaths.reserved_names()), (1, 2), True, False)
+        with state.lock:
+            state.open()
+
+    def sample_sheet(self, data: bytes) -> None:
+        from virnucpro.io.samplesheet import read_sample_sheet
+        from virnucpro.outputs.paths import StudyPaths
+
+        (self.work / "in.fa").write_bytes(b">a\nACGT\n")
+        (self.work / "B.fa").write_bytes(b">b\nACGT\n")
+        (self.work / "sheet.csv").write_bytes(data)
+        read_sample_sheet(self.work / "sheet.csv", StudyPaths.reserved_names())
+
+    def paired_gzip_mate(self, data: bytes) -> None:
+        """R2 (gzip) replaced; both mates read to the end in lockstep."""
+        from virnucpro.io.pairs import open_input
+
+        (self.work / "r1.fq").write_bytes(_fastq([f"p{i}/1" for i in range(40)]))
+        (self.work / "r2.fq.gz").write_bytes(data)
+        reader = open_input([self.work / "r1.fq", self.work / "r2.fq.gz"], paired=True)
+        try:
+            reader.check_first_records()
+            for _ in reader:
+                pass
+        finally:
+            reader.close()
+
+    def interleaved(self, data: bytes) -> None:
+        from virnucpro.io.pairs import open_input
+
+        (self.work / "i.fq").write_bytes(data)
+        reader = open_input([self.work / "i.fq"], interleaved=True)
+        try:
+            reader.check_first_records()
+            for _ in reader:
+                pass
+        finally:
+            reader.close()
+
+    def samples_tsv(self, data: bytes) -> None:
+        """samples.tsv of a study, read and summarised as `plot` does (study_html; no sample reports)."""
+        from virnucpro.outputs.samples_table import read_samples_table
+        from virnucpro.outputs.study_report import study_html
+
+        (self.work / "samples.tsv").write_bytes(data)
+        study_html(self.work, read_samples_table(self.work / "samples.tsv"), {})
+
+    def warm_settings(self, data: bytes) -> None:
+        """The compile cache's record: whatever it holds, a run is never stopped by it."""
+        from virnucpro.engine import compile_cache
+
+        cache = self.work / "cache"
+        (cache / "virnucpro" / "compile").mkdir(parents=True, exist_ok=True)
+        (cache / "virnucpro" / "compile" / "warm-settings.json").write_bytes(data)
+        saved = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = str(cache)
+        try:
+            assert isinstance(compile_cache._warm_settings(), list)
+        finally:
+            os.environ.pop("XDG_CACHE_HOME") if saved is None else os.environ.update(XDG_CACHE_HOME=saved)
+
     def seed(self, target: str):
         """The valid document (parsed JSON) or bytes that the target's mutations start from."""
         models, out = self.models, self.run / "out"
@@ -308,7 +414,36 @@ class Sources:
                     "counts": {"records": 4}, "shard_log": None, "version": 1}
         if target == "shard_json":
             return json.loads((self.run / "shard1" / "shard.json").read_text())
+        if target == "study_json":
+            return json.loads((self.run / "study1" / "study.json").read_text())
+        if target == "study_journal":
+            return self._study_journal_seed()
+        if target == "sample_sheet":
+            return b'sample,fastq_1\nA,in.fa\n"B",B.fa\n'
+        if target == "paired_gzip_mate":
+            return gzip.compress(_fastq([f"p{i}/2" for i in range(40)]))
+        if target == "interleaved":
+            return _fastq([f"p{i // 2}/{1 + i % 2}" for i in range(40)])
+        if target == "samples_tsv":
+            return (self.run / "study1" / "samples.tsv").read_bytes()
+        if target == "warm_settings":
+            return ['{"devices": ["NVIDIA H200"], "dtype": "torch.bfloat16"}']
         raise KeyError(target)
+
+    def _study_journal_seed(self) -> dict:
+        """The journal shard 1 would hold after its sample A finished (built from its study.json)."""
+        from virnucpro.io.samplesheet import read_sample_sheet
+        from virnucpro.outputs.paths import StudyPaths
+        from virnucpro.outputs.samples_table import read_samples_table
+        from virnucpro.pipeline.study_state import JOURNAL_VERSION, sheet_entries
+
+        sheet = self.run / "sheet.tsv"
+        study = json.loads((self.run / "study1" / "study.json").read_text())
+        (row,) = read_samples_table(self.run / "study1" / "samples.tsv")
+        files = next(entry["files"] for entry in study["samples"] if entry["name"] == "A")
+        return {"version": JOURNAL_VERSION, "sheet": str(sheet), "sheet_sha256": study["sheet_sha256"],
+                "samples": sheet_entries(read_sample_sheet(sheet, StudyPaths.reserved_names())), "shard": [1, 2],
+                "parameters": {}, "started": ["A"], "done": {"A": {"row": row, "files": files}}, "checksum": ""}
 
 
 _TABLES = ("sequences.tsv", "chunks.tsv")
@@ -316,6 +451,10 @@ _TABLES = ("sequences.tsv", "chunks.tsv")
 # the model, resume and merge files, by the `Sources` method that reads each one
 FILE_TARGETS = ("esm_config", "esm_safetensors_header", "classifier_safetensors_header", "classifier_pickle",
                 "dnabert_config", "tokenizer_json", "manifest", "journal", "shard_json")
+# the files a study reads (#19): sheet, study journal, study shards' study.json, paired and interleaved
+# FASTQ, samples.tsv, and the compile cache's record
+STUDY_TARGETS = ("study_json", "study_journal", "sample_sheet", "paired_gzip_mate", "interleaved", "samples_tsv",
+                 "warm_settings")
 
 
 @pytest.fixture(scope="module")
@@ -331,6 +470,32 @@ def test_fuzz_model_resume_and_merge_files(sources, target):
     apply = getattr(sources, target)
 
     @settings(FUZZ, max_examples=20)
+    @given(data=strategy)
+    def check(data):
+        survives(lambda: apply(data))
+
+    check()
+
+
+@pytest.mark.parametrize("target", sorted(STUDY_TARGETS))
+def test_study_file_seeds_are_accepted(sources, target):
+    """The unmutated seed of each study target is read without a refusal (else the fuzzer only
+    ever reaches the first check)."""
+    seed = sources.seed(target)
+    getattr(sources, target)(seed if isinstance(seed, bytes) else json.dumps(seed).encode())
+
+
+@pytest.mark.parametrize("target", sorted(STUDY_TARGETS))
+def test_fuzz_study_files(sources, target):
+    """Mutations of each file a study reads: a one-line refusal or success, never a crash, a hang or
+    an allocation past the cap."""
+    seed = sources.seed(target)
+    strategy = mutated_bytes(seed) if isinstance(seed, bytes) else mutated_json(seed)
+    if target == "samples_tsv":
+        strategy = st.one_of(strategy, mutated_table(seed.decode()))
+    apply = getattr(sources, target)
+
+    @settings(FUZZ, max_examples=30)
     @given(data=strategy)
     def check(data):
         survives(lambda: apply(data))

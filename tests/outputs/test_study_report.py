@@ -82,3 +82,30 @@ def test_a_samples_table_not_ours_is_refused_in_one_line(tmp_path, sample_run, c
     write_samples_table(out / "samples.tsv", [_row("A", 1, 0)])
     assert main(["plot", str(out), "-o", str(out / "x.png")]) == 1
     assert "a study's report is HTML" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell, message", [
+    ("\u00b2", "is not a count"),  # '²'.isdigit() is True but int('²') raises
+    ("9" * 5000, "is not a count"),  # int() of over 4,300 digits raises
+    ("1" * 19, "is not a count"),  # over 2**63: not a count a run wrote
+    ('"' + "x" * 200_000, "not a samples table virnucpro wrote"),  # csv's field size limit (csv.Error)
+])
+def test_a_hostile_count_is_refused_in_one_line(tmp_path, sample_run, capsys, cell, message):
+    out = _study(tmp_path, sample_run, [], [])
+    (out / "samples.tsv").write_text("\t".join(COLUMNS) + f"\nA\t\t\t{cell}\t\t0\t0\t0\t0\tNA\t0\t1\tdone\n")
+    assert main(["plot", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["samples.tsv", "report.html", "link"])
+def test_a_sample_naming_a_study_file_or_a_link_gets_no_report_there(tmp_path, sample_run, capsys, name):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(sample_run, elsewhere)
+    out = _study(tmp_path, sample_run, [_row(name, 1, 0), _row("ok", 1, 0)], ["ok"])
+    if name == "link":
+        (out / "link").symlink_to(elsewhere)
+    assert main(["plot", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"sample {name}: no report" in err and "Traceback" not in err
+    assert not (elsewhere / "report.html").exists() and (out / "report.html").is_file()

@@ -13,7 +13,9 @@ kernels are compiled does not change the generated code, so no number changes.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -24,6 +26,8 @@ CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "t
 COMPILE_THREADS_VARIABLE = "TORCHINDUCTOR_COMPILE_THREADS"
 _WARM_FILE = "warm-settings.json"
 _MAX_WARM_SETTINGS = 64
+_MAX_WARM_BYTES = 1 << 20  # 64 settings of ~1 KB; anything larger is not ours
+_log = logging.getLogger(__name__)
 
 
 def compile_cache_root() -> Path:
@@ -101,11 +105,31 @@ def remember_warm(setting: str) -> None:
 
 
 def _warm_settings() -> list[str]:
-    """The settings recorded as warm; a damaged or foreign file counts as none (untrusted)."""
+    """The settings recorded as warm. The file is a cache and untrusted: a link, a FIFO or device,
+    an oversized, damaged or foreign file counts as none (a debug line), never stops a run."""
+    path = compile_cache_root() / _WARM_FILE
     try:
-        data = json.loads((compile_cache_root() / _WARM_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(_read_small_regular(path))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, RecursionError) as error:
+        _log.debug("ignoring compile cache record %s: %s", path, str(error)[:200])
         return []
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        _log.debug("ignoring compile cache record %s: not a list of settings", path)
         return []
+    return data
+
+
+def _read_small_regular(path: Path) -> bytes:
+    """The bytes of `path` if it is a regular file (not a link) of at most _MAX_WARM_BYTES; opened
+    without following a link or blocking on a FIFO, so no file put there can hang or flood a run."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = handle.read(_MAX_WARM_BYTES + 1)
+    if len(data) > _MAX_WARM_BYTES:
+        raise OSError(f"{path} is over {_MAX_WARM_BYTES} bytes")
     return data

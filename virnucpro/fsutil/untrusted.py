@@ -25,12 +25,18 @@ def load_json_object(path: Path) -> dict:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise Invalid(f"it is larger than {MAX_FILE_BYTES >> 20} MiB")
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(path.read_bytes(), parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
         raise Invalid(f"it is not valid JSON ({str(error)[:80]})") from None
     if not isinstance(data, dict):
         raise Invalid("it is not a JSON object")
     return data
+
+
+def _no_constant(name: str):
+    """NaN / Infinity: not JSON, and virnucpro never writes them (allow_nan=False), so a file holding
+    one was edited; refused here rather than failing later, when a value is written back."""
+    raise Invalid(f"it holds {name}, which is not JSON")
 
 
 def fields(data: dict, required: set[str], what: str) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from virnucpro.errors import InputFormatError
 from virnucpro.io.sources import display_name
+
+
+_SHOWN_PREFIX = operator.itemgetter(slice(0, 200))  # an ID as a repeat's error names it (a short one: itself)
 
 
 class DuplicateIdCheck:
@@ -35,7 +40,7 @@ class DuplicateIdCheck:
     def add_all(self, record_ids: list[str], source: str) -> None:
         """Add IDs (from `source`, named in an error); checked at the next flush."""
         self._recent_keys.append(np.fromiter(map(hash, record_ids), dtype=np.int64, count=len(record_ids)))
-        self._recent_ids += record_ids
+        self._recent_ids += map(_SHOWN_PREFIX, record_ids)  # only to name a repeat: a 1 MB ID is not kept whole
         if len(self._recent_ids) >= self.batch_size:
             self.flush(source)
 

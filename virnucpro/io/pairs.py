@@ -25,6 +25,7 @@ from virnucpro.io.sources import display_name
 
 MATE_SUFFIXES = ("/1", "/2")
 _ID_BATCH = 512  # pair IDs handed to the duplicate check at a time
+_ID_BATCH_CHARS = 1 << 20  # ... or fewer, when they are long
 _ILLUMINA_COMMENT = re.compile(r"([12]):[YN]:\d+:")  # read number, filtered, control bits, index
 
 
@@ -124,15 +125,17 @@ class PairedReader:
         duplicates = DuplicateIdCheck()
         where = self.paths[0] if self.interleaved else f"{self.paths[0]} + {self.paths[1]}"
         recent: list[str] = []
+        recent_chars = 0  # the batch is bounded in characters too: 512 IDs of 1 MB would be 512 MB
         index = 0
         for number, (mate1, mate2) in enumerate(self._mates(), start=1):
             base = pair_id(mate1.id, mate2.id, self._where(number))
             _rename(mate1, f"{base}/1", index)
             _rename(mate2, f"{base}/2", index + 1)
             recent.append(base)
-            if len(recent) == _ID_BATCH:
+            recent_chars += len(base)
+            if len(recent) == _ID_BATCH or recent_chars > _ID_BATCH_CHARS:
                 duplicates.add_all(recent, where)
-                recent = []
+                recent, recent_chars = [], 0
             index += 2
             yield mate1
             yield mate2

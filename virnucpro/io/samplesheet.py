@@ -17,6 +17,7 @@ import csv
 import io
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ COLUMN_NAMES = {"sample": "sample", "r1": "r1", "fastq_1": "r1", "r2": "r2", "fa
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SHEET_BYTES = 16 * 2**20
 MAX_SAMPLES = 100_000
+MAX_LINES = 2 * MAX_SAMPLES + 1  # blank lines allowed, not millions of them (each costs a parse step)
+MAX_LINE_CHARS = 65_536  # a few paths; bounds the fields of one line (csv builds them all at once)
 MAX_NAME_LENGTH = 100
 
 
@@ -49,7 +52,7 @@ def read_sample_sheet(sheet: str | Path, reserved: frozenset[str] = frozenset())
     """Samples by name, in sheet order, with paths resolved against the sheet's directory.
     `reserved`: names a sample may not take (files the caller writes beside the sample dirs)."""
     sheet = Path(sheet)
-    rows = _rows(sheet)
+    rows = _rows(sheet)  # streamed: a bad row is refused before the rest is parsed
     samples: dict[str, Sample] = {}
     folded: dict[str, int] = {}
     files: dict[tuple[int, int], tuple[str, int]] = {}
@@ -81,36 +84,51 @@ def _read_text(sheet: Path) -> str:
                                " TSV or CSV") from None
 
 
-def _rows(sheet: Path) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row keyed by canonical column name), skipping blank lines."""
+def _rows(sheet: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row keyed by canonical column name), skipping blank lines; nothing is kept
+    per line (a 16 MiB sheet of blank or one-character lines once took gigabytes)."""
     text = _read_text(sheet)
     delimiter = "\t" if "\t" in text.split("\n", 1)[0] else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    parsed = []  # (line number where the row ends, fields): a quoted field may hold a line break
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.reader(_bounded_lines(sheet, text), delimiter=delimiter, strict=True)
     try:
-        for values in reader:
-            parsed.append((reader.line_num, values))
+        header = next(reader, [])
+        columns = _columns(sheet, header)
+        count = 0
+        for values in reader:  # reader.line_num: the line where the row ends (a quoted field may hold a break)
+            if not any(value.strip() for value in values):
+                continue
+            if len(values) > len(columns):
+                raise SampleSheetError(f"{sheet}, line {reader.line_num}: {len(values)} fields under a"
+                                       f" {len(columns)}-column header")
+            if count == MAX_SAMPLES:
+                raise SampleSheetError(f"{sheet}, line {reader.line_num}: more than {MAX_SAMPLES:,} samples: split"
+                                       " the study")
+            count += 1
+            yield reader.line_num, {column: value.strip() for column, value in zip(columns, values)}
     except csv.Error as error:
-        raise SampleSheetError(f"{sheet}, line {reader.line_num}: not valid {'TSV' if delimiter == chr(9) else 'CSV'}"
-                               f" ({error})") from None
-    header = parsed[0][1] if parsed else []
+        raise SampleSheetError(f"{sheet}, line {reader.line_num}: not valid {kind} ({error})") from None
+
+
+def _bounded_lines(sheet: Path, text: str) -> Iterator[str]:
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        if number > MAX_LINES:
+            raise SampleSheetError(f"{sheet}: more than {MAX_LINES:,} lines: split the study")
+        if len(line) > MAX_LINE_CHARS:
+            raise SampleSheetError(f"{sheet}, line {number}: over {MAX_LINE_CHARS:,} characters: not a sample"
+                                   " sheet line")
+        yield line
+
+
+def _columns(sheet: Path, header: list[str]) -> list[str]:
     columns = [COLUMN_NAMES.get(name.strip().lower(), name.strip()) for name in header]
     if "sample" not in columns or "r1" not in columns:
         raise SampleSheetError(f"{sheet}: the header needs the columns `sample` and `r1` (or `fastq_1`), "
-                               f"found {', '.join(columns) or 'nothing'}")
+                               f"found {', '.join(columns)[:200] or 'nothing'}")
     for column in ("sample", "r1", "r2"):
         if columns.count(column) > 1:
             raise SampleSheetError(f"{sheet}, line 1: the column `{column}` appears twice (under two of its names?)")
-    rows = []
-    for line, values in parsed[1:]:
-        if not any(value.strip() for value in values):
-            continue
-        if len(values) > len(columns):
-            raise SampleSheetError(f"{sheet}, line {line}: {len(values)} fields under a {len(columns)}-column header")
-        if len(rows) == MAX_SAMPLES:
-            raise SampleSheetError(f"{sheet}, line {line}: more than {MAX_SAMPLES:,} samples: split the study")
-        rows.append((line, {column: value.strip() for column, value in zip(columns, values)}))
-    return rows
+    return columns
 
 
 def _sample(sheet: Path, line: int, row: dict[str, str], reserved: frozenset[str]) -> Sample:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from virnucpro.outputs.formats import stat_text
 from virnucpro.outputs.results import CALLS, ChunkResult, SequenceCall, SequenceTally
+from virnucpro.outputs.tables import ResultsFileError
 
 PAIRS_COLUMNS = (
     "pair_id", "mate1_id", "mate2_id", "mate1_call", "mate2_call", "n_chunks_scored", "n_viral_chunks",
@@ -75,9 +76,22 @@ def pair_line(mate1_id: str, mate2_id: str, mate1_call: str, mate2_call: str, pa
 
 
 def pair_counts(pairs_file: Path) -> dict:
-    """Pairs and pairs per call in a finished pairs.tsv, as run.json gives them (a run's, a merge's)."""
+    """Pairs and pairs per call in a finished pairs.tsv, as run.json gives them (a run's, a merge's).
+    `plot` reads it from an OUTDIR anyone may edit: a file that is not ours is one ResultsFileError
+    line (the count stays one C-level pass; the calls are checked once, after it)."""
     calls: Counter[str] = Counter()
-    with open(pairs_file, encoding="utf-8") as lines:
-        next(lines)
-        calls.update(line.rstrip("\n").split("\t")[_CALL_COLUMN] for line in lines)
+    try:
+        with open(pairs_file, encoding="utf-8") as lines:
+            if next(lines, "") != PAIRS_HEADER:
+                raise ResultsFileError(f"{pairs_file}: the header is not pairs.tsv's; not a file virnucpro wrote")
+            calls.update(line.rstrip("\n").split("\t")[_CALL_COLUMN] for line in lines)
+    except (UnicodeDecodeError, IndexError):
+        raise ResultsFileError(f"{pairs_file} is not UTF-8 TSV with a call in every row; not a file virnucpro"
+                               " wrote") from None
+    if not set(calls) <= set(CALLS):
+        odd = next(call for call in calls if call not in CALLS)
+        raise ResultsFileError(f"{pairs_file}: call {odd[:40]!r} is not one of {', '.join(CALLS)}; not a file"
+                               " virnucpro wrote")
     return {"pairs": calls.total(), "pair_calls": {call: calls[call] for call in CALLS}}
+
+

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+import re
 from pathlib import Path
 
 from virnucpro.errors import VirnucproError
@@ -22,6 +23,8 @@ COLUMNS = ("sample", "r1", "r2", "records", "pairs", "virus", "others", "no_call
            "viral_fraction", "regions", "seconds", "status")
 TIMING_COLUMNS = ("seconds",)
 MAX_TABLE_BYTES = 64 * 2**20
+COUNT_COLUMNS = ("records", "virus", "others", "no_call", "too_short", "regions")
+_COUNT = re.compile(r"[0-9]{1,18}")  # ASCII digits only ('²'.isdigit() is True, int('²') fails), < 2**63
 
 
 def viral_fraction(virus: int, records: int) -> str:
@@ -66,6 +69,15 @@ def read_samples_table(path: Path) -> list[dict[str, str]]:
     except UnicodeDecodeError:
         raise SamplesTableError(f"{path} is not UTF-8 text: not a samples table virnucpro wrote") from None
     reader = csv.reader(lines, delimiter="\t")
+    try:
+        return _checked_rows(path, reader)
+    except csv.Error as error:  # an over-long field, a stray quote: not a table virnucpro wrote
+        raise SamplesTableError(f"{path}, line {reader.line_num}: not a samples table virnucpro wrote"
+                                f" ({str(error)[:80]})") from None
+
+
+def _checked_rows(path: Path, reader) -> list[dict[str, str]]:
+    """Rows with every count a plain decimal under 2**63 (the report and merge sum them)."""
     if tuple(next(reader, ())) != COLUMNS:
         raise SamplesTableError(f"{path}: the header is not samples.tsv's ({', '.join(COLUMNS)})")
     rows = []
@@ -73,8 +85,8 @@ def read_samples_table(path: Path) -> list[dict[str, str]]:
         if len(values) != len(COLUMNS):
             raise SamplesTableError(f"{path}, line {line}: {len(values)} fields, expected {len(COLUMNS)}")
         row = dict(zip(COLUMNS, values))
-        for column in ("records", "virus", "others", "no_call", "too_short", "regions"):
-            if not row[column].isdigit():
+        for column in COUNT_COLUMNS:
+            if not _COUNT.fullmatch(row[column]):
                 raise SamplesTableError(f"{path}, line {line}: {column} {row[column][:20]!r} is not a count")
         rows.append(row)
     return rows

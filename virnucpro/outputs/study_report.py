@@ -44,6 +44,8 @@ def make_study_report(outdir: Path, output: Path | None, max_tracks: int, thresh
         if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
             raise VirnucproError(f"{paths.samples_table}: sample name {name[:40]!r} is not a directory name")
         try:
+            if paths.sample_dir(name).is_symlink():  # its report would be written wherever the link points
+                raise VirnucproError(f"{paths.sample_dir(name)} is a symbolic link, not the sample's directory")
             written += make_report(paths.sample_dir(name), None, max_tracks, threshold)
         except VirnucproError as error:
             problems[name] = str(error)

@@ -11,6 +11,7 @@ renamed), and writes samples.tsv (sheet order) and study.json. study.json is unt
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from pathlib import Path
 
@@ -73,11 +74,15 @@ def _read_study(shard_dir: Path) -> dict:
         if not (isinstance(shard, list) and len(shard) == 2 and
                 1 <= untrusted.count(shard[0], "shard") <= untrusted.count(shard[1], "shard")):
             raise untrusted.Invalid("it is not from a --shard K/N study (shard is not [K, N])")
+        names = set()
         for entry in study["samples"]:
             untrusted.of_type(entry, dict, "a sample")
             name = untrusted.of_type(entry.get("name"), str, "a sample name")
             if not SAFE_NAME.fullmatch(name) or entry.get("status") not in ("done", "not in this shard"):
                 raise untrusted.Invalid(f"sample {name[:40]!r} has a bad name or status")
+            if name in names:
+                raise untrusted.Invalid(f"sample {name[:40]!r} is listed twice")
+            names.add(name)
             files = untrusted.of_type(entry.get("files"), dict, f"files of {name}")
             untrusted.digests(files, f"files of {name}", set(files))
             if not set(files) <= {p.name for p in OutputPaths(Path("/")).owned_files()}:
@@ -109,11 +114,13 @@ def _check_one_study(studies: list[dict], shard_dirs: list[Path]) -> None:
                 raise MergeError(f"{shard_dir} (shard {k}/{n}) did not run exactly its samples (sample"
                                  f" {entry['name']}); rerun that shard with --resume")
     shards = sorted(study["shard"][0] for study in studies)
-    if shards != list(range(1, n + 1)):
-        missing = sorted(set(range(1, n + 1)) - set(shards))
+    if shards != list(range(1, len(shards) + 1)) or n != len(shards):
+        # at most 10 missing named: a study.json may claim n = 2**61 (no list of n numbers is built)
+        missing = list(itertools.islice((k for k in range(1, n + 1) if k not in shards), 10))
+        more = ", ..." if n - len(set(shards)) > len(missing) else ""
         duplicated = sorted({s for s in shards if shards.count(s) > 1})
-        raise MergeError(f"need shards 1..{n} once each; missing {missing or 'none'},"
-                         f" duplicated {duplicated or 'none'}")
+        named = f"[{', '.join(map(str, missing))}{more}]" if missing else "none"
+        raise MergeError(f"need shards 1..{n:,} once each; missing {named}, duplicated {duplicated or 'none'}")
 
 
 def _check_output(outdir: Path, shard_dirs: list[Path], names: list[str], force: bool) -> None:
@@ -123,6 +130,10 @@ def _check_output(outdir: Path, shard_dirs: list[Path], names: list[str], force:
     if any(os.path.samefile(outdir, shard_dir) for shard_dir in shard_dirs):
         raise MergeError(f"the output directory {outdir} is one of the shard directories; choose another")
     paths = StudyPaths(outdir)
+    for name in names:  # a sample's files are copied into OUTDIR/SAMPLE: never through a link
+        if paths.sample_dir(name).is_symlink():
+            raise MergeError(f"{paths.sample_dir(name)} is a symbolic link: remove it or choose another output"
+                             " directory")
     existing = [p for p in paths.owned_files() if os.path.lexists(p)]
     existing += [p for name in names for p in OutputPaths(paths.sample_dir(name)).owned_files() if os.path.lexists(p)]
     if existing and not force:

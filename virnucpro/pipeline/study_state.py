@@ -88,6 +88,7 @@ class StudyState:
     def open(self) -> StudyJournal:
         """The journal to continue, or a new one; refuses to clobber. Call with the lock held."""
         paths = self.paths
+        self._refuse_unsafe_sample_dirs()  # before --force removes anything
         if self.force:
             self._clean()
         for path in [*paths.owned_files(), paths.journal]:
@@ -112,6 +113,28 @@ class StudyState:
                 raise OutputClobberError(f"{sample.outdir} already holds a run (sample {name}): use --force to"
                                          " overwrite it, or choose another output directory")
         return StudyJournal(str(self.sheet.absolute()), self.sheet_sha256, entries, shard)
+
+    def _refuse_unsafe_sample_dirs(self) -> None:
+        """Each sample writes OUTDIR/SAMPLE/: never through a link there (its files would land
+        wherever it points), and never over a read file of the sheet (a study would read what it
+        is overwriting, and --force would delete an input)."""
+        owned = {os.path.realpath(path) for path in [*self.paths.owned_files(), self.paths.journal]}
+        sample_dirs = {os.path.realpath(self.paths.sample_dir(name)): name for name in self.samples}
+        for name in self.samples:
+            if self.paths.sample_dir(name).is_symlink():
+                raise OutputClobberError(f"{self.paths.sample_dir(name)} (sample {name}) is a symbolic link: remove"
+                                         " it or choose another output directory")
+        for sample in self.samples.values():
+            for read_file in (sample.r1, sample.r2):
+                if read_file is None:
+                    continue
+                real = os.path.realpath(read_file)
+                inside = next((other for directory, other in sample_dirs.items()
+                               if real.startswith(directory + os.sep)), None)
+                if real in owned or inside is not None:
+                    where = f"in the output directory of sample {inside}" if inside else "a file the study writes"
+                    raise OutputClobberError(f"read file {read_file} of sample {sample.name} is {where}: move the"
+                                             " reads out of the study's output, or choose another output directory")
 
     def _check_same_study(self, journal: StudyJournal, entries: list[dict], shard: list[int] | None) -> None:
         changes = sheet_changes(journal.samples, entries)
@@ -191,13 +214,16 @@ def _checksum(data: dict) -> str:
 def _validated(data: dict) -> StudyJournal:
     fields(data, _FIELDS, "the journal")
     checksum = data.pop("checksum")
-    if data.pop("version") != JOURNAL_VERSION:
+    version = data.pop("version")
+    if type(version) is not int or version != JOURNAL_VERSION:  # True == 1 in Python
         raise Invalid("its version is not this virnucpro's")
     if checksum != _checksum({k: data[k] for k in _FIELDS - {"version", "checksum"}}):
         raise Invalid("its checksum does not match its content")
     of_type(data["sheet"], str, "sheet")
     of_type(data["sheet_sha256"], str, "sheet_sha256")
     names = [_sample_entry(entry) for entry in of_type(data["samples"], list, "samples")]
+    if len({name.casefold() for name in names}) != len(names):  # as the sheet compares them
+        raise Invalid("a sample is listed twice")
     if data["shard"] is not None:
         shard = of_type(data["shard"], list, "shard")
         if len(shard) != 2 or not 1 <= count(shard[0], "shard") <= count(shard[1], "shard"):
