@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import READS
+from workflow_tools import write_mates
 from virnucpro.cli.main import main
 from virnucpro.cli.predict_cmd import study_line
 from virnucpro.fsutil.hashing import sha256_file
@@ -25,28 +26,12 @@ RUN_JSON_DIFFERENCES = {"started_at", "finished_at", "command_line", "inputs", "
 # (first read, reads or pairs, paired): a single-end and a paired-end sample mix in one sheet
 SAMPLE_SIZES = {"S1": (0, 70, False), "S2": (70, 130, False), "empty": (0, 0, False), "S3": (200, 25, False),
                 "P": (300, 40, True)}
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
 
 def _reads(path: Path, first: int, count: int) -> Path:
     lines = READS.read_text().splitlines()[4 * first: 4 * (first + count)]
     path.write_text("".join(line + "\n" for line in lines))
     return path
-
-
-def _mates(directory: Path, name: str, first: int, count: int) -> tuple[Path, Path]:
-    """R1 and R2 (IDs `ID/1`, `ID/2`): mate 2 is the reverse complement of mate 1's read."""
-    lines = READS.read_text().splitlines()[4 * first: 4 * (first + count)]
-    mates = directory / f"{name}_1.fq", directory / f"{name}_2.fq"
-    texts = ["", ""]
-    for number in range(count):
-        read_id, sequence = lines[4 * number][1:].split()[0].removesuffix("/1"), lines[4 * number + 1]
-        quality = lines[4 * number + 3]
-        texts[0] += f"@{read_id}/1\n{sequence}\n+\n{quality}\n"
-        texts[1] += f"@{read_id}/2\n{sequence.translate(_COMPLEMENT)[::-1]}\n+\n{quality[::-1]}\n"
-    for path, text in zip(mates, texts):
-        path.write_text(text)
-    return mates
 
 
 def make_study(tmp_path: Path, sizes: dict[str, tuple] = SAMPLE_SIZES) -> Path:
@@ -56,7 +41,7 @@ def make_study(tmp_path: Path, sizes: dict[str, tuple] = SAMPLE_SIZES) -> Path:
     lines = []
     for name, (first, count, *paired) in sizes.items():
         if paired and paired[0]:
-            r1, r2 = _mates(data, name, first, count)
+            r1, r2 = write_mates(READS, data / f"{name}_1.fq", data / f"{name}_2.fq", first, count)
             lines.append(f"{name},{r1.name},{r2.name}\n")
         else:
             lines.append(f"{name},{_reads(data / f'{name}.fq', first, count).name},\n")

@@ -55,7 +55,6 @@ class RunProgress:
         self.loading_since = time.perf_counter()
         self.refresh()  # the loading step shows at once, not at the ticker's first tick (a fast load has none)
         self._start_ticker()
-        self.refresh()  # drawn at once: a fast load may end before the ticker's first tick
         return self
 
     def __exit__(self, *_) -> None:
