@@ -75,6 +75,8 @@ def test_a_finished_single_run_resumed_loads_no_model_and_exits_0(finished, tmp_
     # exit 0 only for this command's run: another threshold, or an input edited since, is stale
     assert main(single_args(sample_inputs(sheet, "S1"), out, model_args) + ["--resume", "--threshold", "0.7"]) == 1
     assert "parameter threshold changed 0.5 -> 0.7" in capsys.readouterr().err
+    assert main(single_args(sample_inputs(sheet, "S1"), out, model_args) + ["--resume", "--batch-tokens", "128"]) == 1
+    assert "parameter esm_batch_tokens changed" in capsys.readouterr().err
     reads = Path(sample_inputs(sheet, "S1")[0])
     text, stat = reads.read_text(), reads.stat()
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from virnucpro.engine.devices import resolve_batch_tokens
 from virnucpro.engine.encoders import model_paths
 from virnucpro.errors import ResumeError
 from virnucpro.fsutil.untrusted import Invalid, digests, load_json_object, of_type
@@ -44,33 +45,16 @@ def check_finished_run(options: RunOptions, dtype: torch.dtype, device: torch.de
             raise Invalid("it does not record its input files (an earlier version's, or a merge's)")
     except Invalid as error:
         raise _unreadable(path, "run.json", error) from None
-    changes = describe_changes(inputs, {}, input_identity(options.inputs), {})
-    changes += describe_changes([], _comparable(recorded, options), [],
-                                _comparable(run_parameters(options, options.block_settings(0), dtype, device), options))
-    changes += _model_path_changes(models, model_paths(options.models))
+    settings = options.block_settings(resolve_batch_tokens(options.batch_tokens, device))  # as the engine would
+    now = run_parameters(options, settings, dtype, device)
+    ran_with = {kind: {"path": entry.get("path")} for kind, entry in models.items() if isinstance(entry, dict)}
+    asked = {kind: {"path": str(path.resolve())} for kind, path in model_paths(options.models).items()}
+    changes = describe_changes(inputs, recorded | {"models": ran_with}, input_identity(options.inputs),
+                               now | {"models": asked})
     if changes:
         raise ResumeError(f"cannot resume {options.output}: it holds a finished run and {summary_of(changes)};"
                           " use --force to redo it")
     return f"{options.output} holds a finished run: already complete, nothing to resume (models not loaded)"
-
-
-def _comparable(parameters: dict, options: RunOptions) -> dict:
-    """The parameters without the token budget the engine resolves from the devices (unless the
-    command sets it: then the one asked for is the one that counts)."""
-    budget = {"esm_batch_tokens", "dnabert_batch_tokens"}
-    if options.batch_tokens is None:
-        return {key: value for key, value in parameters.items() if key not in budget}
-    return {key: (options.batch_tokens if key in budget else value) for key, value in parameters.items()}
-
-
-def _model_path_changes(recorded: dict, paths: dict[str, Path]) -> list[str]:
-    changes = []
-    for kind, path in paths.items():
-        entry = recorded.get(kind)
-        before = entry.get("path") if isinstance(entry, dict) else None
-        if before != str(path.resolve()):
-            changes.append(f"model {kind} changed from {before} to {path.resolve()}")
-    return changes
 
 
 def check_finished_study(state: StudyState) -> str:
